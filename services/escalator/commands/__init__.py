@@ -1,0 +1,1 @@
+"""Sub-commands of the ``escalator`` CLI (one module each: ``register(parser)`` and ``run(args)``)."""

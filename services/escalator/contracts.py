@@ -1,0 +1,171 @@
+"""Generated wire contracts: versioned JSON Schemas and the AsyncAPI 3 document, built from the pydantic models.
+
+``escalator schemas write`` regenerates ``schemas/``; ``escalator schemas check`` (and a test) fails when the files
+on disk differ from what the code would generate, so code and published contracts cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+from pydantic import TypeAdapter
+
+from .core.events import ENVELOPES, TicketEventEnvelope
+from .core.outputs import DeadLetterHeaders, EscalationRaised, IncidentDetected, NotificationRequested
+
+__all__ = ["SCHEMA_VERSION", "generate", "schema_files"]
+
+SCHEMA_VERSION = "v1"
+BASE_ID = "urn:escalator:schema"
+DEFAULT_TOPICS = {
+    "input": "ticket-events",
+    "escalations": "ticket-escalations",
+    "notifications": "ticket-notifications",
+    "dlq": "ticket-events.dlq",
+}
+
+
+def _schema(adapter_or_model: Any, name: str, title: str) -> dict[str, Any]:
+    if isinstance(adapter_or_model, TypeAdapter):
+        schema = adapter_or_model.json_schema(by_alias=True)
+    else:
+        schema = adapter_or_model.model_json_schema(by_alias=True)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"{BASE_ID}:{name}:{SCHEMA_VERSION}",
+        "title": title,
+        **{k: v for k, v in schema.items() if k != "title"},
+    }
+
+
+def schema_files() -> dict[str, dict[str, Any]]:
+    """File name (under ``schemas/v1/``) -> JSON Schema."""
+    files = {
+        "ticket-event.json": _schema(
+            TypeAdapter(TicketEventEnvelope),
+            "ticket-event",
+            "Ticket event (CloudEvents 1.0, structured mode), any v1 type",
+        ),
+        "escalation.raised.json": _schema(EscalationRaised, "escalation.raised", "escalation.raised"),
+        "notification.requested.json": _schema(
+            NotificationRequested, "notification.requested", "notification.requested"
+        ),
+        "incident.detected.json": _schema(IncidentDetected, "incident.detected", "incident.detected"),
+        "dead-letter-headers.json": _schema(
+            DeadLetterHeaders, "dead-letter-headers", "Headers added to a dead-lettered record"
+        ),
+    }
+    for event_type, model in ENVELOPES.items():
+        files[f"{event_type}.json"] = _schema(model, event_type, event_type)
+    return files
+
+
+def asyncapi(topics: dict[str, str] | None = None) -> dict[str, Any]:
+    t = {**DEFAULT_TOPICS, **(topics or {})}
+    ref = "./v1/{}".format
+    input_messages = {
+        name.replace(".", "_"): {
+            "name": name,
+            "title": name,
+            "contentType": "application/cloudevents+json",
+            "payload": {"$ref": ref(f"{name}.json")},
+        }
+        for name in ENVELOPES
+    }
+    key_doc = {"type": "string", "description": "The ticket id (equals the CloudEvent subject)."}
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "escalator",
+            "version": "1.0.0",
+            "description": (
+                "SLA and escalation events. Ticket systems publish ticket events; escalator publishes escalations, "
+                "incidents and notification requests. Every output id is deterministic (a pure function of the "
+                "ticket's event history), so consumers de-duplicate on the CloudEvent id. Delivery is "
+                "at-least-once. Structured-mode CloudEvents JSON; the input also accepts binary mode (ce_* headers)."
+            ),
+        },
+        "defaultContentType": "application/cloudevents+json",
+        "channels": {
+            "ticketEvents": {
+                "address": t["input"],
+                "description": "Ticket events, record key = ticket id.",
+                "messages": input_messages,
+            },
+            "ticketEscalations": {
+                "address": t["escalations"],
+                "description": "escalation.raised (key: ticket id) and incident.detected (key: group value).",
+                "messages": {
+                    "escalation_raised": {
+                        "name": "escalation.raised",
+                        "payload": {"$ref": ref("escalation.raised.json")},
+                    },
+                    "incident_detected": {
+                        "name": "incident.detected",
+                        "payload": {"$ref": ref("incident.detected.json")},
+                    },
+                },
+            },
+            "ticketNotifications": {
+                "address": t["notifications"],
+                "description": "notification.requested (key: ticket id, or the group value for incidents).",
+                "messages": {
+                    "notification_requested": {
+                        "name": "notification.requested",
+                        "payload": {"$ref": ref("notification.requested.json")},
+                    }
+                },
+            },
+            "deadLetters": {
+                "address": t["dlq"],
+                "description": (
+                    "Input records that could not be used: original key, value and headers, plus escalator-dlq-* "
+                    "headers naming the reason, detail and original topic/partition/offset."
+                ),
+                "messages": {
+                    "dead_letter": {
+                        "name": "dead-letter",
+                        "contentType": "application/octet-stream",
+                        "payload": {"type": "string", "description": "The original record value, unchanged."},
+                        "headers": {"$ref": ref("dead-letter-headers.json")},
+                    }
+                },
+            },
+        },
+        "operations": {
+            "consumeTicketEvents": {
+                "action": "receive",
+                "channel": {"$ref": "#/channels/ticketEvents"},
+                "bindings": {"kafka": {"groupId": {"type": "string"}}},
+            },
+            "publishEscalations": {"action": "send", "channel": {"$ref": "#/channels/ticketEscalations"}},
+            "publishNotifications": {"action": "send", "channel": {"$ref": "#/channels/ticketNotifications"}},
+            "publishDeadLetters": {"action": "send", "channel": {"$ref": "#/channels/deadLetters"}},
+        },
+        "components": {"messageTraits": {"ticketKey": {"bindings": {"kafka": {"key": key_doc}}}}},
+    }
+
+
+def generate() -> dict[str, bytes]:
+    """Relative path under ``schemas/`` -> file content."""
+    out = {
+        f"{SCHEMA_VERSION}/{name}": orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+        for name, schema in schema_files().items()
+    }
+    out["asyncapi.yaml"] = yaml.safe_dump(asyncapi(), sort_keys=False, width=110).encode()
+    return out
+
+
+def differences(root: Path) -> list[str]:
+    """Files under ``root`` that are missing or differ from what :func:`generate` produces."""
+    problems = []
+    for rel, content in generate().items():
+        path = root / rel
+        if not path.exists():
+            problems.append(f"{path}: missing")
+        elif path.read_bytes() != content:
+            problems.append(f"{path}: differs from the code (run `escalator schemas write`)")
+    return problems

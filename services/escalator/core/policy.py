@@ -1,0 +1,720 @@
+"""The policy language: YAML text -> validated :class:`PolicySet` ready for the engine.
+
+``load_policy_text(text, filename)`` is pure (no file I/O); reading the file is the caller's job. Every error names
+the file, line, column and field path, e.g.::
+
+    policy.yaml:14:35: policies[0].targets.first_response: invalid duration '15x': expected e.g. 15m, 1h30m, 90s, 2d
+
+The compiled form precomputes, per policy and metric, the sorted list of thresholds (warnings, breach, ladder steps,
+repeats) as open-time offsets from the start of a clock cycle, so the engine never re-derives them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from fractions import Fraction
+from typing import Annotated, Any, Literal, NamedTuple
+
+import orjson
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .calendar import WEEKDAYS, Calendar, parse_interval
+from .durations import format_duration_ms, parse_duration_ms
+
+__all__ = [
+    "METRICS",
+    "PRIORITIES",
+    "STATUSES",
+    "CompiledPolicy",
+    "IncidentRule",
+    "NotifyTarget",
+    "PolicyError",
+    "PolicyFileSpec",
+    "PolicyIssue",
+    "PolicySet",
+    "Threshold",
+    "Trigger",
+    "load_policy_text",
+]
+
+METRICS = ("first_response", "next_reply", "periodic_update", "resolution")
+PRIORITIES = ("low", "normal", "high", "urgent")
+STATUSES = ("new", "open", "pending", "on_hold", "solved", "closed")
+DEFAULT_PAUSE_ON = ("pending", "on_hold")
+GROUP_BY_ATTRIBUTES = ("product", "category", "group", "channel", "requester_tier", "assignee")
+MAX_TARGET_MS = 365 * 86_400_000
+
+Priority = Literal["low", "normal", "high", "urgent"]
+Status = Literal["new", "open", "pending", "on_hold", "solved", "closed"]
+EscalationKind = Literal["automatic", "hierarchical", "functional"]
+Scalar = str | int | float | bool
+
+
+def _duration(value: object) -> int:
+    ms = parse_duration_ms(value)
+    if ms > MAX_TARGET_MS:
+        raise ValueError(f"duration {value!r} is longer than 365d")
+    return ms
+
+
+Duration = Annotated[int, BeforeValidator(_duration)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NotifyTargetSpec(_Spec):
+    """One recipient: exactly one of the keys. ``assignee``/``ticket_group``/``requester`` resolve per ticket."""
+
+    role: str | None = None
+    team: str | None = None
+    user: str | None = None
+    group: str | None = None
+    assignee: Literal[True] | None = None
+    ticket_group: Literal[True] | None = None
+    requester: Literal[True] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> NotifyTargetSpec:
+        set_keys = [k for k, v in self.__dict__.items() if v is not None]
+        if len(set_keys) != 1:
+            raise ValueError(
+                "a notify target needs exactly one of role, team, user, group, assignee: true, ticket_group: true, "
+                f"requester: true (got {', '.join(set_keys) or 'none'})"
+            )
+        return self
+
+
+class RepeatSpec(_Spec):
+    every: Duration
+    times: int = Field(ge=1, le=1000)
+
+    @field_validator("every")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v <= 0:
+            raise ValueError("repeat.every must be longer than 0")
+        return v
+
+
+class StepSpec(_Spec):
+    after: Duration
+    level: int = Field(ge=1, le=99)
+    notify: list[NotifyTargetSpec] = Field(min_length=1)
+    kind: EscalationKind = "automatic"
+    repeat: RepeatSpec | None = None
+
+
+class CalendarSpec(_Spec):
+    timezone: str = "UTC"
+    hours: dict[str, list[str]] | None = None
+    holidays: list[date] = Field(default_factory=list)
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, v: dict[str, list[str]] | None) -> dict[str, list[str]] | None:
+        if v is None:
+            return v
+        for day, intervals in v.items():
+            if day not in WEEKDAYS:
+                raise ValueError(f"unknown weekday {day!r} (use {', '.join(WEEKDAYS)})")
+            for text in intervals:
+                parse_interval(text)
+        return v
+
+    @field_validator("holidays", mode="before")
+    @classmethod
+    def _holidays(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            out = []
+            for item in v:
+                try:
+                    out.append(date.fromisoformat(item) if isinstance(item, str) else item)
+                except ValueError:
+                    raise ValueError(f"invalid holiday {item!r}: expected YYYY-MM-DD") from None
+            return out
+        return v
+
+
+class MatchSpec(_Spec):
+    """All given keys must hold (AND); each list means "any of" (OR). An empty match matches every ticket."""
+
+    priority: list[Priority] | None = None
+    requester_tier: list[str] | None = None
+    group: list[str] | None = None
+    channel: list[str] | None = None
+    product: list[str] | None = None
+    category: list[str] | None = None
+    tags_any: list[str] | None = None
+    tags_all: list[str] | None = None
+    fields: dict[str, Scalar | list[Scalar]] | None = None
+
+
+class TargetsSpec(_Spec):
+    first_response: Duration | None = None
+    next_reply: Duration | None = None
+    periodic_update: Duration | None = None
+    resolution: Duration | None = None
+
+    @model_validator(mode="after")
+    def _some(self) -> TargetsSpec:
+        values = [getattr(self, m) for m in METRICS]
+        if all(v is None for v in values):
+            raise ValueError(f"give at least one target ({', '.join(METRICS)})")
+        if any(v is not None and v <= 0 for v in values):
+            raise ValueError("targets must be longer than 0")
+        return self
+
+
+class PolicySpec(_Spec):
+    id: str = Field(min_length=1, max_length=100)
+    description: str | None = None
+    match: MatchSpec = Field(default_factory=MatchSpec)
+    calendar: str = "always"
+    targets: TargetsSpec
+    pause_on: list[Status] = ["pending", "on_hold"]  # pydantic copies mutable defaults
+    warn_at: list[float] = Field(default_factory=list)
+    escalation: list[StepSpec] = Field(default_factory=list)
+    ack_timeout: Duration | None = None
+    requester_updates: bool = False
+    warn_notify: list[NotifyTargetSpec] | None = None
+    breach_notify: list[NotifyTargetSpec] | None = None
+
+    @field_validator("warn_at")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        for f in v:
+            if not 0 < f < 1:
+                raise ValueError(f"warn_at fractions must lie strictly between 0 and 1 (got {f})")
+        if len(set(v)) != len(v):
+            raise ValueError("warn_at fractions must be distinct")
+        return sorted(v)
+
+    @field_validator("pause_on")
+    @classmethod
+    def _pause_on(cls, v: list[str]) -> list[str]:
+        bad = [s for s in v if s in ("solved", "closed")]
+        if bad:
+            raise ValueError("pause_on cannot contain solved or closed (those stop clocks instead)")
+        return v
+
+
+class TriggerWhenSpec(_Spec):
+    """All given conditions must hold at once (AND)."""
+
+    tags_any: list[str] | None = None
+    tags_all: list[str] | None = None
+    unanswered_requester_messages_at_least: int | None = Field(default=None, ge=1)
+    rating_at_most: int | None = Field(default=None, ge=1, le=5)
+    reopen_count_at_least: int | None = Field(default=None, ge=1)
+    reassignment_count_at_least: int | None = Field(default=None, ge=1)
+    escalation_requested: bool | None = None
+    priority: list[Priority] | None = None
+    status: list[Status] | None = None
+    requester_tier: list[str] | None = None
+    group: list[str] | None = None
+    channel: list[str] | None = None
+    product: list[str] | None = None
+    category: list[str] | None = None
+    fields: dict[str, Scalar | list[Scalar]] | None = None
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> TriggerWhenSpec:
+        if all(v is None for v in self.__dict__.values()):
+            raise ValueError("a trigger needs at least one condition")
+        return self
+
+
+class EscalateSpec(_Spec):
+    kind: EscalationKind = "hierarchical"
+    level: int = Field(default=1, ge=1, le=99)
+    notify: list[NotifyTargetSpec] = Field(min_length=1)
+
+
+class TriggerSpec(_Spec):
+    id: str = Field(min_length=1, max_length=100)
+    description: str | None = None
+    when: TriggerWhenSpec
+    escalate: EscalateSpec
+    requester_update: bool | None = None
+
+
+class IncidentSpec(_Spec):
+    id: str = Field(min_length=1, max_length=100)
+    group_by: str
+    threshold: int = Field(ge=2, le=100_000)
+    window: Duration
+    cooldown: Duration | None = None
+    notify: list[NotifyTargetSpec] = Field(min_length=1)
+    level: int = Field(default=1, ge=1, le=99)
+    match: MatchSpec = Field(default_factory=MatchSpec)
+
+    @field_validator("group_by")
+    @classmethod
+    def _group_by(cls, v: str) -> str:
+        if v in GROUP_BY_ATTRIBUTES or (v.startswith("fields.") and len(v) > len("fields.")):
+            return v
+        raise ValueError(f"group_by must be one of {', '.join(GROUP_BY_ATTRIBUTES)} or fields.<name>")
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, v: int) -> int:
+        if v <= 0:
+            raise ValueError("window must be longer than 0")
+        return v
+
+
+class PolicyFileSpec(_Spec):
+    """The whole policy file (format version 1)."""
+
+    version: Literal[1]
+    calendars: dict[str, CalendarSpec] = Field(default_factory=dict)
+    policies: list[PolicySpec] = Field(min_length=1)
+    triggers: list[TriggerSpec] = Field(default_factory=list)
+    incidents: list[IncidentSpec] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Errors with file/line/field
+
+
+@dataclass(frozen=True)
+class PolicyIssue:
+    filename: str
+    line: int | None
+    column: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.filename
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used; ``issues`` lists every problem found, each with file, line and field."""
+
+    def __init__(self, issues: list[PolicyIssue]) -> None:
+        self.issues = issues
+        super().__init__("\n".join(str(i) for i in issues))
+
+
+Loc = tuple[str | int, ...]
+
+
+def _path_text(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+class _Located:
+    """YAML -> plain Python, remembering the (line, column) of every mapping key and sequence item."""
+
+    def __init__(self, text: str, filename: str) -> None:
+        self.filename = filename
+        self.marks: dict[Loc, tuple[int, int]] = {}
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            self.data = None if node is None else self._build(loader, node, ())
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark else None
+            col = mark.column + 1 if mark else None
+            raise PolicyError([PolicyIssue(filename, line, col, "", f"YAML syntax error: {exc.problem}")]) from None
+        except yaml.YAMLError as exc:
+            raise PolicyError([PolicyIssue(filename, None, None, "", f"YAML error: {exc}")]) from None
+        finally:
+            loader.dispose()
+
+    def _build(self, loader: yaml.SafeLoader, node: yaml.Node, loc: Loc) -> Any:
+        self.marks.setdefault(loc, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if isinstance(node, yaml.MappingNode):
+            loader.flatten_mapping(node)
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = loader.construct_object(key_node, deep=True)
+                if not isinstance(key, (str, int)):
+                    raise PolicyError([self._issue(loc, f"unsupported key {key!r}", key_node)])
+                if key in out:
+                    raise PolicyError([self._issue((*loc, key), "duplicate key", key_node)])
+                self.marks[(*loc, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                out[key] = self._build(loader, value_node, (*loc, key))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self._build(loader, item, (*loc, i)) for i, item in enumerate(node.value)]
+        return loader.construct_object(node, deep=True)
+
+    def _issue(self, loc: Loc, message: str, node: yaml.Node | None = None) -> PolicyIssue:
+        if node is not None:
+            line, col = node.start_mark.line + 1, node.start_mark.column + 1
+        else:
+            line, col = self.locate(loc)
+        return PolicyIssue(self.filename, line, col, _path_text(loc), message)
+
+    def locate(self, loc: Loc) -> tuple[int | None, int | None]:
+        for end in range(len(loc), -1, -1):
+            mark = self.marks.get(loc[:end])
+            if mark is not None:
+                return mark
+        return None, None
+
+    def issue(self, loc: Loc, message: str) -> PolicyIssue:
+        return self._issue(loc, message)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Compiled, runtime form
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyTarget:
+    type: str  # role | team | user | group | assignee | ticket_group | requester
+    id: str | None = None
+
+    @classmethod
+    def from_spec(cls, spec: NotifyTargetSpec) -> NotifyTarget:
+        for key in ("role", "team", "user", "group"):
+            value = getattr(spec, key)
+            if value is not None:
+                return cls(key, value)
+        for key in ("assignee", "ticket_group", "requester"):
+            if getattr(spec, key):
+                return cls(key)
+        raise AssertionError("validated spec has one key")  # pragma: no cover
+
+
+class Threshold(NamedTuple):
+    """A point on a clock cycle's elapsed open time at which something fires."""
+
+    offset_ms: int
+    key: str  # stable id suffix: warn:0.5 | breach | esc:L2 | esc:L3:r1
+    kind: str  # warn | breach | esc
+    level: int  # escalation level (0 for warn/breach)
+    step: int  # index into the ladder (-1 for warn/breach)
+    fraction: float  # warn fraction (0.0 otherwise)
+
+
+class Matcher(NamedTuple):
+    """A compiled ``match``/``when``: only the conditions actually given, so an empty match costs nothing."""
+
+    attributes: tuple[tuple[str, frozenset[str]], ...]  # (ticket attribute, allowed values)
+    tags_any: frozenset[str] | None
+    tags_all: frozenset[str] | None
+    fields: tuple[tuple[str, frozenset[Scalar]], ...]
+    empty: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    after_ms: int
+    level: int
+    kind: str
+    notify: tuple[NotifyTarget, ...]
+    repeat_every_ms: int
+    repeat_times: int
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    id: str
+    index: int
+    matcher: Matcher
+    calendar: Calendar
+    targets: Mapping[str, int]
+    pause_on: frozenset[str]
+    warn_at: tuple[float, ...]
+    steps: tuple[Step, ...]
+    ack_timeout_ms: int | None
+    requester_updates: bool
+    warn_notify: tuple[NotifyTarget, ...]
+    breach_notify: tuple[NotifyTarget, ...]
+    plans: Mapping[str, tuple[Threshold, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    id: str
+    matcher: Matcher
+    unanswered_at_least: int | None
+    rating_at_most: int | None
+    reopen_count_at_least: int | None
+    reassignment_count_at_least: int | None
+    escalation_requested: bool | None
+    kind: str
+    level: int
+    notify: tuple[NotifyTarget, ...]
+    reason: str  # trigger | requester_request
+    requester_update: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRule:
+    id: str
+    group_by: str
+    threshold: int
+    window_ms: int
+    cooldown_ms: int
+    notify: tuple[NotifyTarget, ...]
+    level: int
+    matcher: Matcher
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySet:
+    """A loaded policy file: what the engine needs, plus ``version`` (a content hash stamped on every output)."""
+
+    version: str
+    source: str
+    policies: tuple[CompiledPolicy, ...]
+    triggers: tuple[Trigger, ...]
+    incidents: tuple[IncidentRule, ...]
+    calendars: Mapping[str, Calendar]
+    spec: PolicyFileSpec = field(repr=False, compare=False)
+    _index: Mapping[str, CompiledPolicy] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_index", {p.id: p for p in self.policies})
+
+    def by_id(self, policy_id: str | None) -> CompiledPolicy | None:
+        return None if policy_id is None else self._index.get(policy_id)
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready description (the ``/policy`` view): the validated file plus version and derived plans."""
+        return {
+            "version": self.version,
+            "source": self.source,
+            "spec": self.spec.model_dump(mode="json", exclude_none=True),
+            "plans": {
+                p.id: {m: [[format_duration_ms(t.offset_ms), t.key] for t in plan] for m, plan in p.plans.items()}
+                for p in self.policies
+            },
+        }
+
+
+def _matcher(spec: MatchSpec | TriggerWhenSpec) -> Matcher:
+    attributes = tuple(
+        (name, frozenset(values))
+        for name in ("priority", "requester_tier", "group", "channel", "product", "category", "status")
+        if (values := getattr(spec, name, None)) is not None
+    )
+    fields: tuple[tuple[str, frozenset[Scalar]], ...] = ()
+    if spec.fields is not None:
+        fields = tuple(sorted((k, frozenset(v if isinstance(v, list) else [v])) for k, v in spec.fields.items()))
+    return Matcher(
+        attributes=attributes,
+        tags_any=None if spec.tags_any is None else frozenset(spec.tags_any),
+        tags_all=None if spec.tags_all is None else frozenset(spec.tags_all),
+        fields=fields,
+        empty=not attributes and spec.tags_any is None and spec.tags_all is None and not fields,
+    )
+
+
+def _fraction_key(f: float) -> str:
+    return f"warn:{f:g}"
+
+
+def _plan(target_ms: int, warn_at: tuple[float, ...], steps: tuple[Step, ...]) -> tuple[Threshold, ...]:
+    items: list[Threshold] = [
+        # The first millisecond at which elapsed >= f * target, computed exactly (0.57 * 100 is 56.99... in floats).
+        Threshold(math.ceil(Fraction(repr(f)) * target_ms), _fraction_key(f), "warn", 0, -1, f)
+        for f in warn_at
+    ]
+    items.append(Threshold(target_ms, "breach", "breach", 0, -1, 0.0))
+    for i, step in enumerate(steps):
+        items.append(Threshold(target_ms + step.after_ms, f"esc:L{step.level}", "esc", step.level, i, 0.0))
+        for k in range(1, step.repeat_times + 1):
+            offset = target_ms + step.after_ms + k * step.repeat_every_ms
+            items.append(Threshold(offset, f"esc:L{step.level}:r{k}", "esc", step.level, i, 0.0))
+    # Stable sort: equal offsets keep declaration order (warnings, breach, ladder), so firing order is defined.
+    return tuple(sorted(items, key=lambda t: t.offset_ms))
+
+
+def _build_calendar(name: str, spec: CalendarSpec) -> Calendar:
+    week = None
+    if spec.hours is not None:
+        week = [[parse_interval(t) for t in spec.hours.get(day, [])] for day in WEEKDAYS]
+    return Calendar(name, spec.timezone, week, spec.holidays)
+
+
+def _semantic_issues(spec: PolicyFileSpec, where: _Located) -> list[PolicyIssue]:
+    issues: list[PolicyIssue] = []
+    names = set(spec.calendars) | {"always"}
+    groups: tuple[tuple[str, Sequence[PolicySpec | TriggerSpec | IncidentSpec]], ...] = (
+        ("policies", spec.policies),
+        ("triggers", spec.triggers),
+        ("incidents", spec.incidents),
+    )
+    for kind, items in groups:
+        seen: dict[str, int] = {}
+        for i, item in enumerate(items):
+            if item.id in seen:
+                issues.append(
+                    where.issue((kind, i, "id"), f"duplicate id {item.id!r} (first at {kind}[{seen[item.id]}])")
+                )
+            seen.setdefault(item.id, i)
+    for i, p in enumerate(spec.policies):
+        if p.calendar not in names:
+            issues.append(
+                where.issue(
+                    ("policies", i, "calendar"),
+                    f"unknown calendar {p.calendar!r} (defined: {', '.join(sorted(names))})",
+                )
+            )
+        last_after = -1
+        last_level = 0
+        for j, step in enumerate(p.escalation):
+            loc: Loc = ("policies", i, "escalation", j)
+            if step.after < last_after:
+                issues.append(where.issue((*loc, "after"), "escalation steps must be ordered by 'after'"))
+            if step.level <= last_level:
+                issues.append(where.issue((*loc, "level"), "escalation levels must increase from step to step"))
+            if step.repeat is not None and j != len(p.escalation) - 1:
+                issues.append(where.issue((*loc, "repeat"), "only the last escalation step can repeat"))
+            last_after, last_level = step.after, step.level
+        if p.ack_timeout is not None and not p.escalation:
+            issues.append(where.issue(("policies", i, "ack_timeout"), "ack_timeout needs an escalation ladder"))
+        if p.ack_timeout is not None and p.ack_timeout <= 0:
+            issues.append(where.issue(("policies", i, "ack_timeout"), "ack_timeout must be longer than 0"))
+    for name, cal in spec.calendars.items():
+        if cal.hours is not None and not any(cal.hours.get(d) for d in WEEKDAYS):
+            issues.append(where.issue(("calendars", name, "hours"), "a calendar needs at least one opening interval"))
+        try:
+            _build_calendar(name, cal)
+        except ValueError as exc:
+            issues.append(where.issue(("calendars", name, "timezone"), str(exc)))
+    return issues
+
+
+def _targets(spec: NotifyTargetSpec | None) -> NotifyTarget | None:
+    return None if spec is None else NotifyTarget.from_spec(spec)
+
+
+def compile_policy(spec: PolicyFileSpec, *, version: str, source: str) -> PolicySet:
+    calendars = {"always": Calendar("always", "UTC")}
+    calendars.update({name: _build_calendar(name, c) for name, c in spec.calendars.items()})
+    compiled: list[CompiledPolicy] = []
+    for index, p in enumerate(spec.policies):
+        steps = tuple(
+            Step(
+                after_ms=s.after,
+                level=s.level,
+                kind=s.kind,
+                notify=tuple(NotifyTarget.from_spec(t) for t in s.notify),
+                repeat_every_ms=s.repeat.every if s.repeat else 0,
+                repeat_times=s.repeat.times if s.repeat else 0,
+            )
+            for s in p.escalation
+        )
+        targets = {m: getattr(p.targets, m) for m in METRICS if getattr(p.targets, m) is not None}
+        warn_at = tuple(p.warn_at)
+        default_notify = (NotifyTarget("assignee"),)
+        compiled.append(
+            CompiledPolicy(
+                id=p.id,
+                index=index,
+                matcher=_matcher(p.match),
+                calendar=calendars[p.calendar],
+                targets=targets,
+                pause_on=frozenset(p.pause_on),
+                warn_at=warn_at,
+                steps=steps,
+                ack_timeout_ms=p.ack_timeout,
+                requester_updates=p.requester_updates,
+                warn_notify=tuple(NotifyTarget.from_spec(t) for t in p.warn_notify)
+                if p.warn_notify
+                else default_notify,
+                breach_notify=(
+                    tuple(NotifyTarget.from_spec(t) for t in p.breach_notify) if p.breach_notify else default_notify
+                ),
+                plans={m: _plan(t, warn_at, steps) for m, t in targets.items()},
+            )
+        )
+    triggers = tuple(
+        Trigger(
+            id=t.id,
+            matcher=_matcher(t.when),
+            unanswered_at_least=t.when.unanswered_requester_messages_at_least,
+            rating_at_most=t.when.rating_at_most,
+            reopen_count_at_least=t.when.reopen_count_at_least,
+            reassignment_count_at_least=t.when.reassignment_count_at_least,
+            escalation_requested=t.when.escalation_requested,
+            kind=t.escalate.kind,
+            level=t.escalate.level,
+            notify=tuple(NotifyTarget.from_spec(n) for n in t.escalate.notify),
+            reason="requester_request" if t.when.escalation_requested else "trigger",
+            requester_update=t.requester_update,
+        )
+        for t in spec.triggers
+    )
+    incidents = tuple(
+        IncidentRule(
+            id=r.id,
+            group_by=r.group_by,
+            threshold=r.threshold,
+            window_ms=r.window,
+            cooldown_ms=r.cooldown if r.cooldown is not None else r.window,
+            notify=tuple(NotifyTarget.from_spec(n) for n in r.notify),
+            level=r.level,
+            matcher=_matcher(r.match),
+        )
+        for r in spec.incidents
+    )
+    return PolicySet(
+        version=version,
+        source=source,
+        policies=tuple(compiled),
+        triggers=triggers,
+        incidents=incidents,
+        calendars=calendars,
+        spec=spec,
+    )
+
+
+def policy_version(spec: PolicyFileSpec) -> str:
+    """A short content hash of the validated policy (formatting and comments do not change it)."""
+    canonical = orjson.dumps(spec.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()[:12]
+
+
+def load_policy_text(text: str, filename: str = "<policy>") -> PolicySet:
+    """Parse, validate and compile a policy file's text. Raises :class:`PolicyError` naming file, line and field."""
+    where = _Located(text, filename)
+    if not isinstance(where.data, dict):
+        raise PolicyError(
+            [PolicyIssue(filename, 1, 1, "", "the policy file must be a YAML mapping with 'version: 1' and 'policies'")]
+        )
+    try:
+        spec = PolicyFileSpec.model_validate(where.data)
+    except ValidationError as exc:
+        issues = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal["))))
+            message = err["msg"]
+            if message.startswith("Value error, "):
+                message = message[len("Value error, ") :]
+            if err["type"] == "extra_forbidden":
+                message = "unknown field"
+            elif err["type"] == "missing":
+                message = "required field is missing"
+            issues.append(where.issue(loc, message))
+        raise PolicyError(issues) from None
+    issues = _semantic_issues(spec, where)
+    if issues:
+        raise PolicyError(issues)
+    return compile_policy(spec, version=policy_version(spec), source=filename)

@@ -1,0 +1,234 @@
+"""Per-ticket SLA state: the ticket's attributes, its metric clocks and trigger bookkeeping.
+
+State objects are treated as immutable by the engine: :func:`escalator.core.engine.apply` clones before it changes
+anything (containers are copied on write, clocks are replaced, never mutated in place), so a caller's state is never
+altered. ``to_dict``/``from_dict`` give a compact, versioned, JSON-ready form for the stream-processor table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["PHASES", "STATE_FORMAT", "Clock", "TicketState"]
+
+STATE_FORMAT = 1
+RUNNING, ACHIEVED, STOPPED, CANCELLED = "running", "achieved", "stopped", "cancelled"
+PHASES = (RUNNING, ACHIEVED, STOPPED, CANCELLED)
+
+
+@dataclass(slots=True)
+class Clock:
+    """One cycle of one metric's clock.
+
+    ``elapsed_ms`` is the open time accumulated up to the instant ``mark_ms``; while the clock runs and the ticket is
+    not paused it keeps accumulating calendar open time from ``mark_ms`` on. ``next_at_ms``/``next_key`` cache the
+    next threshold (valid for the policy version stamped on the ticket).
+    """
+
+    metric: str
+    cycle: int
+    phase: str
+    started_ms: int
+    elapsed_ms: int
+    mark_ms: int
+    fired: tuple[str, ...] = ()
+    breached_at_ms: int | None = None
+    ended_ms: int | None = None
+    acks: tuple[int, ...] = ()  # elapsed_ms at each acknowledgement of this cycle's escalations
+    level: int = 0  # highest escalation level raised in this cycle
+    next_at_ms: int | None = None
+    next_key: str | None = None
+
+    def copy(self) -> Clock:
+        return Clock(
+            self.metric,
+            self.cycle,
+            self.phase,
+            self.started_ms,
+            self.elapsed_ms,
+            self.mark_ms,
+            self.fired,
+            self.breached_at_ms,
+            self.ended_ms,
+            self.acks,
+            self.level,
+            self.next_at_ms,
+            self.next_key,
+        )
+
+    def to_list(self) -> list[Any]:
+        return [
+            self.metric,
+            self.cycle,
+            self.phase,
+            self.started_ms,
+            self.elapsed_ms,
+            self.mark_ms,
+            list(self.fired),
+            self.breached_at_ms,
+            self.ended_ms,
+            list(self.acks),
+            self.level,
+            self.next_at_ms,
+            self.next_key,
+        ]
+
+    @classmethod
+    def from_list(cls, v: list[Any]) -> Clock:
+        return cls(v[0], v[1], v[2], v[3], v[4], v[5], tuple(v[6]), v[7], v[8], tuple(v[9]), v[10], v[11], v[12])
+
+
+@dataclass(slots=True)
+class TicketState:
+    ticket_id: str
+    created_ms: int
+    priority: str = "normal"
+    status: str = "new"
+    requester_id: str | None = None
+    requester_tier: str = "standard"
+    group: str | None = None
+    assignee: str | None = None
+    channel: str | None = None
+    product: str | None = None
+    category: str | None = None
+    tags: tuple[str, ...] = ()
+    fields: dict[str, Any] = field(default_factory=dict)
+    reopen_count: int = 0
+    reassignment_count: int = 0
+    unanswered: int = 0  # public requester messages since the last public agent comment
+    agent_replies: int = 0
+    rating: int | None = None
+    escalation_requested: bool = False
+    policy_id: str | None = None
+    policy_version: str = ""
+    clocks: dict[str, Clock] = field(default_factory=dict)
+    triggers_on: tuple[str, ...] = ()
+    trigger_fires: dict[str, int] = field(default_factory=dict)
+    seen: tuple[str, ...] = ()
+    watermark_ms: int = 0
+    closed_ms: int | None = None
+    last_event_ms: int = 0
+    flags: tuple[str, ...] = ()
+
+    def clone(self) -> TicketState:
+        """A copy whose containers can be replaced freely (clocks are shared until replaced)."""
+        return TicketState(
+            self.ticket_id,
+            self.created_ms,
+            self.priority,
+            self.status,
+            self.requester_id,
+            self.requester_tier,
+            self.group,
+            self.assignee,
+            self.channel,
+            self.product,
+            self.category,
+            self.tags,
+            self.fields,
+            self.reopen_count,
+            self.reassignment_count,
+            self.unanswered,
+            self.agent_replies,
+            self.rating,
+            self.escalation_requested,
+            self.policy_id,
+            self.policy_version,
+            dict(self.clocks),
+            self.triggers_on,
+            self.trigger_fires,
+            self.seen,
+            self.watermark_ms,
+            self.closed_ms,
+            self.last_event_ms,
+            self.flags,
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        """The ticket snapshot carried by escalations."""
+        return {
+            "priority": self.priority,
+            "status": self.status,
+            "group": self.group,
+            "assignee": self.assignee,
+            "requester_tier": self.requester_tier,
+            "tags": list(self.tags),
+        }
+
+    def attribute(self, name: str) -> Any:
+        """An attribute by policy name (``product``, ``requester_tier``, ``fields.region`` ...)."""
+        if name.startswith("fields."):
+            return self.fields.get(name[len("fields.") :])
+        return getattr(self, name, None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "v": STATE_FORMAT,
+            "ticket_id": self.ticket_id,
+            "created_ms": self.created_ms,
+            "priority": self.priority,
+            "status": self.status,
+            "requester_id": self.requester_id,
+            "requester_tier": self.requester_tier,
+            "group": self.group,
+            "assignee": self.assignee,
+            "channel": self.channel,
+            "product": self.product,
+            "category": self.category,
+            "tags": list(self.tags),
+            "fields": self.fields,
+            "reopen_count": self.reopen_count,
+            "reassignment_count": self.reassignment_count,
+            "unanswered": self.unanswered,
+            "agent_replies": self.agent_replies,
+            "rating": self.rating,
+            "escalation_requested": self.escalation_requested,
+            "policy_id": self.policy_id,
+            "policy_version": self.policy_version,
+            "clocks": [c.to_list() for c in self.clocks.values()],
+            "triggers_on": list(self.triggers_on),
+            "trigger_fires": self.trigger_fires,
+            "seen": list(self.seen),
+            "watermark_ms": self.watermark_ms,
+            "closed_ms": self.closed_ms,
+            "last_event_ms": self.last_event_ms,
+            "flags": list(self.flags),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TicketState:
+        if d.get("v") != STATE_FORMAT:
+            raise ValueError(f"unsupported ticket state format {d.get('v')!r}")
+        clocks = [Clock.from_list(c) for c in d["clocks"]]
+        return cls(
+            ticket_id=d["ticket_id"],
+            created_ms=d["created_ms"],
+            priority=d["priority"],
+            status=d["status"],
+            requester_id=d["requester_id"],
+            requester_tier=d["requester_tier"],
+            group=d["group"],
+            assignee=d["assignee"],
+            channel=d["channel"],
+            product=d["product"],
+            category=d["category"],
+            tags=tuple(d["tags"]),
+            fields=dict(d["fields"]),
+            reopen_count=d["reopen_count"],
+            reassignment_count=d["reassignment_count"],
+            unanswered=d["unanswered"],
+            agent_replies=d["agent_replies"],
+            rating=d["rating"],
+            escalation_requested=d["escalation_requested"],
+            policy_id=d["policy_id"],
+            policy_version=d["policy_version"],
+            clocks={c.metric: c for c in clocks},
+            triggers_on=tuple(d["triggers_on"]),
+            trigger_fires=dict(d["trigger_fires"]),
+            seen=tuple(d["seen"]),
+            watermark_ms=d["watermark_ms"],
+            closed_ms=d["closed_ms"],
+            last_event_ms=d["last_event_ms"],
+            flags=tuple(d["flags"]),
+        )

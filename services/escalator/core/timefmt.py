@@ -1,0 +1,80 @@
+"""Instants as integer milliseconds since the Unix epoch (UTC), and their RFC 3339 text form.
+
+Every instant inside the core is an ``int`` of milliseconds (``*_ms`` names); durations are ``int`` milliseconds too.
+Integers keep calendar arithmetic exact and make state cheap to serialise.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+
+__all__ = ["format_ms", "parse_rfc3339_ms"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$"
+)
+
+
+def parse_rfc3339_ms(text: str) -> int:
+    """Parse an RFC 3339 timestamp *with* an offset (``Z`` or ``+hh:mm``) into epoch milliseconds.
+
+    Fractions beyond milliseconds are truncated. Raises ``ValueError`` with a readable message otherwise.
+    """
+    m = _RFC3339.match(text)
+    if m is None:
+        raise ValueError(f"not an RFC 3339 timestamp with offset: {text!r}")
+    year, month, day, hour, minute, second = (int(m.group(i)) for i in range(1, 7))
+    frac = m.group(7) or ""
+    ms = int((frac + "000")[:3]) if frac else 0
+    if second == 60:  # leap second: clamp to the last millisecond of the minute
+        second, ms = 59, 999
+    try:
+        naive = datetime(year, month, day, hour, minute, second)
+    except ValueError as exc:
+        raise ValueError(f"invalid timestamp {text!r}: {exc}") from None
+    offset_min = 0
+    if m.group(8) is None:
+        oh, om = int(m.group(10)), int(m.group(11))
+        if oh > 23 or om > 59:
+            raise ValueError(f"invalid UTC offset in {text!r}")
+        offset_min = oh * 60 + om
+        if m.group(9) == "-":
+            offset_min = -offset_min
+    delta = naive.replace(tzinfo=UTC) - _EPOCH - timedelta(minutes=offset_min)
+    return (delta.days * 86_400 + delta.seconds) * 1000 + ms
+
+
+_DAY_MS = 86_400_000
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_day_text: dict[int, str] = {}
+
+
+_recent: dict[int, str] = {}
+
+
+def format_ms(ms: int) -> str:
+    """Format epoch milliseconds as RFC 3339 UTC (``2026-11-22T08:30:00Z``, ``...:00.250Z`` when not whole)."""
+    text = _recent.get(ms)
+    if text is None:
+        if len(_recent) > 4096:
+            _recent.clear()
+        text = _recent[ms] = _format(ms)
+    return text
+
+
+def _format(ms: int) -> str:
+    days, rem = divmod(ms, _DAY_MS)
+    day = _day_text.get(days)
+    if day is None:
+        if len(_day_text) > 100_000:
+            _day_text.clear()
+        d = date.fromordinal(_EPOCH_ORDINAL + days)
+        day = _day_text[days] = f"{d.year:04d}-{d.month:02d}-{d.day:02d}T"
+    secs, frac = divmod(rem, 1000)
+    hours, secs = divmod(secs, 3600)
+    minutes, secs = divmod(secs, 60)
+    if frac:
+        return f"{day}{hours:02d}:{minutes:02d}:{secs:02d}.{frac:03d}Z"
+    return f"{day}{hours:02d}:{minutes:02d}:{secs:02d}Z"

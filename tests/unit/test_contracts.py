@@ -1,0 +1,93 @@
+"""Code and published contracts agree: checked-in schemas are what the code generates, and every event the engine
+emits validates against them (and against the pydantic models)."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+import yaml
+from jsonschema import Draft202012Validator
+
+from escalator.contracts import differences, generate
+from escalator.core import Emit, IncidentSignal, observe
+from escalator.core.outputs import EscalationRaised, IncidentDetected, NotificationRequested
+from tests.support import ROOT, comment, created, envelope, ev, example_policy, run, status
+
+SCHEMAS = ROOT / "schemas"
+PS = example_policy()
+
+
+def test_checked_in_schemas_match_the_code() -> None:
+    assert differences(SCHEMAS) == []
+
+
+def test_no_stale_schema_files() -> None:
+    generated = set(generate())
+    on_disk = {str(p.relative_to(SCHEMAS)) for p in SCHEMAS.rglob("*") if p.is_file()}
+    assert on_disk == generated
+
+
+def test_asyncapi_names_all_topics_and_messages() -> None:
+    doc = yaml.safe_load((SCHEMAS / "asyncapi.yaml").read_text())
+    assert doc["asyncapi"].startswith("3.")
+    addresses = {c["address"] for c in doc["channels"].values()}
+    assert addresses == {"ticket-events", "ticket-escalations", "ticket-notifications", "ticket-events.dlq"}
+    for channel in doc["channels"].values():
+        for message in channel["messages"].values():
+            for part in ("payload", "headers"):
+                ref = message.get(part, {}).get("$ref")
+                if ref:
+                    assert (SCHEMAS / ref).exists(), ref
+
+
+def validator(name: str) -> Draft202012Validator:
+    return Draft202012Validator(orjson.loads((SCHEMAS / "v1" / name).read_bytes()))
+
+
+def all_kinds_of_output() -> list[Emit]:
+    events = [
+        created("2026-11-20T10:00:00Z", tags=["legal"], group="g", assignee="a"),
+        ev("escalation_requested", "2026-11-20T10:01:00Z"),
+        ev("escalation_acknowledged", "2026-11-20T10:20:00Z", by="x"),
+        comment("2026-11-20T12:00:00Z"),
+        status("2026-11-20T12:01:00Z", "pending"),
+    ]
+    _, cmds = run(events, PS, until="2026-11-21T00:00:00Z")
+    _, cmds2 = run(
+        [created("2026-11-20T10:00:00Z", ticket="U", priority="low", tier="x")], PS, until="2026-11-30T00:00:00Z"
+    )
+    w, inc = None, []
+    for i in range(10):
+        w, out = observe(w, IncidentSignal("outage", "mail", f"I{i}", 1_800_000_000_000 + i), PS)
+        inc += out
+    return [c for c in cmds + cmds2 if isinstance(c, Emit)] + inc
+
+
+OUTPUTS = all_kinds_of_output()
+
+
+def test_outputs_cover_every_kind() -> None:
+    kinds = {c.event["data"].get("kind") for c in OUTPUTS if c.type == "notification.requested"}
+    assert kinds == {"sla_warning", "sla_breach", "escalation", "requester_update", "incident"}
+    reasons = {c.event["data"]["reason"] for c in OUTPUTS if c.type == "escalation.raised"}
+    assert reasons == {"sla_breach", "trigger", "requester_request"}
+    assert {c.type for c in OUTPUTS} == {"escalation.raised", "notification.requested", "incident.detected"}
+
+
+@pytest.mark.parametrize("emit", OUTPUTS, ids=lambda e: e.id)
+def test_every_output_matches_schema_and_model(emit: Emit) -> None:
+    doc = orjson.loads(orjson.dumps(emit.event))
+    validator(f"{emit.type}.json").validate(doc)
+    model = {
+        "escalation.raised": EscalationRaised,
+        "notification.requested": NotificationRequested,
+        "incident.detected": IncidentDetected,
+    }[emit.type]
+    assert model.model_validate(doc).model_dump(mode="json") == doc
+
+
+def test_input_schema_accepts_what_the_decoder_accepts() -> None:
+    v = validator("ticket-event.json")
+    v.validate(envelope("ticket.created", "2026-11-20T10:00:00Z", "T", {"priority": "low", "requester": {"id": "r"}}))
+    errors = list(v.iter_errors(envelope("ticket.created", "2026-11-20T10:00:00Z", "T", {"priority": "asap"})))
+    assert errors

@@ -1,0 +1,182 @@
+"""Property tests: the engine is deterministic and indifferent to how time is chopped up.
+
+* replaying the same events gives byte-identical outputs;
+* advancing in any sequence of smaller steps gives the same outputs and state as one step;
+* timer ticks interleaved between events (as the live service does) change nothing (live == replay);
+* storing the state (to_dict -> JSON -> from_dict) between any two steps changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from escalator.core import Emit, Event, TicketState, advance, apply, encode_event, next_deadline
+from escalator.core.events import decode_record
+from escalator.core.timefmt import format_ms
+from tests.support import envelope, example_policy, ms
+
+PS = example_policy()
+START = ms("2026-11-20T08:00:00Z")
+
+actions = st.sampled_from(
+    [
+        ("commented", {"author": "agent"}),
+        ("commented", {"author": "agent"}),
+        ("commented", {"author": "requester"}),
+        ("commented", {"author": "requester"}),
+        ("commented", {"author": "agent", "public": False}),
+        ("status_changed", {"status": "pending"}),
+        ("status_changed", {"status": "open"}),
+        ("status_changed", {"status": "on_hold"}),
+        ("status_changed", {"status": "solved"}),
+        ("status_changed", {"status": "closed"}),
+        ("updated", {"changes": {"priority": "normal"}}),
+        ("updated", {"changes": {"priority": "urgent"}}),
+        ("updated", {"changes": {"tags": ["legal"]}}),
+        ("updated", {"changes": {"tags": []}}),
+        ("updated", {"changes": {"group": "tier2"}}),
+        ("escalation_acknowledged", {"by": "lead"}),
+        ("escalation_requested", {}),
+        ("rated", {"score": 1}),
+        ("rated", {"score": 5}),
+    ]
+)
+# gaps between events in seconds; sometimes negative (out of order)
+gaps = st.integers(min_value=-600, max_value=4 * 3600)
+
+
+@st.composite
+def lifecycles(draw: Any) -> list[Event]:
+    tier = draw(st.sampled_from(["vip", "standard"]))
+    priority = draw(st.sampled_from(["urgent", "normal", "low"]))
+    t = START + draw(st.integers(min_value=0, max_value=7 * 86_400)) * 1000
+    docs = [
+        envelope(
+            "ticket.created",
+            format_ms(t),
+            "T1",
+            {"priority": priority, "requester": {"id": "r", "tier": tier}, "product": "mail"},
+        )
+    ]
+    for _ in range(draw(st.integers(min_value=0, max_value=25))):
+        t += draw(gaps) * 1000
+        etype, data = draw(actions)
+        docs.append(envelope(f"ticket.{etype}", format_ms(t), "T1", data))
+        if draw(st.integers(0, 9)) == 0:
+            docs.append(dict(docs[-1]))  # a redelivered duplicate
+    return [decode_record(orjson.dumps(d)) for d in docs]
+
+
+def encoded(cmds: list[Any]) -> list[bytes]:
+    return [encode_event(c.event) for c in cmds if isinstance(c, Emit)]
+
+
+def replay(events: list[Event], until: int) -> tuple[TicketState, list[bytes]]:
+    state: TicketState | None = None
+    out: list[bytes] = []
+    for e in events:
+        state, cmds = apply(state, e, PS)
+        out += encoded(cmds)
+    assert state is not None
+    state, cmds = advance(state, until, PS)
+    return state, out + encoded(cmds)
+
+
+def horizon(events: list[Event]) -> int:
+    return max(e.time_ms for e in events) + 2 * 86_400_000
+
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(events=lifecycles())
+def test_replay_is_byte_identical(events: list[Event]) -> None:
+    a_state, a = replay(events, horizon(events))
+    b_state, b = replay(events, horizon(events))
+    assert a == b
+    assert a_state.to_dict() == b_state.to_dict()
+    assert len(set(a)) == len(a), "an output id/content was emitted twice"
+    ids = [orjson.loads(x)["id"] for x in a]
+    assert len(set(ids)) == len(ids), "the same id was emitted twice"
+
+
+@SETTINGS
+@given(events=lifecycles(), cuts=st.lists(st.integers(min_value=0, max_value=3 * 86_400_000), max_size=12))
+def test_advance_in_steps_equals_one_step(events: list[Event], cuts: list[int]) -> None:
+    state: TicketState | None = None
+    for e in events:
+        state, _ = apply(state, e, PS)
+    assert state is not None
+    end = horizon(events)
+    one_state, one = advance(state, end, PS)
+    stepped_state, stepped = state, []
+    base = max(e.time_ms for e in events)
+    for cut in sorted(cuts):
+        stepped_state, cmds = advance(stepped_state, base + cut - 86_400_000, PS)
+        stepped += cmds
+    stepped_state, cmds = advance(stepped_state, end, PS)
+    stepped += cmds
+    assert encoded(stepped) == encoded(one)
+    assert stepped_state.to_dict() == one_state.to_dict()
+
+
+@SETTINGS
+@given(events=lifecycles(), data=st.data())
+def test_ticks_between_events_do_not_change_outputs(events: list[Event], data: Any) -> None:
+    """The live service advances tickets on timer ticks between events; replay does not. Same outputs."""
+    end = horizon(events)
+    _, expected = replay(events, end)
+    state: TicketState | None = None
+    out: list[bytes] = []
+    for i, e in enumerate(events):
+        state, cmds = apply(state, e, PS)
+        out += encoded(cmds)
+        if i + 1 < len(events) and data.draw(st.booleans()):
+            nxt = events[i + 1].time_ms
+            due = next_deadline(state, PS)
+            # a tick at the deadline (as the timer sends it) or at any instant before the next event
+            tick = (
+                due
+                if due is not None and due < nxt and data.draw(st.booleans())
+                else data.draw(st.integers(min_value=state.watermark_ms, max_value=max(state.watermark_ms, nxt - 1)))
+            )
+            state, cmds = advance(state, tick, PS)
+            out += encoded(cmds)
+    assert state is not None
+    state, cmds = advance(state, end, PS)
+    assert out + encoded(cmds) == expected
+
+
+@SETTINGS
+@given(events=lifecycles())
+def test_state_round_trip_changes_nothing(events: list[Event]) -> None:
+    end = horizon(events)
+    _, expected = replay(events, end)
+    state: TicketState | None = None
+    out: list[bytes] = []
+    for e in events:
+        state, cmds = apply(state, e, PS)
+        out += encoded(cmds)
+        state = TicketState.from_dict(orjson.loads(orjson.dumps(state.to_dict())))
+    assert state is not None
+    state, cmds = advance(state, end, PS)
+    assert out + encoded(cmds) == expected
+
+
+@SETTINGS
+@given(events=lifecycles())
+def test_apply_never_mutates_its_input(events: list[Event]) -> None:
+    state: TicketState | None = None
+    for e in events:
+        before = None if state is None else orjson.dumps(state.to_dict())
+        new_state, _ = apply(state, e, PS)
+        if state is not None:
+            assert orjson.dumps(state.to_dict()) == before
+            _later, _ = advance(new_state, horizon(events), PS)
+            assert orjson.dumps(state.to_dict()) == before
+        state = new_state
