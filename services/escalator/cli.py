@@ -12,21 +12,43 @@ __all__ = ["main"]
 # name -> (module, help). Every module has ``register(parser)`` and ``run(args) -> int``.
 COMMANDS: dict[str, tuple[str, str]] = {
     "policy": ("escalator.commands.policy", "validate and explain a policy file"),
+    "simulate": ("escalator.commands.simulate", "what-if replay of recorded ticket events under a policy"),
+    "import": ("escalator.commands.importer", "convert a real ticket log (ServiceNow, help desk) to v1 events"),
+    "worker": ("escalator.commands.worker", "run the stream-processing worker (Kafka)"),
+    "topics": ("escalator.commands.topics", "create the Kafka topics with the right configs"),
+    "demo": ("escalator.commands.demo", "produce realistic demo ticket traffic"),
+    "tail": ("escalator.commands.tail", "print escalations and notifications as they arrive"),
+    "broker": ("escalator.commands.broker", "run the embedded development broker (Tansu)"),
     "schemas": ("escalator.commands.schemas", "write or check the JSON Schemas and AsyncAPI document"),
+    "config": ("escalator.commands.config", "show settings and their environment variables"),
 }
+# Command modules import heavy dependencies (faust, aiokafka) inside run(), never at module level, so that
+# `escalator --help` and the light commands start fast.
 
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
+    from .settings import Settings
+
+    epilog = "settings (environment variables):\n" + "\n".join(
+        f"  {env}  [{default}]\n      {text}" for env, default, text in Settings.describe()
+    )
     parser = argparse.ArgumentParser(
         prog="escalator",
         description="Event-driven SLA and escalation service for ticket events on Kafka.",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"escalator {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:  # a command still being built must not break the others
+            if exc.name != module_name:
+                raise
+            continue
         cmd = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip().splitlines()[0])
         module.register(cmd)
         cmd.set_defaults(_module=module)

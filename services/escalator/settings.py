@@ -1,0 +1,140 @@
+"""One frozen Settings object, read from the environment (prefix ``ESCALATOR_``) and built once in ``main``.
+
+Every setting is listed by ``escalator --help`` and in docs/configuration.md (generated from this class by
+``escalator config docs``). Credentials are ``SecretStr``: they are never printed or logged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ESCALATOR_", frozen=True, extra="ignore")
+
+    # --- Kafka ---------------------------------------------------------------------------------------------
+    bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ESCALATOR_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS", "bootstrap_servers"),
+        description="Kafka bootstrap servers (host:port,...). Falls back to KAFKA_BOOTSTRAP_SERVERS. Unset: "
+        "`make run` starts the embedded development broker.",
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="Kafka security protocol."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None, description="SASL mechanism (with SASL_PLAINTEXT / SASL_SSL)."
+    )
+    sasl_username: str | None = Field(default=None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(default=None, description="SASL password (secret).")
+    ssl_cafile: Path | None = Field(default=None, description="CA bundle for SSL / SASL_SSL.")
+    ssl_certfile: Path | None = Field(default=None, description="Client certificate (mutual TLS).")
+    ssl_keyfile: Path | None = Field(default=None, description="Client private key (mutual TLS).")
+    ssl_key_password: SecretStr | None = Field(default=None, description="Password of the client key (secret).")
+
+    # --- identity and topics ---------------------------------------------------------------------------------
+    app_id: str = Field(
+        default="escalator",
+        description="Application id: the consumer group, and the prefix of internal topics and changelogs.",
+    )
+    topic_input: str = Field(default="ticket-events", description="Input topic (ticket events, key = ticket id).")
+    topic_escalations: str = Field(default="ticket-escalations", description="escalation.raised / incident.detected.")
+    topic_notifications: str = Field(default="ticket-notifications", description="notification.requested.")
+    topic_dlq: str = Field(default="ticket-events.dlq", description="Dead-letter topic for unusable input records.")
+    partitions: int = Field(default=4, ge=1, le=10_000, description="Partitions of the input and internal topics.")
+    output_partitions: int = Field(default=4, ge=1, le=10_000, description="Partitions of the output topics.")
+    replication_factor: int = Field(
+        default=1, ge=1, le=7, description="Replication factor of created topics (use 3 on a production cluster)."
+    )
+
+    # --- policy, state, storage -------------------------------------------------------------------------------
+    policy_file: Path = Field(default=Path("examples/policy.yaml"), description="The policy file (YAML).")
+    store: Literal["rocksdb", "memory"] = Field(
+        default="rocksdb", description="Table store: rocksdb (durable local state, via rocksdict) or memory."
+    )
+    data_dir: Path = Field(default=Path("var/escalator"), description="Local state directory (RocksDB tables).")
+    rocksdb_block_cache_mib: int = Field(default=64, ge=8, description="RocksDB block cache per table, MiB.")
+    rocksdb_write_buffer_mib: int = Field(default=16, ge=1, description="RocksDB write buffer size, MiB.")
+    closed_retention_seconds: float = Field(
+        default=30 * 86_400, ge=0, description="Closed tickets are purged from the table this long after closing."
+    )
+    max_event_bytes: int = Field(default=1_000_000, ge=1_000, description="Larger input records go to the DLQ.")
+
+    # --- timing -------------------------------------------------------------------------------------------------
+    allowed_lateness_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="Deadlines fire this long after their instant (outputs still carry the logical instant), so an "
+        "event stamped before a deadline that arrives within this grace is applied first, as replay would.",
+    )
+    timer_interval_seconds: float = Field(
+        default=0.1, gt=0, le=60, description="How often the deadline index is scanned."
+    )
+
+    # --- consumer group -----------------------------------------------------------------------------------------
+    session_timeout_seconds: float = Field(default=10.0, gt=0, description="Consumer group session timeout.")
+    heartbeat_interval_seconds: float = Field(default=1.0, gt=0, description="Consumer heartbeat interval.")
+    rebalance_timeout_seconds: float = Field(default=10.0, gt=0, description="Consumer rebalance timeout.")
+    fetch_max_wait_ms: int = Field(default=100, ge=0, le=10_000, description="Longest a fetch waits for data.")
+
+    # --- web, logging -------------------------------------------------------------------------------------------
+    web_host: str = Field(default="127.0.0.1", description="Bind address of the HTTP API and /metrics.")
+    web_port: int = Field(default=6066, ge=0, le=65_535, description="Port of the HTTP API and /metrics.")
+    log_format: Literal["text", "json"] = Field(default="text", description="Log format.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _servers(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        return ",".join(s.strip() for s in v.split(",") if s.strip())
+
+    @property
+    def topic_ticks(self) -> str:
+        """Internal: timer ticks, co-partitioned with the input."""
+        return f"{self.app_id}-ticks"
+
+    @property
+    def topic_incident_signals(self) -> str:
+        """Internal: incident signals repartitioned by group value."""
+        return f"{self.app_id}-incident-signals"
+
+    def kafka_client_kwargs(self) -> dict[str, Any]:
+        """Security options in aiokafka's keyword form (secrets unwrapped only here, never logged)."""
+        kwargs: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.sasl_mechanism:
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = self.sasl_password.get_secret_value() if self.sasl_password else None
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            import ssl
+
+            ctx = ssl.create_default_context(cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
+            if self.ssl_certfile:
+                ctx.load_cert_chain(
+                    str(self.ssl_certfile),
+                    str(self.ssl_keyfile) if self.ssl_keyfile else None,
+                    self.ssl_key_password.get_secret_value() if self.ssl_key_password else None,
+                )
+            kwargs["ssl_context"] = ctx
+        return kwargs
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, str, str]]:
+        """(environment variable, default, description) for every setting."""
+        rows = []
+        for name, f in cls.model_fields.items():
+            env = f"ESCALATOR_{name.upper()}"
+            if name == "bootstrap_servers":
+                env += " (or KAFKA_BOOTSTRAP_SERVERS)"
+            default = f.default
+            shown = "unset" if default is None else str(default)
+            rows.append((env, shown, f.description or ""))
+        return rows

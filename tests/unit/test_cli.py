@@ -1,0 +1,48 @@
+"""The command line: policy check, configuration reference, settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from escalator.cli import main
+from escalator.commands.config import render_docs
+from escalator.settings import Settings
+from tests.support import EXAMPLE_POLICY, ROOT
+
+
+def test_policy_check_ok(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["policy", "check", str(EXAMPLE_POLICY)]) == 0
+    out = capsys.readouterr().out
+    assert "OK (version" in out and "policy vip-urgent" in out and "incident outage" in out
+
+
+def test_policy_check_reports_file_line_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\npolicies:\n  - id: x\n    targets: {resolution: soon}\n")
+    assert main(["policy", "check", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:4:" in err and "policies[0].targets.resolution" in err and "invalid duration 'soon'" in err
+
+
+def test_policy_check_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["policy", "check", str(tmp_path / "nope.yaml")]) == 1
+    assert "file not found" in capsys.readouterr().err
+
+
+def test_configuration_reference_is_current() -> None:
+    assert (ROOT / "docs" / "configuration.md").read_text() == render_docs()
+
+
+def test_settings_env_names_and_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "k1:9092, k2:9092")
+    monkeypatch.setenv("ESCALATOR_SASL_PASSWORD", "hunter2")
+    monkeypatch.setenv("ESCALATOR_WEB_PORT", "7000")
+    s = Settings()
+    assert s.bootstrap_servers == "k1:9092,k2:9092" and s.web_port == 7000
+    assert "hunter2" not in repr(s) and "hunter2" not in str(s.model_dump())
+    monkeypatch.setenv("ESCALATOR_BOOTSTRAP_SERVERS", "e1:9092")
+    assert Settings().bootstrap_servers == "e1:9092"  # the escalator-specific name wins
+    with pytest.raises(Exception):  # frozen
+        s.web_port = 1  # type: ignore[misc]
