@@ -28,7 +28,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
-
     from .settings import Settings
 
     epilog = "settings (environment variables):\n" + "\n".join(

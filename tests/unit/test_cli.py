@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from escalator.cli import main
 from escalator.commands.config import render_docs
@@ -44,5 +45,5 @@ def test_settings_env_names_and_secrets(monkeypatch: pytest.MonkeyPatch) -> None
     assert "hunter2" not in repr(s) and "hunter2" not in str(s.model_dump())
     monkeypatch.setenv("ESCALATOR_BOOTSTRAP_SERVERS", "e1:9092")
     assert Settings().bootstrap_servers == "e1:9092"  # the escalator-specific name wins
-    with pytest.raises(Exception):  # frozen
+    with pytest.raises(ValidationError):  # frozen
         s.web_port = 1  # type: ignore[misc]

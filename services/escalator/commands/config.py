@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..settings import Settings
 
@@ -13,7 +14,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.action == "docs":
-        print(render_docs())
+        sys.stdout.write(render_docs())
         return 0
     settings = Settings()
     for name, value in settings.model_dump().items():
