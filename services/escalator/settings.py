@@ -25,6 +25,11 @@ class Settings(BaseSettings):
         description="Kafka bootstrap servers (host:port,...). Falls back to KAFKA_BOOTSTRAP_SERVERS. Unset: "
         "`make run` starts the embedded development broker.",
     )
+    broker_flavour: Literal["kafka", "tansu"] = Field(
+        default="kafka",
+        description="kafka for Apache Kafka (and compatible services); tansu only for the embedded development "
+        "broker, which switches on the workarounds in escalator.broker.tansu_compat. Set by the launcher.",
+    )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         default="PLAINTEXT", description="Kafka security protocol."
     )
