@@ -1,4 +1,4 @@
-"""Produce realistic demo ticket traffic to the input topic, in real time (``escalator demo``).
+"""Produce realistic demo ticket traffic to the input topic, paced in real time.
 
 Run the worker with ``ESCALATOR_POLICY_FILE=examples/demo-policy.yaml`` (targets in seconds) and ``escalator tail``
 next to it: within a minute you see SLA warnings, breaches, an L1 -> L2 -> L3 escalation with a repeat, every

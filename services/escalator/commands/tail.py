@@ -1,4 +1,4 @@
-"""Print escalations, incidents and notifications as escalator publishes them (``escalator tail``).
+"""Print escalations, incidents and notifications as escalator publishes them.
 
 Reads the escalations and notifications topics and prints one aligned line per event (coloured on a terminal);
 ``--json`` prints the raw CloudEvents instead, one per line. Without ``--group`` no consumer group is used: every
