@@ -1,0 +1,78 @@
+"""Run the stream-processing worker: consume ticket events, keep SLA state, emit escalations and notifications."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--policy", type=Path, help="policy file (default: ESCALATOR_POLICY_FILE or examples/policy.yaml)"
+    )
+    parser.add_argument("--web-port", type=int, help="HTTP port (default: ESCALATOR_WEB_PORT or 6066)")
+    parser.add_argument("--web-host", help="HTTP bind address (default: ESCALATOR_WEB_HOST or 127.0.0.1)")
+    parser.add_argument("--data-dir", type=Path, help="state directory (default: ESCALATOR_DATA_DIR)")
+
+
+def run(args: argparse.Namespace) -> int:  # noqa: RET503 (the faust worker exits the process)
+    from pydantic import ValidationError
+
+    from ..core import PolicyError
+    from ..policy_file import load_policy_file
+    from ..settings import Settings
+
+    overrides = {
+        k: v
+        for k, v in {
+            "policy_file": args.policy,
+            "web_port": args.web_port,
+            "web_host": args.web_host,
+            "data_dir": args.data_dir,
+        }.items()
+        if v is not None
+    }
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        print(f"error: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    try:
+        policy = load_policy_file(settings.policy_file)
+    except PolicyError as exc:
+        for issue in exc.issues:
+            print(f"error: {issue}", file=sys.stderr)
+        print("error: the worker does not start with an invalid policy file", file=sys.stderr)
+        return 2
+    if settings.bootstrap_servers is None:
+        print(
+            "error: no Kafka broker configured: set ESCALATOR_BOOTSTRAP_SERVERS (or KAFKA_BOOTSTRAP_SERVERS), "
+            "or use `make run`, which starts the embedded development broker",
+            file=sys.stderr,
+        )
+        return 2
+
+    import faust
+    from prometheus_client import CollectorRegistry
+
+    from ..service.app import create_app
+    from ..service.clock import WallClock
+    from ..service.logs import configure_logging
+
+    app = create_app(settings, WallClock(), CollectorRegistry(), policy=policy)
+    configure_logging(settings.log_format, settings.log_level)
+    print(
+        f"escalator worker: policy {settings.policy_file} (version {policy.version}), broker "
+        f"{settings.bootstrap_servers} ({settings.broker_flavour}), http://{settings.web_host}:{settings.web_port}",
+        file=sys.stderr,
+        flush=True,
+    )
+    worker = faust.Worker(
+        app,
+        loglevel=settings.log_level,
+        redirect_stdouts=False,
+        override_logging=False,  # logging is configured above (text or JSON)
+        quiet=True,
+    )
+    worker.execute_from_commandline()  # runs until stopped, then exits the process
