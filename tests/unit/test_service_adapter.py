@@ -75,6 +75,7 @@ def svc(tmp_path: Path) -> Service:
     s.tickets = FakeTable()  # type: ignore[assignment]
     s.windows = FakeTable()  # type: ignore[assignment]
     s.active_partitions = lambda: {0, 1}  # type: ignore[method-assign]
+    s.partition_lag = lambda p: 0  # type: ignore[method-assign]  # caught up unless a test says otherwise
     s.set_ready(True)
     return s
 
@@ -153,6 +154,21 @@ async def test_timer_sends_one_tick_and_the_tick_fires_at_logical_time(svc: Serv
     assert [(o["id"], o["time"]) for o in out] == [("T1:first_response:1:warn:0.5", "2026-11-20T10:07:30Z")]
     assert svc.index.next_wake() == ms("2026-11-20T10:12:01Z")  # re-armed for the 80 % warning
     assert sample(svc, "escalator_timer_lateness_seconds_count") == 1
+
+
+async def test_deadlines_wait_while_the_partition_backlog_may_hold_older_events(svc: Service) -> None:
+    await svc.handle(record(0, CREATED))
+    svc.clock.set(ms("2026-11-20T10:30:00Z"))  # type: ignore[attr-defined]
+    svc.partition_lag = lambda p: None  # type: ignore[method-assign]
+    await svc.on_timer()
+    assert svc.ticks_topic.sent == []  # type: ignore[attr-defined]  # backlog unknown
+    svc.partition_lag = lambda p: 25  # type: ignore[method-assign]
+    await svc.on_timer()
+    assert svc.ticks_topic.sent == []  # type: ignore[attr-defined]  # behind, newest event 10:00 < 10:07:30
+    svc.event_watermark[0] = ms("2026-11-20T10:08:00Z")
+    await svc.on_timer()
+    assert len(svc.ticks_topic.sent) == 1  # type: ignore[attr-defined]  # the backlog is past the deadline
+    svc.partition_lag = lambda p: 0  # type: ignore[method-assign]
 
 
 async def test_timer_is_silent_until_ready(svc: Service) -> None:

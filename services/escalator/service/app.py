@@ -104,7 +104,8 @@ class Service:
         self.ready = False
         self.lateness_ms = int(settings.allowed_lateness_seconds * 1000)
         self.retention_ms = int(settings.closed_retention_seconds * 1000)
-        self.positions: dict[int, int] = {}
+        self.positions: dict[int, int] = {}  # partition -> next input offset to process
+        self.event_watermark: dict[int, int] = {}  # partition -> newest event time processed
         self.metrics.policy_info.labels(policy.version).set(1)
         self.metrics.add_state_collector(self.index, clock.now_ms, self.consumer_lag)
 
@@ -164,6 +165,8 @@ class Service:
             )
             return
         self.metrics.events_consumed.labels(ev.type).inc()
+        if ev.time_ms > self.event_watermark.get(msg.partition, ev.time_ms - 1):
+            self.event_watermark[msg.partition] = ev.time_ms
         self.metrics.event_lag.observe(max(0.0, (now - ev.time_ms) / 1000))
         p = msg.partition
         state = self._load(ev.ticket_id)
@@ -245,7 +248,7 @@ class Service:
         if not self.ready:
             return
         now = self.clock.now_ms()
-        for partition, ticket, _wake in self.index.pop_due(now):
+        for partition, ticket, _wake in self.index.pop_due(now, hold=self.behind):
             await self.ticks_topic.send(key=ticket.encode(), value=encode_tick(ticket, _wake), partition=partition)
             self.metrics.ticks_sent.inc()
 
@@ -281,26 +284,44 @@ class Service:
             if tp.topic == self.settings.topic_input:
                 self.index.drop_partition(tp.partition)
                 self.positions.pop(tp.partition, None)
+                self.event_watermark.pop(tp.partition, None)
 
     def set_ready(self, ready: bool) -> None:
         self.ready = ready
         self.metrics.ready.set(1 if ready else 0)
 
-    def consumer_lag(self) -> dict[int, int]:
-        lag: dict[int, int] = {}
-        try:
-            consumer = self.app.consumer
-        except Exception:  # consumer not started yet
-            return lag
+    def behind(self, partition: int, wake_ms: int) -> bool:
+        """Whether a partition's deadlines must wait: its input backlog may still hold events stamped before the
+        deadline (after a restart, a takeover or a burst), which replay would apply first."""
+        lag = self.partition_lag(partition)
+        if lag is None:
+            return True  # no fetch answer yet: the backlog is unknown
+        if lag == 0:
+            return False
+        return self.event_watermark.get(partition, -1) < wake_ms - self.lateness_ms
+
+    def partition_lag(self, partition: int) -> int | None:
+        """Input records not yet processed on a partition (``None`` while unknown)."""
         from faust.types import TP
 
-        for p in self.index.partitions:
-            try:
-                high = consumer.highwater(TP(self.settings.topic_input, p))
-            except Exception:
-                continue
-            if high is not None:
-                lag[p] = max(0, int(high) - self.positions.get(p, 0))
+        tp = TP(self.settings.topic_input, partition)
+        try:
+            consumer: Any = self.app.consumer
+            high: Any = consumer.highwater(tp)
+            committed = consumer._committed_offset.get(tp)
+        except Exception:  # consumer not started, or partition not (yet) assigned
+            return None
+        if high is None:
+            return None
+        position = max(self.positions.get(partition, 0), committed or 0)
+        return max(0, int(high) - position)
+
+    def consumer_lag(self) -> dict[int, int]:
+        lag: dict[int, int] = {}
+        for p in self.active_partitions() if self.ready else ():
+            value = self.partition_lag(p)
+            if value is not None:
+                lag[p] = value
         return lag
 
     # -- HTTP ------------------------------------------------------------------------------------------------
@@ -327,11 +348,10 @@ def create_app(
     if policy is None:
         policy = load_policy_file(settings.policy_file)
     overrides: dict[str, Any] = {}
-    if settings.broker_flavour == "tansu":
+    if settings.broker_flavour == "tansu":  # the embedded development broker only
         from ..broker import tansu_compat
 
-        tansu_compat.install(settings)
-        overrides = tansu_compat.app_overrides(settings)
+        overrides = tansu_compat.activate(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     conf: dict[str, Any] = {
         "broker": _broker_urls(settings.bootstrap_servers),

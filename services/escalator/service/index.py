@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 __all__ = ["DeadlineIndex", "TicketInfo"]
@@ -66,16 +67,25 @@ class DeadlineIndex:
         self._parts.clear()
 
     # -- the timer ---------------------------------------------------------------------------------------------
-    def pop_due(self, now_ms: int, limit: int = 10_000) -> list[tuple[int, str, int]]:
+    def pop_due(
+        self, now_ms: int, limit: int = 10_000, hold: Callable[[int, int], bool] | None = None
+    ) -> list[tuple[int, str, int]]:
         """Tickets whose wake instant is ``<= now_ms`` as ``(partition, ticket, wake_ms)``, each handed out once,
-        plus in-flight ones whose tick was handed out more than ``retry_ms`` ago and never acknowledged."""
+        plus in-flight ones whose tick was handed out more than ``retry_ms`` ago and never acknowledged.
+
+        ``hold(partition, wake_ms)`` -> True keeps a partition's due entries back for now (the worker uses it while
+        a partition's input backlog may still hold events older than the deadline)."""
         out: list[tuple[int, str, int]] = []
         for p, part in self._parts.items():
             heap = part.heap
             while heap and heap[0][0] <= now_ms and len(out) < limit:
-                wake, ticket = heapq.heappop(heap)
+                wake, ticket = heap[0]
                 if part.wake.get(ticket) != wake:
+                    heapq.heappop(heap)
                     continue  # superseded
+                if hold is not None and hold(p, wake):
+                    break
+                heapq.heappop(heap)
                 del part.wake[ticket]
                 part.in_flight[ticket] = now_ms
                 out.append((p, ticket, wake))
