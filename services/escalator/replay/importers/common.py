@@ -1,0 +1,205 @@
+"""Shared plumbing of the importers: CSV rows with line numbers, v1 event building, time-ordered output.
+
+Importers turn a real ticket log into v1 ``ticket.*`` CloudEvents. They stream: rows are read one at a time and the
+rows of one ticket (which the logs keep together) are diffed in memory, so memory is bounded by the largest ticket.
+The output is in *time order* by default -- the order a live service would have received the events -- using an
+external merge sort: events are buffered up to ``chunk`` at a time, sorted, spilled to temporary files when there
+is more than one chunk, and merged. Ties keep the input order, so a ticket's events never swap. ``order="input"``
+skips the sort and writes each ticket's events as soon as its rows are read.
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import io
+import struct
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from ...core.timefmt import format_ms
+from ..sources import open_binary
+
+__all__ = [
+    "BadRow",
+    "EventWriter",
+    "ImportStats",
+    "LocalTime",
+    "cloud_event",
+    "read_csv",
+]
+
+DEFAULT_CHUNK = 200_000
+_RECORD = struct.Struct(">qQI")  # time (offset to sort unsigned), sequence, payload length
+_TIME_OFFSET = 1 << 62
+
+
+@dataclass(frozen=True, slots=True)
+class BadRow:
+    line: int
+    reason: str
+
+
+@dataclass(slots=True)
+class ImportStats:
+    rows: int = 0
+    tickets: int = 0
+    events: int = 0
+    bad_rows: int = 0
+    events_by_type: Counter[str] = field(default_factory=Counter)
+    bad_by_reason: Counter[str] = field(default_factory=Counter)
+    notes: Counter[str] = field(default_factory=Counter)  # rows that produced no event, by why
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "tickets": self.tickets,
+            "events": self.events,
+            "bad_rows": self.bad_rows,
+            "events_by_type": dict(sorted(self.events_by_type.items())),
+            "bad_by_reason": dict(sorted(self.bad_by_reason.items())),
+            "notes": dict(sorted(self.notes.items())),
+        }
+
+
+def read_csv(path: str) -> tuple[list[str], Iterator[tuple[int, list[str]]], Callable[[], None]]:
+    """Open a CSV file (gzip recognised by content, ``-`` is stdin): (header, rows with the line number they start
+    on, close)."""
+    reader_bin, raw = open_binary(path)
+    text = io.TextIOWrapper(reader_bin, encoding="utf-8", newline="")
+    reader = csv.reader(text)
+    header = next(reader, None)
+    if header is None:
+        raise ValueError(f"{path}: empty file (expected a CSV header)")
+    header = [h.strip().lstrip("\ufeff") for h in header]
+
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        start = reader.line_num + 1
+        for row in reader:
+            yield start, row
+            start = reader.line_num + 1
+
+    def close() -> None:
+        if path != "-":
+            text.close()
+            raw.close()
+
+    return header, rows(), close
+
+
+class LocalTime:
+    """Naive wall-clock timestamps of a log, read in one time zone (UTC by default), as epoch milliseconds."""
+
+    def __init__(self, timezone: str = "UTC") -> None:
+        self.tz = None if timezone.upper() == "UTC" else ZoneInfo(timezone)
+        self._days: dict[tuple[int, int, int], int] = {}
+
+    def ms(self, year: int, month: int, day: int, hour: int, minute: int, second: int = 0, milli: int = 0) -> int:
+        """Raises ``ValueError`` for an impossible date or time."""
+        if not (0 <= hour < 24 and 0 <= minute < 60 and 0 <= second < 60 and 0 <= milli < 1000):
+            raise ValueError("time of day out of range")
+        if self.tz is None:
+            key = (year, month, day)
+            base = self._days.get(key)
+            if base is None:
+                base = int(datetime(year, month, day, tzinfo=UTC).timestamp()) * 1000
+                if len(self._days) > 50_000:
+                    self._days.clear()
+                self._days[key] = base
+            return base + ((hour * 60 + minute) * 60 + second) * 1000 + milli
+        local = datetime(year, month, day, hour, minute, second, milli * 1000, tzinfo=self.tz)
+        return int(local.timestamp() * 1000)
+
+
+def cloud_event(event_id: str, source: str, etype: str, ticket: str, time_ms: int, data: dict[str, Any]) -> bytes:
+    """One v1 ticket event as a JSON line (without the newline)."""
+    return orjson.dumps(
+        {
+            "specversion": "1.0",
+            "id": event_id,
+            "source": source,
+            "type": etype,
+            "subject": ticket,
+            "time": format_ms(time_ms),
+            "datacontenttype": "application/json",
+            "data": data,
+        }
+    )
+
+
+class EventWriter:
+    """Collects events and writes them as JSON Lines, in time order (external merge sort) or as they come."""
+
+    def __init__(self, out: BinaryIO, *, order: str = "time", chunk: int = DEFAULT_CHUNK) -> None:
+        if order not in ("time", "input"):
+            raise ValueError("order must be 'time' or 'input'")
+        self.out = out
+        self.order = order
+        self.chunk = max(1, chunk)
+        self._buffer: list[tuple[int, int, bytes]] = []
+        self._spills: list[BinaryIO] = []
+        self._seq = 0
+        self.written = 0
+
+    def add(self, time_ms: int, line: bytes) -> None:
+        if self.order == "input":
+            self.out.write(line)
+            self.out.write(b"\n")
+            self.written += 1
+            return
+        self._seq += 1
+        self._buffer.append((time_ms, self._seq, line))
+        if len(self._buffer) >= self.chunk:
+            self._spill()
+
+    def _spill(self) -> None:
+        self._buffer.sort()
+        f: BinaryIO = tempfile.TemporaryFile(prefix="escalator-import-", buffering=1 << 20)  # type: ignore[assignment]  # noqa: SIM115
+        pack = _RECORD.pack
+        for t, seq, line in self._buffer:
+            f.write(pack(t + _TIME_OFFSET, seq, len(line)))
+            f.write(line)
+        f.seek(0)
+        self._spills.append(f)
+        self._buffer = []
+
+    def close(self) -> None:
+        """Write everything still buffered (merging the spilled chunks) and flush."""
+        if self.order == "time":
+            if not self._spills:
+                self._buffer.sort()
+                for _, _, line in self._buffer:
+                    self.out.write(line)
+                    self.out.write(b"\n")
+                self.written += len(self._buffer)
+                self._buffer = []
+            else:
+                if self._buffer:
+                    self._spill()
+                for _, _, line in heapq.merge(*(_read_spill(f) for f in self._spills)):
+                    self.out.write(line)
+                    self.out.write(b"\n")
+                    self.written += 1
+                for f in self._spills:
+                    f.close()
+                self._spills = []
+        self.out.flush()
+
+
+def _read_spill(f: BinaryIO) -> Iterator[tuple[int, int, bytes]]:
+    size = _RECORD.size
+    unpack = _RECORD.unpack
+    read = f.read
+    while True:
+        head = read(size)
+        if len(head) < size:
+            return
+        t, seq, n = unpack(head)
+        yield t - _TIME_OFFSET, seq, read(n)

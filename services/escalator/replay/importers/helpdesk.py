@@ -1,0 +1,297 @@
+"""Help-desk log of an Italian software company (activity rows) -> v1 ticket events.
+
+The input is the help-desk ticketing log published on 4TU.ResearchData (doi:10.4121/uuid:0c60edf1-6f83-4e75-9367-
+4c63b3e9d5bb, CC BY 4.0): one row per activity of a case (``Case ID``, ``Activity``, ``Resource``, ``Complete
+Timestamp``) with the case's anonymised attributes at that moment (``Value n``). Rows of a case are read in timestamp
+order (then file order). The mapping:
+
+==========================  ==============================================================================
+activity                    events
+==========================  ==============================================================================
+(first row of a case)       ``ticket.created`` at its timestamp, status ``new``, then the row's own activity
+Insert ticket               nothing more (it is the creation)
+Assign seriousness          ``ticket.updated`` priority, when the seriousness changed
+Take in charge ticket       ``ticket.updated`` assignee = the resource (when it changed); ``ticket.status_changed``
+                            ``open`` (when not open); ``ticket.commented`` by an agent, public: taking a ticket in
+                            charge is the help desk's *response* (first response, next reply, periodic update)
+Wait                        ``ticket.status_changed`` ``pending`` (pauses the clocks)
+Require upgrade             ``ticket.status_changed`` ``on_hold`` (waiting for the customer to upgrade)
+Schedule intervention       ``ticket.commented`` by an agent, public (the customer is contacted)
+Create SW anomaly           ``ticket.updated`` tag ``sw_anomaly`` (an internal escalation to development; the
+                            clocks keep running)
+Resolve SW anomaly          ``ticket.updated`` field ``sw_anomaly`` = ``resolved``
+RESOLVED, VERIFIED,         ``ticket.updated`` field ``anomaly_status`` (the linked bug's tracker state)
+INVALID, DUPLICATE
+Resolve ticket              ``ticket.status_changed`` ``solved``
+Closed                      ``ticket.status_changed`` ``closed``
+==========================  ==============================================================================
+
+Taking a solved or closed case in charge again (or putting it in Wait / Require upgrade) is a reopen: the status
+leaves solved/closed and the engine resumes the resolution clock.
+
+Attributes (``Value n`` -> ``n``): ``seriousness_2`` -> priority (4 -> urgent, 3 -> high, 1 -> normal, 2 -> low:
+inferred from handling times, since the log is anonymised -- value 4 is taken in charge in a median of seconds
+and resolved in hours, 1 and 2 in days -- and kept verbatim in ``fields.seriousness``), ``service_level`` ->
+requester tier ``level-n``, ``customer`` -> requester ``customer-n``, ``workgroup`` -> group ``workgroup-n``,
+``product`` -> product ``product-n``, ``service_type`` -> category ``service-type-n``, ``support_section`` and
+``responsible_section`` -> fields. A change of any of them between rows gives a ``ticket.updated`` (the requester
+cannot change in v1: a new customer value goes to ``fields.customer``). Timestamps (``yyyy/mm/dd HH:MM:SS.fff``)
+are read as UTC unless a time zone is given. Event ids are ``{case}:created`` and ``{case}:{row}:{kind}``; the
+source is ``urn:helpdesk:italian-software-company``.
+
+Rows with an unknown activity, an unreadable timestamp or missing columns are reported with their line number and
+skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from .common import BadRow, EventWriter, ImportStats, LocalTime, cloud_event, read_csv
+
+__all__ = ["ACTIVITIES", "SOURCE", "import_helpdesk"]
+
+SOURCE = "urn:helpdesk:italian-software-company"
+SERIOUSNESS = {"4": "urgent", "3": "high", "1": "normal", "2": "low"}
+ACTIVITIES = (
+    "Insert ticket",
+    "Assign seriousness",
+    "Take in charge ticket",
+    "Wait",
+    "Require upgrade",
+    "Schedule intervention",
+    "Create SW anomaly",
+    "Resolve SW anomaly",
+    "RESOLVED",
+    "VERIFIED",
+    "INVALID",
+    "DUPLICATE",
+    "Resolve ticket",
+    "Closed",
+)
+REQUIRED = ("Case ID", "Activity", "Resource", "Complete Timestamp")
+_ATTRS = (
+    "seriousness_2",
+    "service_level",
+    "customer",
+    "workgroup",
+    "product",
+    "service_type",
+    "support_section",
+    "responsible_section",
+)
+
+
+class _Row(NamedTuple):
+    time_ms: int
+    line: int
+    activity: str
+    resource: str | None
+    attrs: tuple[str | None, ...]  # in _ATTRS order, "Value n" -> "n"
+
+
+def _short(text: str) -> str | None:
+    text = text.strip()
+    if text in ("", "?"):
+        return None
+    return text[6:] if text.startswith("Value ") else text
+
+
+def _parse_ymd(text: str, lt: LocalTime) -> int:
+    """``yyyy/mm/dd HH:MM:SS(.fff)`` -> epoch ms."""
+    date_part, _, time_part = text.strip().partition(" ")
+    y, m, d = date_part.split("/")
+    clock, _, frac = time_part.partition(".")
+    hh, mm, ss = clock.split(":")
+    if len(y) != 4:
+        raise ValueError(text)
+    milli = int((frac + "000")[:3]) if frac else 0
+    return lt.ms(int(y), int(m), int(d), int(hh), int(mm), int(ss), milli)
+
+
+def import_helpdesk(
+    path: str,
+    writer: EventWriter,
+    *,
+    timezone: str = "UTC",
+    on_bad: Callable[[BadRow], None] | None = None,
+) -> ImportStats:
+    """Stream ``path`` (CSV, optionally gzipped) into ``writer``."""
+    header, rows, close = read_csv(path)
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        close()
+        raise ValueError(f"{path}: not a help-desk log: missing column(s) {', '.join(missing)}")
+    col = {name: i for i, name in enumerate(header)}
+    i_case, i_act, i_res, i_time = (col[c] for c in REQUIRED)
+    attr_cols = tuple(col.get(a) for a in _ATTRS)
+    width = len(header)
+    lt = LocalTime(timezone)
+    stats = ImportStats()
+    seen: set[str] = set()
+    current: str | None = None
+    group_rows: list[_Row] = []
+    group_end = 0
+    known = set(ACTIVITIES)
+
+    def bad(line: int, reason: str) -> None:
+        stats.bad_rows += 1
+        stats.bad_by_reason[reason.split(":", maxsplit=1)[0]] += 1
+        if on_bad is not None:
+            on_bad(BadRow(line, reason))
+
+    def flush() -> None:
+        if current is None or not group_rows:
+            return
+        stats.tickets += 1
+        _emit_case(current, sorted(group_rows), writer, stats)
+
+    try:
+        for line, cells in rows:
+            stats.rows += 1
+            if len(cells) != width:
+                bad(line, f"wrong number of columns: {len(cells)} instead of {width}")
+                continue
+            case = cells[i_case].strip()
+            if not case:
+                bad(line, "missing Case ID")
+                continue
+            if case != current:
+                flush()
+                if case in seen:
+                    bad(line, f"rows of {case} are not contiguous: its rows ended at line {group_end}")
+                    current, group_rows = None, []
+                    continue
+                seen.add(case)
+                current, group_rows = case, []
+            group_end = line
+            activity = cells[i_act].strip()
+            if activity not in known:
+                bad(line, f"unknown activity: {activity!r}")
+                continue
+            try:
+                t = _parse_ymd(cells[i_time], lt)
+            except (ValueError, IndexError):
+                bad(line, f"bad timestamp: {cells[i_time]!r}")
+                continue
+            attrs = tuple(None if i is None else _short(cells[i]) for i in attr_cols)
+            group_rows.append(_Row(t, line, activity, _short(cells[i_res]), attrs))
+        flush()
+    finally:
+        close()
+    return stats
+
+
+def _emit_case(case: str, rows: list[_Row], writer: EventWriter, stats: ImportStats) -> None:
+    first = rows[0]
+    a = dict(zip(_ATTRS, first.attrs, strict=True))
+
+    def prefixed(prefix: str, v: str | None) -> str | None:
+        return None if v is None else f"{prefix}{v}"
+
+    fields: dict[str, Any] = {
+        k: v
+        for k, v in (
+            ("seriousness", a["seriousness_2"]),
+            ("support_section", a["support_section"]),
+            ("responsible_section", a["responsible_section"]),
+        )
+        if v is not None
+    }
+    priority = SERIOUSNESS.get(a["seriousness_2"] or "", "normal")
+    requester: dict[str, Any] = {"id": prefixed("customer-", a["customer"]) or "unknown"}
+    if a["service_level"] is not None:
+        requester["tier"] = f"level-{a['service_level']}"
+    data: dict[str, Any] = {
+        "priority": priority,
+        "status": "new",
+        "requester": requester,
+        "group": prefixed("workgroup-", a["workgroup"]),
+        "assignee": None,
+        "product": prefixed("product-", a["product"]),
+        "category": prefixed("service-type-", a["service_type"]),
+        "tags": [],
+        "fields": fields,
+    }
+    _add(writer, stats, f"{case}:created", "ticket.created", case, first.time_ms, data)
+    status = "new"
+    assignee: str | None = None
+    tags: list[str] = []
+    prev_attrs = first.attrs
+    for index, row in enumerate(rows):
+        t = row.time_ms
+        changes: dict[str, Any] = {}
+        new_fields: dict[str, Any] = {}
+        if row.attrs != prev_attrs:
+            old = dict(zip(_ATTRS, prev_attrs, strict=True))
+            cur = dict(zip(_ATTRS, row.attrs, strict=True))
+            for name in _ATTRS:
+                if cur[name] == old[name]:
+                    continue
+                v = cur[name]
+                if name == "seriousness_2":
+                    changes["priority"] = SERIOUSNESS.get(v or "", "normal")
+                    new_fields["seriousness"] = v
+                elif name == "service_level" and v is not None:
+                    changes["requester_tier"] = f"level-{v}"
+                elif name == "customer":
+                    new_fields["customer"] = prefixed("customer-", v)
+                elif name == "workgroup":
+                    changes["group"] = prefixed("workgroup-", v)
+                elif name == "product":
+                    changes["product"] = prefixed("product-", v)
+                elif name == "service_type":
+                    changes["category"] = prefixed("service-type-", v)
+                elif name in ("support_section", "responsible_section"):
+                    new_fields[name] = v
+            prev_attrs = row.attrs
+        act = row.activity
+        if act == "Take in charge ticket" and row.resource is not None and row.resource != assignee:
+            assignee = row.resource
+            changes["assignee"] = f"resource-{assignee}"
+        elif act == "Create SW anomaly" and "sw_anomaly" not in tags:
+            tags = [*tags, "sw_anomaly"]
+            changes["tags"] = tags
+        elif act == "Resolve SW anomaly":
+            new_fields["sw_anomaly"] = "resolved"
+        elif act in ("RESOLVED", "VERIFIED", "INVALID", "DUPLICATE"):
+            new_fields["anomaly_status"] = act.lower()
+        if new_fields:
+            changes["fields"] = new_fields
+        produced = False
+        if changes:
+            _add(writer, stats, f"{case}:{index}:updated", "ticket.updated", case, t, {"changes": changes})
+            produced = True
+        new_status = {
+            "Take in charge ticket": "open",
+            "Wait": "pending",
+            "Require upgrade": "on_hold",
+            "Resolve ticket": "solved",
+            "Closed": "closed",
+        }.get(act)
+        if new_status is not None and new_status != status:
+            _add(writer, stats, f"{case}:{index}:status", "ticket.status_changed", case, t, {"status": new_status})
+            status = new_status
+            produced = True
+        if act in ("Take in charge ticket", "Schedule intervention"):
+            _add(
+                writer,
+                stats,
+                f"{case}:{index}:commented",
+                "ticket.commented",
+                case,
+                t,
+                {"author": "agent", "public": True},
+            )
+            produced = True
+        if not produced:
+            stats.notes[f"{act}: no change" if index else f"{act}: creation"] += 1
+
+
+def _add(
+    writer: EventWriter, stats: ImportStats, event_id: str, etype: str, ticket: str, time_ms: int, data: dict[str, Any]
+) -> None:
+    writer.add(time_ms, cloud_event(event_id, SOURCE, etype, ticket, time_ms, data))
+    stats.events += 1
+    stats.events_by_type[etype] += 1

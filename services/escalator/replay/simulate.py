@@ -1,0 +1,221 @@
+"""The what-if simulator: the pure core driven by *event time* over recorded ticket events.
+
+The live service applies each event as it arrives and fires thresholds when its wall clock passes them. The
+simulator does the same with a logical clock that jumps from event to event: before the event at instant ``t`` is
+applied, every ticket's thresholds strictly before ``t`` fire, each at its own logical instant, in time order across
+tickets (ties: by ticket id, then in the order the core fires them). The core itself fires a ticket's own thresholds
+before ``t`` inside :func:`~escalator.core.apply`, and the thresholds at exactly ``t`` after the event (a reply at
+exactly the deadline meets it). At the end the clock moves to ``until_ms`` (default: the latest event time seen)
+and every threshold at or before it fires.
+
+Because the core moves a ticket's watermark only through the events and thresholds of that ticket, the outputs of
+a ticket do not depend on how the wall clock was chopped up between its events: the simulator's outputs are exactly
+those of the live service for the same input (ids and bytes, :func:`~escalator.core.encode_event`). That makes
+:func:`simulate` the test oracle of the Kafka service.
+
+Deadlines live in one heap of ``(next_deadline, ticket_id)``; a ticket is re-armed only when its next deadline
+changes and superseded entries are skipped when popped. Incident signals go to :func:`~escalator.core.observe`
+in the order the core emits them, with windows keyed by :func:`~escalator.core.window_key`; the incident's outputs
+follow the signal in the command stream.
+
+Events whose time goes backwards are applied all the same, in arrival order (the core applies a late event at its
+ticket's watermark).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from ..core import (
+    Command,
+    DecodeError,
+    Emit,
+    Event,
+    IncidentSignal,
+    IncidentWindow,
+    PolicySet,
+    TicketState,
+    advance,
+    apply,
+    decode_record,
+    next_deadline,
+    observe,
+    window_key,
+)
+
+__all__ = ["Reject", "Simulator", "simulate", "simulate_lines"]
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """An input line that is not a valid v1 ticket event (``reason`` is a :class:`DecodeError` reason)."""
+
+    line: int
+    reason: str
+    detail: str
+    event_id: str | None = None
+
+
+class Simulator:
+    """Event-time driver of the core. Feed it events in arrival order, then call :meth:`finish`.
+
+    ``tickets`` holds every ticket's state and ``windows`` the incident windows; both may be read at any time
+    (for instance by a summary at the end). ``until_ms`` bounds the run: events after it are not applied (they are
+    counted in ``events_after_until``) and :meth:`finish` advances to it.
+    """
+
+    __slots__ = (
+        "_armed",
+        "_heap",
+        "events_after_until",
+        "events_applied",
+        "latest_ms",
+        "policy",
+        "tickets",
+        "until_ms",
+        "windows",
+    )
+
+    def __init__(self, policy: PolicySet, until_ms: int | None = None) -> None:
+        self.policy = policy
+        self.until_ms = until_ms
+        self.tickets: dict[str, TicketState] = {}
+        self.windows: dict[str, IncidentWindow] = {}
+        self._armed: dict[str, int] = {}
+        self._heap: list[tuple[int, str]] = []
+        self.latest_ms: int | None = None  # the latest event time applied
+        self.events_applied = 0
+        self.events_after_until = 0
+
+    def feed(self, event: Event) -> list[Command]:
+        """Fire every deadline before the event's time (all tickets, in time order), then apply the event."""
+        now = event.time_ms
+        until = self.until_ms
+        if until is not None and now > until:
+            self.events_after_until += 1
+            return []
+        out: list[Command] = []
+        heap = self._heap
+        if heap and heap[0][0] < now:
+            self._fire_until(now, False, out)
+        tid = event.ticket_id
+        tickets = self.tickets
+        policy = self.policy
+        state, cmds = apply(tickets.get(tid), event, policy)
+        tickets[tid] = state
+        nd = next_deadline(state, policy)
+        armed = self._armed
+        if nd is None:
+            armed.pop(tid, None)
+        elif armed.get(tid) != nd:
+            armed[tid] = nd
+            heapq.heappush(heap, (nd, tid))
+        if self.policy.incidents:
+            cmds = self._route_incidents(cmds)
+        if out:
+            out.extend(cmds)
+        else:
+            out = cmds
+        self.events_applied += 1
+        latest = self.latest_ms
+        if latest is None or now > latest:
+            self.latest_ms = now
+        return out
+
+    def advance_to(self, now_ms: int) -> list[Command]:
+        """Fire every deadline at or before ``now_ms`` (what a live timer tick at ``now_ms`` would do)."""
+        out: list[Command] = []
+        self._fire_until(now_ms, True, out)
+        return out
+
+    def finish(self) -> list[Command]:
+        """End the run: advance to ``until_ms`` (default: the latest event time applied)."""
+        end = self.until_ms if self.until_ms is not None else self.latest_ms
+        if end is None:
+            return []
+        return self.advance_to(end)
+
+    @property
+    def end_ms(self) -> int | None:
+        """The instant the run ends at (``until_ms``, else the latest event time applied)."""
+        return self.until_ms if self.until_ms is not None else self.latest_ms
+
+    def pending_deadlines(self) -> int:
+        """Tickets with a deadline still armed."""
+        return len(self._armed)
+
+    def _fire_until(self, limit: int, inclusive: bool, out: list[Command]) -> None:
+        heap = self._heap
+        armed = self._armed
+        tickets = self.tickets
+        policy = self.policy
+        incidents = bool(policy.incidents)
+        while heap:
+            due, tid = heap[0]
+            if due > limit or (due == limit and not inclusive):
+                return
+            heapq.heappop(heap)
+            if armed.get(tid) != due:
+                continue  # superseded by a later re-arm
+            state, cmds = advance(tickets[tid], due, policy)
+            tickets[tid] = state
+            nd = next_deadline(state, policy)
+            if nd is None:
+                del armed[tid]
+            else:
+                armed[tid] = nd
+                heapq.heappush(heap, (nd, tid))
+            if incidents:
+                cmds = self._route_incidents(cmds)
+            out.extend(cmds)
+
+    def _route_incidents(self, cmds: list[Command]) -> list[Command]:
+        if not any(type(c) is IncidentSignal for c in cmds):
+            return cmds
+        out: list[Command] = []
+        windows = self.windows
+        for c in cmds:
+            out.append(c)
+            if type(c) is IncidentSignal:
+                key = window_key(c.rule_id, c.group_value)
+                window, emits = observe(windows.get(key), c, self.policy)
+                windows[key] = window
+                out.extend(emits)
+        return out
+
+
+def simulate(events: Iterable[Event], policy: PolicySet, until_ms: int | None = None) -> Iterator[Command]:
+    """Every command the core produces for ``events`` (in arrival order) under ``policy``, in event time.
+
+    The :class:`~escalator.core.Emit` commands are what the live service publishes for the same input;
+    ``encode_event(emit.event)`` gives the exact bytes. Events after ``until_ms`` are not applied.
+    """
+    sim = Simulator(policy, until_ms)
+    for event in events:
+        yield from sim.feed(event)
+    yield from sim.finish()
+
+
+def simulate_lines(
+    lines: Iterable[tuple[int, bytes]], policy: PolicySet, until_ms: int | None = None
+) -> Iterator[Command | Reject]:
+    """:func:`simulate` over raw JSON Lines ``(line_number, bytes)``; lines that do not decode yield a
+    :class:`Reject` (in place, with the line number and the :class:`DecodeError` reason) and the run goes on."""
+    sim = Simulator(policy, until_ms)
+    for number, raw in lines:
+        try:
+            event = decode_record(raw)
+        except DecodeError as exc:
+            yield Reject(number, exc.reason, exc.detail, exc.event_id)
+            continue
+        yield from sim.feed(event)
+    yield from sim.finish()
+
+
+def emitted(commands: Iterable[Command | Reject]) -> Iterator[Emit]:
+    """Only the :class:`~escalator.core.Emit` commands (what gets published)."""
+    for c in commands:
+        if type(c) is Emit:
+            yield c

@@ -1,0 +1,503 @@
+"""What a simulated run did, in numbers: compliance, breaches, escalations, notifications, incidents.
+
+:class:`Summary` is fed the decoded events, the rejected lines and the commands of a run as they stream by (constant
+work per command), then :meth:`Summary.close` reads the final ticket states for the clocks still running. The
+result is a plain JSON-ready dict (:meth:`Summary.to_dict`) that the text output, ``--json`` and the HTML report all
+use.
+
+Counting rules (per clock *cycle* that has a target under the ticket's policy; cycles without a target are left
+out):
+
+* **achieved** -- the cycle ended without breaching (achieved, or stopped/cancelled by a solve, which the engine
+  counts as meeting it);
+* **breached** -- the breach threshold fired, whether the cycle has ended since or is still running;
+* **still running** -- running at the end of the run and not breached (yet);
+* **compliance** -- achieved / (achieved + breached).
+
+Priority and policy are those of the ticket when the cycle ended (or at the end of the run).
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..core import METRICS, ClockOutcome, Command, Emit, Event, Ignored, PolicySet, format_ms
+from ..core.state import RUNNING
+from .simulate import Reject, Simulator
+
+__all__ = ["MAX_REJECTS_KEPT", "Summary", "agreement", "compare", "format_text"]
+
+MAX_REJECTS_KEPT = 20
+MAX_INCIDENTS_KEPT = 200
+PRIORITY_ORDER = ("urgent", "high", "normal", "low")
+_DAY_MS = 86_400_000
+_METRIC_BIT = {m: 1 << i for i, m in enumerate(METRICS)}
+_MET_SHIFT = 4
+
+
+def _day_text(day: int) -> str:
+    return format_ms(day * _DAY_MS)[:10]
+
+
+def _pct(num: int, den: int) -> float | None:
+    return None if den == 0 else round(100.0 * num / den, 2)
+
+
+def _percentile(sorted_values: list[int], q: float) -> int | None:
+    if not sorted_values:
+        return None
+    idx = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[idx]
+
+
+def _prio_key(p: str) -> tuple[int, str]:
+    return (PRIORITY_ORDER.index(p) if p in PRIORITY_ORDER else len(PRIORITY_ORDER), p)
+
+
+class Summary:
+    """Accumulates a run's numbers. Call :meth:`event`, :meth:`reject` and :meth:`commands` while the run
+    streams, then :meth:`close` with the simulator once it has finished."""
+
+    def __init__(self, policy: PolicySet, name: str | None = None) -> None:
+        self.policy = policy
+        self.name = name or policy.source
+        self.lines = 0
+        self.events = 0
+        self.event_types: Counter[str] = Counter()
+        self.created_per_day: Counter[int] = Counter()
+        self.first_ms: int | None = None
+        self.last_ms: int | None = None
+        self.rejects: Counter[str] = Counter()
+        self.reject_examples: list[Reject] = []
+        self.duplicates = 0
+        self.outputs: Counter[str] = Counter()  # emitted CloudEvents by type
+        self.escalations: Counter[tuple[int, str, str]] = Counter()  # (level, kind, reason)
+        self.notifications: Counter[str] = Counter()
+        self.breaches_per_day: Counter[tuple[str, str]] = Counter()  # (YYYY-MM-DD, metric)
+        self.incidents: list[dict[str, Any]] = []
+        self.incident_count = 0
+        # (metric, priority, policy id, result) with result in met | breached | running, for cycles with a target
+        self.cycles: Counter[tuple[str, str, str, str]] = Counter()
+        # metric -> priority -> (elapsed open time, target) of every ended cycle with a target
+        self.elapsed: dict[str, dict[str, tuple[array[int], array[int]]]] = {}
+        self.ticket_flags: dict[str, int] = {}  # ticket -> bit per metric breached, and (<< 4) achieved
+        self.ticket_level: dict[str, int] = {}  # ticket -> highest escalation level raised
+        self.ticket_info: dict[str, tuple[str, str | None]] = {}  # ticket -> (priority, policy) at the end
+        self.tickets = 0
+        self.end_ms: int | None = None
+        self.after_until = 0
+        self.closed = False
+
+    # -- streaming -----------------------------------------------------------------------------------------
+    def event(self, event: Event) -> None:
+        self.events += 1
+        etype = event.type
+        self.event_types[etype] += 1
+        t = event.time_ms
+        if etype == "ticket.created":
+            self.created_per_day[t // _DAY_MS] += 1
+        if self.first_ms is None or t < self.first_ms:
+            self.first_ms = t
+        if self.last_ms is None or t > self.last_ms:
+            self.last_ms = t
+
+    def reject(self, reject: Reject) -> None:
+        self.rejects[reject.reason] += 1
+        if len(self.reject_examples) < MAX_REJECTS_KEPT:
+            self.reject_examples.append(reject)
+
+    def commands(self, cmds: Iterable[Command]) -> None:
+        for c in cmds:
+            kind = type(c)
+            if kind is Emit:
+                self._emit(c)  # type: ignore[arg-type]
+            elif kind is ClockOutcome:
+                self._outcome(c)  # type: ignore[arg-type]
+            elif kind is Ignored:
+                self.duplicates += 1
+
+    def _emit(self, c: Emit) -> None:
+        ev = c.event
+        etype = ev["type"]
+        self.outputs[etype] += 1
+        data = ev["data"]
+        if etype == "notification.requested":
+            nkind = data["kind"]
+            self.notifications[nkind] += 1
+            if nkind == "sla_breach":
+                self.breaches_per_day[(ev["time"][:10], data["metric"])] += 1
+        elif etype == "escalation.raised":
+            level = data["level"]
+            self.escalations[(level, data["kind"], data["reason"])] += 1
+            tid = data["ticket_id"]
+            if self.ticket_level.get(tid, 0) < level:
+                self.ticket_level[tid] = level
+        elif etype == "incident.detected":
+            self.incident_count += 1
+            if len(self.incidents) < MAX_INCIDENTS_KEPT:
+                self.incidents.append(
+                    {
+                        "incident_id": data["incident_id"],
+                        "rule": data["rule"],
+                        "group_by": data["group_by"],
+                        "group_value": data["group_value"],
+                        "count": data["count"],
+                        "first_at": data["first_at"],
+                        "fired_at": data["fired_at"],
+                    }
+                )
+
+    def _outcome(self, c: ClockOutcome) -> None:
+        target = c.target_ms
+        if target is None:
+            return
+        metric = c.metric
+        breached = c.outcome == "breached"
+        self.cycles[(metric, c.priority, c.policy_id or "-", "breached" if breached else "met")] += 1
+        flags = self.ticket_flags.get(c.ticket_id, 0)
+        bit = _METRIC_BIT[metric]
+        self.ticket_flags[c.ticket_id] = flags | (bit if breached else bit << _MET_SHIFT)
+        by_prio = self.elapsed.get(metric)
+        if by_prio is None:
+            by_prio = self.elapsed[metric] = {}
+        pair = by_prio.get(c.priority)
+        if pair is None:
+            pair = by_prio[c.priority] = (array("q"), array("q"))
+        pair[0].append(c.elapsed_ms)
+        pair[1].append(target)
+
+    # -- end of run ----------------------------------------------------------------------------------------
+    def close(self, sim: Simulator, lines: int | None = None) -> None:
+        """Take in the clocks still running in the simulator's final states."""
+        if lines is not None:
+            self.lines = lines
+        self.end_ms = sim.end_ms
+        self.after_until = sim.events_after_until
+        self.tickets = len(sim.tickets)
+        by_id = self.policy.by_id
+        for tid, s in sim.tickets.items():
+            self.ticket_info[tid] = (s.priority, s.policy_id)
+            pol = by_id(s.policy_id)
+            if pol is None:
+                continue
+            for c in s.clocks.values():
+                if c.phase != RUNNING or c.metric not in pol.targets:
+                    continue
+                breached = c.breached_at_ms is not None
+                self.cycles[(c.metric, s.priority, s.policy_id or "-", "breached" if breached else "running")] += 1
+                if breached:
+                    self.ticket_flags[tid] = self.ticket_flags.get(tid, 0) | _METRIC_BIT[c.metric]
+        self.closed = True
+
+    def ticket_breached(self, metric: str) -> set[str]:
+        bit = _METRIC_BIT[metric]
+        return {t for t, f in self.ticket_flags.items() if f & bit}
+
+    def ticket_measured(self, metric: str) -> set[str]:
+        """Tickets with at least one cycle of ``metric`` that has a target (achieved, breached or running)."""
+        bit = _METRIC_BIT[metric] | (_METRIC_BIT[metric] << _MET_SHIFT)
+        return {t for t, f in self.ticket_flags.items() if f & bit}
+
+    # -- results -------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        metrics: dict[str, dict[str, Any]] = {}
+        by_priority: dict[str, dict[str, dict[str, Any]]] = {}
+        by_policy: dict[str, dict[str, dict[str, Any]]] = {}
+        rows: list[dict[str, Any]] = []
+
+        def row_of(table: dict[str, dict[str, Any]], key: str) -> dict[str, Any]:
+            row = table.get(key)
+            if row is None:
+                row = table[key] = {"achieved": 0, "breached": 0, "running": 0}
+                rows.append(row)
+            return row
+
+        for (metric, prio, pol, result), n in self.cycles.items():
+            column = "achieved" if result == "met" else result
+            row_of(metrics, metric)[column] += n
+            row_of(by_priority.setdefault(prio, {}), metric)[column] += n
+            row_of(by_policy.setdefault(pol, {}), metric)[column] += n
+        for row in rows:
+            row["compliance_pct"] = _pct(row["achieved"], row["achieved"] + row["breached"])
+        levels: Counter[int] = Counter()
+        kinds: Counter[str] = Counter()
+        reasons: Counter[str] = Counter()
+        for (level, kind, reason), n in self.escalations.items():
+            levels[level] += n
+            kinds[kind] += n
+            reasons[reason] += n
+        funnel_levels = sorted(set(self.ticket_level.values()))
+        funnel = {
+            "tickets": self.tickets,
+            "breached_any": sum(1 for f in self.ticket_flags.values() if f & 0xF),
+            "escalated": len(self.ticket_level),
+            "reached_level": {str(lv): sum(1 for v in self.ticket_level.values() if v >= lv) for lv in funnel_levels},
+        }
+        return {
+            "policy": {"source": self.policy.source, "version": self.policy.version, "name": self.name},
+            "input": {
+                "lines": self.lines,
+                "events": self.events,
+                "rejected": sum(self.rejects.values()),
+                "rejected_by_reason": dict(sorted(self.rejects.items())),
+                "rejected_examples": [
+                    {"line": r.line, "reason": r.reason, "detail": r.detail, "event_id": r.event_id}
+                    for r in self.reject_examples
+                ],
+                "duplicates_ignored": self.duplicates,
+                "after_until": self.after_until,
+                "event_types": dict(sorted(self.event_types.items())),
+            },
+            "period": {
+                "first_event": None if self.first_ms is None else format_ms(self.first_ms),
+                "last_event": None if self.last_ms is None else format_ms(self.last_ms),
+                "end": None if self.end_ms is None else format_ms(self.end_ms),
+            },
+            "tickets": self.tickets,
+            "metrics": {m: metrics[m] for m in METRICS if m in metrics},
+            "compliance": {
+                "by_priority": {p: _ordered(by_priority[p]) for p in sorted(by_priority, key=_prio_key)},
+                "by_policy": {p: _ordered(by_policy[p]) for p in sorted(by_policy)},
+            },
+            "escalations": {
+                "total": sum(self.escalations.values()),
+                "by_level": {str(k): v for k, v in sorted(levels.items())},
+                "by_kind": dict(sorted(kinds.items())),
+                "by_reason": dict(sorted(reasons.items())),
+            },
+            "notifications": {
+                "total": sum(self.notifications.values()),
+                "by_kind": dict(sorted(self.notifications.items())),
+            },
+            "incidents": {"total": self.incident_count, "list": self.incidents},
+            "outputs": dict(sorted(self.outputs.items())),
+            "funnel": funnel,
+            "durations": self.durations(),
+        }
+
+    def durations(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Per metric and priority: ended cycles, percentiles of open time and the share within target."""
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for metric in METRICS:
+            by_prio = self.elapsed.get(metric)
+            if not by_prio:
+                continue
+            rows: dict[str, dict[str, Any]] = {}
+            for prio in sorted(by_prio, key=_prio_key):
+                elapsed, targets = by_prio[prio]
+                values = sorted(elapsed)
+                within = sum(1 for e, t in zip(elapsed, targets, strict=True) if e < t)
+                rows[prio] = {
+                    "n": len(values),
+                    "p50_s": _seconds(_percentile(values, 0.5)),
+                    "p90_s": _seconds(_percentile(values, 0.9)),
+                    "targets_s": sorted({t / 1000 for t in targets}),
+                    "within_target_pct": _pct(within, len(values)),
+                }
+            out[metric] = rows
+        return out
+
+    def breaches_by_day(self) -> list[tuple[str, dict[str, int]]]:
+        days: dict[str, dict[str, int]] = {}
+        for (day, metric), n in self.breaches_per_day.items():
+            days.setdefault(day, {})[metric] = n
+        return sorted(days.items())
+
+    def created_by_day(self) -> list[tuple[str, int]]:
+        return [(_day_text(d), n) for d, n in sorted(self.created_per_day.items())]
+
+
+def _seconds(ms: int | None) -> float | None:
+    return None if ms is None else ms / 1000
+
+
+def _ordered(metrics: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {m: metrics[m] for m in METRICS if m in metrics}
+
+
+def compare(a: Summary, b: Summary, *, limit: int = 200) -> dict[str, Any]:
+    """Tickets whose outcome differs between two runs over the same input, per metric."""
+    out: dict[str, Any] = {}
+    for metric in METRICS:
+        measured = a.ticket_measured(metric) | b.ticket_measured(metric)
+        if not measured:
+            continue
+        ba, bb = a.ticket_breached(metric), b.ticket_breached(metric)
+        only_a = sorted(ba - bb)
+        only_b = sorted(bb - ba)
+        out[metric] = {
+            "tickets_measured": len(measured),
+            "breached_a": len(ba),
+            "breached_b": len(bb),
+            "breached_only_a": len(only_a),
+            "breached_only_b": len(only_b),
+            "changed": [
+                {
+                    "ticket_id": t,
+                    "priority": (a.ticket_info.get(t) or b.ticket_info.get(t) or ("?", None))[0],
+                    "policy_a": (a.ticket_info.get(t) or ("?", None))[1],
+                    "policy_b": (b.ticket_info.get(t) or ("?", None))[1],
+                    "breached_under": "a" if t in ba else "b",
+                }
+                for t in sorted(only_a + only_b)[:limit]
+            ],
+        }
+    return out
+
+
+def agreement(summary: Summary, labels: Mapping[str, bool], metric: str = "resolution") -> dict[str, Any]:
+    """Compare the engine's verdict (``metric`` breached or not) with an external per-ticket label (``True``: the
+    source system says the ticket made its SLA), per priority. Tickets missing on either side are counted apart."""
+    breached = summary.ticket_breached(metric)
+    measured = summary.ticket_measured(metric)
+    rows: dict[str, Counter[str]] = {}
+    missing_in_run = 0
+    for tid, made in labels.items():
+        info = summary.ticket_info.get(tid)
+        if info is None or tid not in measured:
+            missing_in_run += 1
+            continue
+        engine_made = tid not in breached
+        key = ("agree_" if engine_made == made else "disagree_") + ("made" if made else "missed")
+        rows.setdefault(info[0], Counter())[key] += 1
+    table: dict[str, dict[str, Any]] = {}
+    total: Counter[str] = Counter()
+    for prio in sorted(rows, key=_prio_key):
+        c = rows[prio]
+        total.update(c)
+        table[prio] = _agreement_row(c)
+    return {
+        "metric": metric,
+        "labels": len(labels),
+        "unmatched": missing_in_run,
+        "by_priority": table,
+        "total": _agreement_row(total),
+    }
+
+
+def _agreement_row(c: Counter[str]) -> dict[str, Any]:
+    n = sum(c.values())
+    agree = c["agree_made"] + c["agree_missed"]
+    return {
+        "tickets": n,
+        "agree": agree,
+        "agreement_pct": _pct(agree, n),
+        # label says made, engine says breached / label says missed, engine says met
+        "engine_breached_label_made": c["disagree_made"],
+        "engine_met_label_missed": c["disagree_missed"],
+        "label_made": c["agree_made"] + c["disagree_made"],
+        "engine_made": c["agree_made"] + c["disagree_missed"],
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Text
+
+
+def _fmt_pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}%"
+
+
+def _fmt_hours(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def format_text(d: Mapping[str, Any], other: Mapping[str, Any] | None = None) -> str:
+    """The human summary printed on stdout (``d`` is :meth:`Summary.to_dict`; ``other`` the compared run)."""
+    lines: list[str] = []
+    add = lines.append
+    inp = d["input"]
+    add(f"policy   {d['policy']['source']} (version {d['policy']['version']})")
+    add(
+        f"input    {inp['lines']:,} lines, {inp['events']:,} events, {d['tickets']:,} tickets, "
+        f"{inp['rejected']:,} rejected, {inp['duplicates_ignored']:,} duplicates ignored"
+        + (f", {inp['after_until']:,} after --until (not applied)" if inp["after_until"] else "")
+    )
+    if inp["rejected"]:
+        add("         rejected by reason: " + ", ".join(f"{k} {v:,}" for k, v in inp["rejected_by_reason"].items()))
+    per = d["period"]
+    add(f"period   {per['first_event']} .. {per['last_event']}, run ended at {per['end']}")
+    add("")
+    add(f"{'metric':<17}{'achieved':>10}{'breached':>10}{'running':>10}{'compliance':>12}")
+    for metric, row in d["metrics"].items():
+        add(
+            f"{metric:<17}{row['achieved']:>10,}{row['breached']:>10,}{row['running']:>10,}"
+            f"{_fmt_pct(row['compliance_pct']):>12}"
+        )
+    for title, table in (("priority", d["compliance"]["by_priority"]), ("policy", d["compliance"]["by_policy"])):
+        add("")
+        metrics = [m for m in METRICS if any(m in row for row in table.values())]
+        add(f"compliance by {title:<10}" + "".join(f"{m:>17}" for m in metrics))
+        for key, row in table.items():
+            cells = []
+            for m in metrics:
+                r = row.get(m)
+                cells.append(
+                    "-" if r is None else f"{_fmt_pct(r['compliance_pct'])} ({r['achieved'] + r['breached']:,})"
+                )
+            add(f"  {key:<22}" + "".join(f"{c:>17}" for c in cells))
+    esc = d["escalations"]
+    add("")
+    add(f"escalations {esc['total']:,}")
+    if esc["total"]:
+        add("  by level:  " + ", ".join(f"L{k} {v:,}" for k, v in esc["by_level"].items()))
+        add("  by kind:   " + ", ".join(f"{k} {v:,}" for k, v in esc["by_kind"].items()))
+        add("  by reason: " + ", ".join(f"{k} {v:,}" for k, v in esc["by_reason"].items()))
+        fun = d["funnel"]
+        add(
+            f"  tickets: {fun['tickets']:,}, breached {fun['breached_any']:,}, escalated {fun['escalated']:,}; "
+            + ", ".join(f"reached L{k} {v:,}" for k, v in fun["reached_level"].items())
+        )
+    notes = d["notifications"]
+    add(f"notifications {notes['total']:,}")
+    if notes["total"]:
+        add("  by kind: " + ", ".join(f"{k} {v:,}" for k, v in notes["by_kind"].items()))
+    inc = d["incidents"]
+    add(f"incidents {inc['total']:,}")
+    for i in inc["list"][:10]:
+        add(f"  {i['fired_at']}  {i['rule']}: {i['count']} tickets with {i['group_by']} = {i['group_value']}")
+    if inc["total"] > 10:
+        add(f"  ... and {inc['total'] - 10:,} more")
+    durations = d["durations"]
+    if durations:
+        add("")
+        add(f"{'open time to':<17}{'priority':<10}{'cycles':>8}{'p50':>8}{'p90':>8}{'within target':>15}")
+        for metric, rows in durations.items():
+            for prio, r in rows.items():
+                add(
+                    f"{metric:<17}{prio:<10}{r['n']:>8,}{_fmt_hours(r['p50_s']):>8}{_fmt_hours(r['p90_s']):>8}"
+                    f"{_fmt_pct(r['within_target_pct']):>15}"
+                )
+    if "agreement" in d:
+        ag = d["agreement"]
+        add("")
+        add(f"agreement with the source's own SLA verdicts ({ag['metric']}; {ag['labels']:,} labelled tickets)")
+        add(
+            f"  {'priority':<10}{'tickets':>9}{'agree':>9}{'eng. breached/label made':>26}{'eng. met/label missed':>24}"
+        )
+        for prio, r in [*ag["by_priority"].items(), ("all", ag["total"])]:
+            add(
+                f"  {prio:<10}{r['tickets']:>9,}{_fmt_pct(r['agreement_pct']):>9}"
+                f"{r['engine_breached_label_made']:>26,}{r['engine_met_label_missed']:>24,}"
+            )
+    if other is not None and "comparison" in d:
+        add("")
+        add(f"compared with {other['policy']['source']} (version {other['policy']['version']})")
+        add(f"  {'metric':<17}{'compliance A':>14}{'compliance B':>14}{'breached only A':>17}{'breached only B':>17}")
+        for metric, c in d["comparison"].items():
+            ra = d["metrics"].get(metric, {})
+            rb = other["metrics"].get(metric, {})
+            add(
+                f"  {metric:<17}{_fmt_pct(ra.get('compliance_pct')):>14}{_fmt_pct(rb.get('compliance_pct')):>14}"
+                f"{c['breached_only_a']:>17,}{c['breached_only_b']:>17,}"
+            )
+    return "\n".join(lines) + "\n"
