@@ -257,6 +257,15 @@ class EmbeddedBroker:
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
 
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait until the broker process exits (or ``timeout`` passes): its exit code, or None if still running."""
+        if self._proc is None:
+            return None
+        try:
+            return self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
     def stop(self) -> int | None:
         """Stop the broker by PID: SIGTERM, then SIGKILL after ``stop_timeout``. Returns the exit code (or None)."""
         proc, self._proc = self._proc, None
