@@ -65,7 +65,11 @@ async def _play(
     from ..core.timefmt import format_ms
 
     producer = AIOKafkaProducer(bootstrap_servers=servers, client_id="escalator-demo", linger_ms=5, **client_kwargs)
-    await producer.start()
+    try:
+        await producer.start()
+    except BaseException:
+        await producer.stop()  # releases the half-open client
+        raise
     loop = asyncio.get_running_loop()
     try:
         while True:

@@ -78,7 +78,11 @@ async def _tail(args: argparse.Namespace, servers: str, topics: list[str], tansu
         auto_offset_reset=reset,
         **kwargs,
     )
-    await consumer.start()
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()  # releases the half-open client
+        raise
     try:
         if args.group is not None:
             consumer.subscribe(topics)
