@@ -6,6 +6,7 @@ import re
 from datetime import UTC, timedelta, timezone
 from typing import Any
 
+from escalator.commands.tail import start_plan
 from escalator.core import Emit, IncidentSignal, encode_event, load_policy_text, observe
 from escalator.tailfmt import LABEL_WIDTH, SUBJECT_WIDTH, format_event, format_record
 from tests.support import ROOT, comment, created, emitted, ev, ms, run
@@ -125,3 +126,15 @@ def test_raw_records_and_unknown_events() -> None:
     other = {"type": "ticket.created", "id": "x1", "time": T0, "subject": "T9", "data": {}}
     assert format_event(other) == "10:00:00  TICKET.CREATED  T9                x1"
     assert format_event({"type": "escalation.raised", "time": "yesterday", "data": {}}) is not None
+
+
+def test_where_tail_starts_reading() -> None:
+    kafka = start_plan(tansu=False, from_beginning=False, started_ms=5_000)
+    assert (kafka.seek, kafka.reset, kafka.skip_before) == ("end", "latest", None)
+    assert kafka.keep(1)  # after seek_to_end everything read is new
+    tansu = start_plan(tansu=True, from_beginning=False, started_ms=5_000)
+    assert (tansu.seek, tansu.reset) == ("zero", "earliest")  # never trust Tansu's end offsets
+    assert not tansu.keep(4_999) and tansu.keep(5_000) and tansu.keep(None) and tansu.keep(-1)
+    for flavour in (True, False):
+        everything = start_plan(tansu=flavour, from_beginning=True, started_ms=5_000)
+        assert (everything.seek, everything.reset) == ("zero", "earliest") and everything.keep(0)

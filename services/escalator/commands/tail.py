@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import os
 import sys
+from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
@@ -62,20 +63,42 @@ async def _assign_all(consumer: Any, topics: list[str]) -> list[Any]:
     return tps
 
 
+@dataclass(frozen=True, slots=True)
+class StartPlan:
+    """Where tail starts reading. ``seek``: ``end`` or ``zero`` (without a group); ``reset``: aiokafka's
+    ``auto_offset_reset``; ``skip_before``: drop records with an older timestamp (ms), or ``None``."""
+
+    seek: str
+    reset: str
+    skip_before: int | None
+
+    def keep(self, timestamp: int | None) -> bool:
+        """Whether a record with this timestamp is shown (a record without one always is)."""
+        return self.skip_before is None or timestamp is None or timestamp < 0 or timestamp >= self.skip_before
+
+
+def start_plan(*, tansu: bool, from_beginning: bool, started_ms: int) -> StartPlan:
+    """Apache Kafka: "from now" is the end of each partition. Tansu: its ListOffsets answer is wrong, so the end
+    (``seek_to_end``, ``auto_offset_reset="latest"``) cannot be trusted; read from offset 0 and skip what is older
+    than ``started_ms`` instead."""
+    if from_beginning:
+        return StartPlan("zero", "earliest", None)
+    if tansu:
+        return StartPlan("zero", "earliest", started_ms)
+    return StartPlan("end", "latest", None)
+
+
 async def _tail(args: argparse.Namespace, servers: str, topics: list[str], tansu: bool, kwargs: dict[str, Any]) -> None:
     import orjson
     from aiokafka import AIOKafkaConsumer
 
-    started_ms = _now_ms()
-    # On Tansu "latest" is unreliable: read from the start and drop what is older than started_ms instead.
-    skip_before = started_ms if tansu and not args.from_beginning else None
-    reset = "earliest" if args.from_beginning or tansu else "latest"
+    plan = start_plan(tansu=tansu, from_beginning=args.from_beginning, started_ms=_now_ms())
     consumer = AIOKafkaConsumer(
         bootstrap_servers=servers,
         client_id="escalator-tail",
         group_id=args.group,
         enable_auto_commit=args.group is not None,
-        auto_offset_reset=reset,
+        auto_offset_reset=plan.reset,
         **kwargs,
     )
     try:
@@ -88,7 +111,7 @@ async def _tail(args: argparse.Namespace, servers: str, topics: list[str], tansu
             consumer.subscribe(topics)
         else:
             tps = await _assign_all(consumer, topics)
-            if args.from_beginning or tansu:
+            if plan.seek == "zero":
                 for tp in tps:
                     consumer.seek(tp, 0)  # no ListOffsets; out of range falls back to "earliest"
             else:
@@ -96,7 +119,7 @@ async def _tail(args: argparse.Namespace, servers: str, topics: list[str], tansu
         colour = _use_colour(args.color)
         tz = UTC if args.utc else None  # None: the local time zone
         async for record in consumer:
-            if skip_before is not None and record.timestamp is not None and 0 <= record.timestamp < skip_before:
+            if not plan.keep(record.timestamp):
                 continue
             if args.json:
                 try:
