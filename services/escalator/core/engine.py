@@ -384,9 +384,11 @@ def _checkpoint(c: Clock, at: int, pol: CompiledPolicy | None, paused: bool) -> 
 
 
 def _checkpoint_all(s: TicketState, at: int, pol: CompiledPolicy | None, paused: bool) -> None:
-    for m, c in list(s.clocks.items()):
-        if c.phase == RUNNING:
-            s.clocks[m] = _checkpoint(c, at, pol, paused)
+    clocks = s.clocks
+    for m, c in list(clocks.items()):
+        # A clock already checkpointed at ``at`` (or later) would only be copied unchanged: keep sharing it.
+        if c.phase == RUNNING and at > c.mark_ms:
+            clocks[m] = _checkpoint(c, at, pol, paused)
 
 
 def _start_cycle(s: TicketState, metric: str, at: int, pol: CompiledPolicy | None) -> None:
@@ -422,9 +424,14 @@ def _end(s: TicketState, metric: str, phase: str, at: int, pol: CompiledPolicy |
 
 def _reschedule_all(s: TicketState, pol: CompiledPolicy | None) -> None:
     paused = _is_paused(s, pol)
-    for m, c in list(s.clocks.items()):
+    clocks = s.clocks
+    for m, c in list(clocks.items()):
         if c.phase == RUNNING or c.next_at_ms is not None:
-            s.clocks[m] = _schedule(c.copy(), pol, paused)
+            at, key = _next_of(c, pol, paused)
+            if at != c.next_at_ms or key != c.next_key:  # unchanged: keep sharing the (immutable) clock
+                fresh = c.copy()
+                fresh.next_at_ms, fresh.next_key = at, key
+                clocks[m] = fresh
 
 
 def _pending(c: Clock, pol: CompiledPolicy | None) -> tuple[int, str] | None:
@@ -456,20 +463,22 @@ def _pending(c: Clock, pol: CompiledPolicy | None) -> tuple[int, str] | None:
 
 def _schedule(c: Clock, pol: CompiledPolicy | None, paused: bool) -> Clock:
     """Set the cached next threshold instant of ``c`` (mutates ``c``: callers pass a fresh copy)."""
+    c.next_at_ms, c.next_key = _next_of(c, pol, paused)
+    return c
+
+
+def _next_of(c: Clock, pol: CompiledPolicy | None, paused: bool) -> tuple[int | None, str | None]:
+    """The next threshold of ``c`` as (instant, key); the instant is ``None`` while paused."""
     nxt = _pending(c, pol)
     if nxt is None:
-        c.next_at_ms, c.next_key = None, None
-        return c
+        return None, None
     offset, key = nxt
-    c.next_key = key
     if offset <= c.elapsed_ms:
-        c.next_at_ms = c.mark_ms
-    elif paused:
-        c.next_at_ms = None
-    else:
-        assert pol is not None
-        c.next_at_ms = pol.calendar.add_open_ms(c.mark_ms, offset - c.elapsed_ms)
-    return c
+        return c.mark_ms, key
+    if paused:
+        return None, key
+    assert pol is not None
+    return pol.calendar.add_open_ms(c.mark_ms, offset - c.elapsed_ms), key
 
 
 def _due_at(c: Clock, pol: CompiledPolicy | None, paused: bool) -> int | None:

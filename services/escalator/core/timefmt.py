@@ -12,9 +12,16 @@ from datetime import UTC, date, datetime, timedelta
 __all__ = ["format_ms", "parse_rfc3339_ms"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _RFC3339 = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$"
 )
+
+
+_parsed: dict[str, int] = {}
+_PARSED_LIMIT = 8192
+_DAYS_IN_MONTH = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_ordinals: dict[tuple[int, int, int], int] = {}
 
 
 def parse_rfc3339_ms(text: str) -> int:
@@ -22,9 +29,51 @@ def parse_rfc3339_ms(text: str) -> int:
 
     Fractions beyond milliseconds are truncated. Raises ``ValueError`` with a readable message otherwise.
     """
+    # A bounded memo of recent texts: the decoder validates the time and then converts it (two calls per event),
+    # and recorded logs repeat timestamps. Errors are not memoised (they raise the same message every time).
+    ms = _parsed.get(text)
+    if ms is None:
+        ms = _parse(text)
+        if len(_parsed) >= _PARSED_LIMIT:
+            _parsed.clear()
+        _parsed[text] = ms
+    return ms
+
+
+def _parse(text: str) -> int:
     m = _RFC3339.match(text)
     if m is None:
         raise ValueError(f"not an RFC 3339 timestamp with offset: {text!r}")
+    ys, mos, ds, hs, mis, ss, frac, zulu, sign, ohs, oms = m.groups()
+    year, month, day, hour, minute, second = int(ys), int(mos), int(ds), int(hs), int(mis), int(ss)
+    # Fast path for valid fields (plain integer arithmetic); anything unusual takes the datetime path below, which
+    # raises the error messages callers see.
+    if (
+        year >= 1
+        and 1 <= month <= 12
+        and 1 <= day <= (29 if month == 2 and _leap(year) else _DAYS_IN_MONTH[month])
+        and hour <= 23
+        and minute <= 59
+        and second <= 59
+        and (zulu is not None or (int(ohs) <= 23 and int(oms) <= 59))
+    ):
+        ms = int((frac + "000")[:3]) if frac else 0
+        offset_min = 0 if zulu is not None else (int(ohs) * 60 + int(oms)) * (-1 if sign == "-" else 1)
+        key = (year, month, day)
+        days = _ordinals.get(key)
+        if days is None:
+            if len(_ordinals) >= 100_000:
+                _ordinals.clear()
+            days = _ordinals[key] = date(year, month, day).toordinal() - _EPOCH_ORDINAL
+        return (days * 86_400 + hour * 3600 + minute * 60 + second - offset_min * 60) * 1000 + ms
+    return _parse_slow(m, text)
+
+
+def _leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def _parse_slow(m: re.Match[str], text: str) -> int:
     year, month, day, hour, minute, second = (int(m.group(i)) for i in range(1, 7))
     frac = m.group(7) or ""
     ms = int((frac + "000")[:3]) if frac else 0
@@ -47,7 +96,6 @@ def parse_rfc3339_ms(text: str) -> int:
 
 
 _DAY_MS = 86_400_000
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _day_text: dict[int, str] = {}
 
 

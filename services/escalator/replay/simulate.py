@@ -69,6 +69,7 @@ class Simulator:
     __slots__ = (
         "_armed",
         "_heap",
+        "_incidents",
         "events_after_until",
         "events_applied",
         "latest_ms",
@@ -85,6 +86,7 @@ class Simulator:
         self.windows: dict[str, IncidentWindow] = {}
         self._armed: dict[str, int] = {}
         self._heap: list[tuple[int, str]] = []
+        self._incidents = bool(policy.incidents)
         self.latest_ms: int | None = None  # the latest event time applied
         self.events_applied = 0
         self.events_after_until = 0
@@ -112,7 +114,7 @@ class Simulator:
         elif armed.get(tid) != nd:
             armed[tid] = nd
             heapq.heappush(heap, (nd, tid))
-        if self.policy.incidents:
+        if self._incidents and event.type == "ticket.created":  # only a creation is counted by incident rules
             cmds = self._route_incidents(cmds)
         if out:
             out.extend(cmds)
@@ -151,7 +153,6 @@ class Simulator:
         armed = self._armed
         tickets = self.tickets
         policy = self.policy
-        incidents = bool(policy.incidents)
         while heap:
             due, tid = heap[0]
             if due > limit or (due == limit and not inclusive):
@@ -167,12 +168,13 @@ class Simulator:
             else:
                 armed[tid] = nd
                 heapq.heappush(heap, (nd, tid))
-            if incidents:
-                cmds = self._route_incidents(cmds)
-            out.extend(cmds)
+            out.extend(cmds)  # thresholds never signal incidents (only a ticket.created does)
 
     def _route_incidents(self, cmds: list[Command]) -> list[Command]:
-        if not any(type(c) is IncidentSignal for c in cmds):
+        for c in cmds:
+            if type(c) is IncidentSignal:
+                break
+        else:
             return cmds
         out: list[Command] = []
         windows = self.windows
