@@ -29,9 +29,9 @@ def register(parser: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--chunk",
             type=int,
-            default=200_000,
+            default=100_000,
             metavar="N",
-            help="events held in memory before spilling a sorted chunk to a temporary file (default 200000)",
+            help="events held in memory before spilling a sorted chunk to a temporary file (default 100000)",
         )
         p.add_argument("--timezone", default="UTC", help="time zone of the log's timestamps (default UTC)")
         p.add_argument(

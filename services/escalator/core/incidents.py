@@ -62,11 +62,20 @@ def observe(
     window: IncidentWindow | None, signal: IncidentSignal, policy: PolicySet
 ) -> tuple[IncidentWindow, list[Emit]]:
     """Count one created ticket; returns the new window state and the events to publish (if an incident fired)."""
-    rule = next((r for r in policy.incidents if r.id == signal.rule_id), None)
+    rule: IncidentRule | None = None
+    rule_id = signal.rule_id
+    for r in policy.incidents:  # plain loops: this runs for every counted creation
+        if r.id == rule_id:
+            rule = r
+            break
     if window is None:
-        window = IncidentWindow(signal.rule_id, signal.group_value)
-    if rule is None or any(tid == signal.ticket_id for _, tid in window.entries):
+        window = IncidentWindow(rule_id, signal.group_value)
+    if rule is None:
         return window, []
+    ticket_id = signal.ticket_id
+    for _, tid in window.entries:
+        if tid == ticket_id:
+            return window, []
     entries = list(window.entries)
     bisect.insort(entries, (signal.time_ms, signal.ticket_id))
     newest = entries[-1][0]

@@ -7,6 +7,7 @@ simulators in lock step: the input is read and decoded once, which also works fo
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -72,6 +73,25 @@ def run_lines(
 ) -> RunResult:
     """Simulate every line; rejected lines are counted (and passed to ``on_reject``), never fatal. ``out`` receives
     every emitted CloudEvent as one JSON line (``encode_event``), exactly what the live service publishes."""
+    # The run allocates many short-lived objects while the ticket table (long-lived) grows: collect the young
+    # generation less often (the default, every 700 allocations, costs ~10% here). Restored on the way out.
+    thresholds = gc.get_threshold()
+    gc.set_threshold(50_000, 20, 10)
+    try:
+        return _run(lines, policy, until_ms, other_policy, out, on_reject, progress)
+    finally:
+        gc.set_threshold(*thresholds)
+
+
+def _run(
+    lines: Iterable[tuple[int, bytes]],
+    policy: PolicySet,
+    until_ms: int | None,
+    other_policy: PolicySet | None,
+    out: BinaryIO | None,
+    on_reject: Callable[[Reject], None] | None,
+    progress: Progress | None,
+) -> RunResult:
     sim = Simulator(policy, until_ms)
     summary = Summary(policy)
     other_sim = Simulator(other_policy, until_ms) if other_policy is not None else None
