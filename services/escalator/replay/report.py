@@ -72,11 +72,13 @@ section{{background:#fff;border:1px solid #e2e8f0;border-radius:10px;padding:18p
 .tile .d{{color:#64748b;font-size:12px}}
 table{{border-collapse:collapse;width:100%;margin:6px 0 4px;font-size:13px}}
 th,td{{padding:5px 8px;border-bottom:1px solid #eef2f6;text-align:right;white-space:nowrap}}
-th{{color:#475569;font-weight:600;background:#f8fafc}}
+th{{color:#475569;font-weight:600;background:#f8fafc;white-space:normal}}
 th:first-child,td:first-child{{text-align:left}}
 td.l,th.l{{text-align:left}}
 .good{{color:#15803d}}.bad{{color:#b91c1c}}.mid{{color:#b45309}}
 .grid2{{display:grid;grid-template-columns:1fr 1fr;gap:18px}}
+.charts{{display:grid;grid-template-columns:repeat(auto-fit,minmax(470px,1fr));gap:10px 24px}}
+td.l,th.l{{white-space:normal}}
 .legend span{{display:inline-block;margin-right:14px;font-size:12px;color:#475569}}
 .legend i{{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:5px;vertical-align:-1px}}
 .note{{font-size:12.5px;color:#64748b;margin:8px 0 0}}
@@ -154,9 +156,9 @@ def _svg(width: int, height: int, body: str, label: str) -> str:
 def compliance_bars(rows: Sequence[tuple[str, Sequence[tuple[str, float | None, int]]]], label: str) -> str:
     """Horizontal bars 0..100 %: ``rows`` = [(group label, [(series label, pct, n), ...])]. One bar per series."""
     series_n = max((len(s) for _, s in rows), default=1)
-    bar_h, gap, left, right, top = 16, 4, 110, 120, 22
+    bar_h, gap, left, right, top = 18, 4, 70, 150, 22
     group_h = series_n * (bar_h + gap) + 10
-    width = 640
+    width = 560
     plot_w = width - left - right
     height = top + group_h * len(rows) + 8
     parts: list[str] = []
@@ -164,12 +166,12 @@ def compliance_bars(rows: Sequence[tuple[str, Sequence[tuple[str, float | None, 
         x = left + plot_w * tick / 100
         parts.append(f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{height - 6}" stroke="#e2e8f0"/>')
         parts.append(
-            f'<text x="{x:.1f}" y="{top - 8}" font-size="10" fill="#64748b" text-anchor="middle">{tick}%</text>'
+            f'<text x="{x:.1f}" y="{top - 8}" font-size="11" fill="#64748b" text-anchor="middle">{tick}%</text>'
         )
     for gi, (group, series) in enumerate(rows):
         y0 = top + gi * group_h
         parts.append(
-            f'<text x="{left - 8}" y="{y0 + (len(series) * (bar_h + gap)) / 2 + 4:.1f}" font-size="12" '
+            f'<text x="{left - 8}" y="{y0 + (len(series) * (bar_h + gap)) / 2 + 2:.1f}" font-size="13" '
             f'text-anchor="end" fill="#1e293b">{_e(group)}</text>'
         )
         for si, (name, pct, n) in enumerate(series):
@@ -184,7 +186,7 @@ def compliance_bars(rows: Sequence[tuple[str, Sequence[tuple[str, float | None, 
             text = "no data" if pct is None else f"{pct:.1f}%  ({n:,})"
             prefix = f"{name}: " if len(series) > 1 else ""
             parts.append(
-                f'<text x="{left + plot_w + 6}" y="{y + bar_h - 4}" font-size="11" fill="#334155">'
+                f'<text x="{left + plot_w + 6}" y="{y + bar_h - 5}" font-size="12" fill="#334155">'
                 f"{_e(prefix)}{_e(text)}</text>"
             )
     return _svg(width, height, "".join(parts), label)
@@ -305,12 +307,12 @@ def _edge_position(seconds: float) -> float:
 def histogram(within: Sequence[int], beyond: Sequence[int], targets: Sequence[float], label: str, *, title: str) -> str:
     """A duration histogram over :data:`DURATION_EDGES_S` buckets, each column split into cycles within their
     target (green) and beyond it (red), with the target(s) marked."""
-    width, height, left, right, top, bottom = 520, 170, 40, 10, 26, 30
+    width, height, left, right, top, bottom = 520, 190, 40, 10, 44, 30
     plot_w, plot_h = width - left - right, height - top - bottom
     n = len(DURATION_EDGES_S)
     ymax = _nice_max(max((a + b for a, b in zip(within, beyond, strict=True)), default=0))
     col_w = plot_w / n
-    parts = [f'<text x="{left}" y="14" font-size="12" font-weight="600" fill="#1e293b">{_e(title)}</text>']
+    parts = [f'<text x="0" y="13" font-size="12.5" font-weight="600" fill="#1e293b">{_e(title)}</text>']
     for k in (0, 2, 4):
         v = ymax * k / 4
         y = top + plot_h - plot_h * k / 4
@@ -334,13 +336,17 @@ def histogram(within: Sequence[int], beyond: Sequence[int], targets: Sequence[fl
                 f'<text x="{left + i * col_w:.1f}" y="{top + plot_h + 12}" font-size="9" fill="#64748b" '
                 f'text-anchor="middle">{_EDGE_LABELS[i]}</text>'
             )
-    for t in targets:
+    for k, t in enumerate(targets):
         x = left + _edge_position(t) * col_w
         parts.append(
-            f'<line x1="{x:.1f}" y1="{top - 2}" x2="{x:.1f}" y2="{top + plot_h}" stroke="#0f172a" stroke-width="1.5" '
-            'stroke-dasharray="4 3"/>'
+            f'<line x1="{x:.1f}" y1="{top - 16 + 12 * k}" x2="{x:.1f}" y2="{top + plot_h}" stroke="#0f172a" '
+            'stroke-width="1.5" stroke-dasharray="4 3"/>'
         )
-        parts.append(f'<text x="{x + 3:.1f}" y="{top + 8}" font-size="9.5" fill="#0f172a">target {_dur(t)}</text>')
+        anchor, dx = ("end", -4) if x > left + plot_w * 0.7 else ("start", 4)
+        parts.append(
+            f'<text x="{x + dx:.1f}" y="{top - 8 + 12 * k}" font-size="10.5" fill="#0f172a" text-anchor="{anchor}">'
+            f"target {_dur(t)}</text>"
+        )
     parts.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#94a3b8"/>')
     parts.append(
         f'<text x="{left + plot_w / 2:.1f}" y="{height - 4}" font-size="9.5" fill="#64748b" text-anchor="middle">'
@@ -453,7 +459,7 @@ def _compliance_section(d: Mapping[str, Any], o: Mapping[str, Any] | None, names
         "cycles still running at the end and not yet breached are left out). The number in brackets is the number "
         "of cycles judged.</p>"
         + legend
-        + '<div class="grid2">'
+        + '<div class="charts">'
         + "".join(charts)
         + "</div><h3>By priority</h3>"
         + _compliance_table(by_p, ob_p)
@@ -597,7 +603,7 @@ def _distribution_section(s: Summary, d: Mapping[str, Any], name: str | None) ->
                 + histogram(within, beyond, targets, f"{METRIC_LABEL[metric]} time for {prio}", title=title)
                 + "</div>"
             )
-        parts.append(f'<h3>Time to {METRIC_LABEL[metric].lower()}</h3><div class="grid2">{"".join(charts)}</div>')
+        parts.append(f'<h3>Time to {METRIC_LABEL[metric].lower()}</h3><div class="charts">{"".join(charts)}</div>')
     if not parts:
         return ""
     suffix = f" &mdash; {_e(name)}" if name else ""
@@ -635,12 +641,12 @@ def _agreement_section(d: Mapping[str, Any]) -> str:
     )
 
 
-def _comparison_section(d: Mapping[str, Any], o: Mapping[str, Any] | None, names: Sequence[str]) -> str:
+def _comparison_section(d: Mapping[str, Any], o: Mapping[str, Any] | None) -> str:
     comp = d.get("comparison")
     if not comp or o is None:
         return ""
     rows = []
-    changed_rows = []
+    details = []
     for metric, c in comp.items():
         ra, rb = d["metrics"].get(metric, {}), o["metrics"].get(metric, {})
         rows.append(
@@ -649,13 +655,26 @@ def _comparison_section(d: Mapping[str, Any], o: Mapping[str, Any] | None, names
             f"<td>{c['breached_a']:,}</td><td>{c['breached_b']:,}</td>"
             f'<td class="bad">{c["breached_only_a"]:,}</td><td class="bad">{c["breached_only_b"]:,}</td></tr>'
         )
-        for t in c["changed"][:25]:
-            under = names[0] if t["breached_under"] == "a" else names[1]
-            changed_rows.append(
-                f'<tr><td>{_e(t["ticket_id"])}</td><td class="l">{METRIC_LABEL[metric]}</td>'
-                f'<td class="l">{_e(t["priority"])}</td><td class="l">{_e(t["policy_a"] or "-")}</td>'
-                f'<td class="l">{_e(t["policy_b"] or "-")}</td><td class="l">breached only under {_e(under)}</td></tr>'
-            )
+        if not (c["breached_only_a"] or c["breached_only_b"]):
+            continue
+        prio_rows = "".join(
+            f"<tr><td>{_e(p)}</td><td>{r['only_a']:,}</td><td>{r['only_b']:,}</td></tr>"
+            for p, r in c["by_priority"].items()
+        )
+        lists = []
+        for side, key, n in (
+            ("A", "examples_only_a", c["breached_only_a"]),
+            ("B", "examples_only_b", c["breached_only_b"]),
+        ):
+            if n:
+                ids = ", ".join(_e(t) for t in c[key])
+                more = f" &hellip; ({n - len(c[key]):,} more)" if n > len(c[key]) else ""
+                lists.append(f'<p class="note"><b>Breached only under {side}</b> ({n:,}): {ids}{more}</p>')
+        details.append(
+            f"<h3>{METRIC_LABEL[metric]}: tickets that changed, by priority</h3>"
+            '<div class="grid2"><div><table><tr><th>priority</th><th>breached only under A</th>'
+            f"<th>breached only under B</th></tr>{prio_rows}</table></div><div>{''.join(lists)}</div></div>"
+        )
     return (
         "<section><h2>Policy comparison: tickets whose outcome changed</h2>"
         f'<p class="sub">A = <code>{_e(d["policy"]["source"])}</code> (version {_e(d["policy"]["version"])}), '
@@ -665,13 +684,7 @@ def _comparison_section(d: Mapping[str, Any], o: Mapping[str, Any] | None, names
         "<th>breached A</th><th>breached B</th><th>breached only under A</th><th>breached only under B</th></tr>"
         + "".join(rows)
         + "</table>"
-        + (
-            '<h3>Examples (first 25 per metric, by ticket id)</h3><table><tr><th>ticket</th><th class="l">metric'
-            '</th><th class="l">priority</th><th class="l">policy under A</th><th class="l">policy under B</th>'
-            '<th class="l">change</th></tr>' + "".join(changed_rows) + "</table>"
-            if changed_rows
-            else '<p class="note">No ticket changed outcome.</p>'
-        )
+        + ("".join(details) or '<p class="note">No ticket changed outcome.</p>')
         + "</section>"
     )
 
@@ -750,7 +763,7 @@ def render_report(
         header += f'<p class="note">{_e(note)}</p>'
     body = [header, _tiles(d)]
     if other is not None:
-        body.append(_comparison_section(d, other, names))
+        body.append(_comparison_section(d, other))
     body.append(_compliance_section(d, other, names))
     body.append(_agreement_section(d))
     body.append(_breaches_section(summary))

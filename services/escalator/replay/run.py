@@ -103,8 +103,9 @@ def _run(
     observe_event = summary.event
     observe_commands = summary.commands
     write = out.write if out is not None else None
-    number = 0
+    read = 0
     for number, raw in lines:
+        read += 1
         try:
             event = decode_record(raw)
         except DecodeError as exc:
@@ -114,6 +115,11 @@ def _run(
                 other.reject(reject)
             if on_reject is not None:
                 on_reject(reject)
+            continue
+        if until_ms is not None and event.time_ms > until_ms:
+            feed(event)  # not applied; counted by the simulator (events_after_until)
+            if other_sim is not None:
+                other_sim.feed(event)
             continue
         observe_event(event)
         cmds = feed(event)
@@ -139,10 +145,10 @@ def _run(
                 write(encode_event(c.event))
                 write(b"\n")
                 written += 1
-    summary.close(sim, number)
+    summary.close(sim, read)
     if other_sim is not None and other is not None:
         other.commands(other_sim.finish())
-        other.close(other_sim, number)
+        other.close(other_sim, read)
     if progress is not None:
         progress.update(count, final=True)
     return RunResult(summary, other, sim, other_sim, written, time.perf_counter() - started)

@@ -19,7 +19,10 @@ in the order the core emits them, with windows keyed by :func:`~escalator.core.w
 follow the signal in the command stream.
 
 Events whose time goes backwards are applied all the same, in arrival order (the core applies a late event at its
-ticket's watermark).
+ticket's watermark). The logical clock is the time of the event being applied: a late event moves nothing forward
+(deadlines before later event times have already fired) -- exactly a live service whose timer has advanced every
+ticket to just before each event as it arrives. Out-of-order input is therefore simulated as *late arrivals*; the
+importers write events in time order, which is what a live service would have received.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ out):
 * **still running** -- running at the end of the run and not breached (yet);
 * **compliance** -- achieved / (achieved + breached).
 
-Priority and policy are those of the ticket when the cycle ended (or at the end of the run).
+Priority and policy are those of the ticket when the cycle ended (or at the end of the run). A reopen resumes the
+resolution cycle, which then ends again: it counts once, with its last outcome.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ class Summary:
         self.ticket_flags: dict[str, int] = {}  # ticket -> bit per metric breached, and (<< 4) achieved
         self.ticket_level: dict[str, int] = {}  # ticket -> highest escalation level raised
         self.ticket_info: dict[str, tuple[str, str | None]] = {}  # ticket -> (priority, policy) at the end
+        self._resolution: dict[str, tuple[str, str, bool, int, int]] = {}  # last resolution outcome per ticket
         self.tickets = 0
         self.end_ms: int | None = None
         self.after_until = 0
@@ -154,19 +156,34 @@ class Summary:
         target = c.target_ms
         if target is None:
             return
-        metric = c.metric
-        breached = c.outcome == "breached"
-        self.cycles[(metric, c.priority, c.policy_id or "-", "breached" if breached else "met")] += 1
-        flags = self.ticket_flags.get(c.ticket_id, 0)
+        if c.metric == "resolution":
+            # A reopen resumes the same resolution cycle, which then ends again: only its last outcome counts (kept
+            # per ticket until the end of the run; a clock running again at the end supersedes it).
+            self._resolution[c.ticket_id] = (
+                c.priority,
+                c.policy_id or "-",
+                c.outcome == "breached",
+                c.elapsed_ms,
+                target,
+            )
+            return
+        self._count(
+            c.ticket_id, c.metric, c.priority, c.policy_id or "-", c.outcome == "breached", c.elapsed_ms, target
+        )
+
+    def _count(
+        self, ticket_id: str, metric: str, priority: str, policy_id: str, breached: bool, elapsed: int, target: int
+    ) -> None:
+        self.cycles[(metric, priority, policy_id, "breached" if breached else "met")] += 1
         bit = _METRIC_BIT[metric]
-        self.ticket_flags[c.ticket_id] = flags | (bit if breached else bit << _MET_SHIFT)
+        self.ticket_flags[ticket_id] = self.ticket_flags.get(ticket_id, 0) | (bit if breached else bit << _MET_SHIFT)
         by_prio = self.elapsed.get(metric)
         if by_prio is None:
             by_prio = self.elapsed[metric] = {}
-        pair = by_prio.get(c.priority)
+        pair = by_prio.get(priority)
         if pair is None:
-            pair = by_prio[c.priority] = (array("q"), array("q"))
-        pair[0].append(c.elapsed_ms)
+            pair = by_prio[priority] = (array("q"), array("q"))
+        pair[0].append(elapsed)
         pair[1].append(target)
 
     # -- end of run ----------------------------------------------------------------------------------------
@@ -178,6 +195,7 @@ class Summary:
         self.after_until = sim.events_after_until
         self.tickets = len(sim.tickets)
         by_id = self.policy.by_id
+        resolution = self._resolution
         for tid, s in sim.tickets.items():
             self.ticket_info[tid] = (s.priority, s.policy_id)
             pol = by_id(s.policy_id)
@@ -186,10 +204,15 @@ class Summary:
             for c in s.clocks.values():
                 if c.phase != RUNNING or c.metric not in pol.targets:
                     continue
+                if c.metric == "resolution":
+                    resolution.pop(tid, None)
                 breached = c.breached_at_ms is not None
                 self.cycles[(c.metric, s.priority, s.policy_id or "-", "breached" if breached else "running")] += 1
-                if breached:
-                    self.ticket_flags[tid] = self.ticket_flags.get(tid, 0) | _METRIC_BIT[c.metric]
+                bit = _METRIC_BIT[c.metric]
+                self.ticket_flags[tid] = self.ticket_flags.get(tid, 0) | (bit if breached else bit << _MET_SHIFT)
+        for tid, (prio, pol_id, breached, elapsed, target) in resolution.items():
+            self._count(tid, "resolution", prio, pol_id, breached, elapsed, target)
+        resolution.clear()
         self.closed = True
 
     def ticket_breached(self, metric: str) -> set[str]:
@@ -197,7 +220,8 @@ class Summary:
         return {t for t, f in self.ticket_flags.items() if f & bit}
 
     def ticket_measured(self, metric: str) -> set[str]:
-        """Tickets with at least one cycle of ``metric`` that has a target (achieved, breached or running)."""
+        """Tickets with at least one cycle of ``metric`` that has a target (achieved, breached or running; running
+        and not breached counts as "achieved so far")."""
         bit = _METRIC_BIT[metric] | (_METRIC_BIT[metric] << _MET_SHIFT)
         return {t for t, f in self.ticket_flags.items() if f & bit}
 
@@ -229,7 +253,7 @@ class Summary:
             levels[level] += n
             kinds[kind] += n
             reasons[reason] += n
-        funnel_levels = sorted(set(self.ticket_level.values()))
+        funnel_levels = sorted(levels)  # every level raised by some ticket
         funnel = {
             "tickets": self.tickets,
             "breached_any": sum(1 for f in self.ticket_flags.values() if f & 0xF),
@@ -318,8 +342,9 @@ def _ordered(metrics: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]
     return {m: metrics[m] for m in METRICS if m in metrics}
 
 
-def compare(a: Summary, b: Summary, *, limit: int = 200) -> dict[str, Any]:
-    """Tickets whose outcome differs between two runs over the same input, per metric."""
+def compare(a: Summary, b: Summary, *, examples: int = 30) -> dict[str, Any]:
+    """Tickets whose outcome differs between two runs over the same input: per metric, how many breached under one
+    policy and not the other, by priority, with the first ``examples`` ticket ids of each kind."""
     out: dict[str, Any] = {}
     for metric in METRICS:
         measured = a.ticket_measured(metric) | b.ticket_measured(metric)
@@ -328,22 +353,21 @@ def compare(a: Summary, b: Summary, *, limit: int = 200) -> dict[str, Any]:
         ba, bb = a.ticket_breached(metric), b.ticket_breached(metric)
         only_a = sorted(ba - bb)
         only_b = sorted(bb - ba)
+        by_priority: dict[str, dict[str, int]] = {}
+        for side, tickets in (("only_a", only_a), ("only_b", only_b)):
+            for t in tickets:
+                prio = (a.ticket_info.get(t) or b.ticket_info.get(t) or ("?", None))[0]
+                row = by_priority.setdefault(prio, {"only_a": 0, "only_b": 0})
+                row[side] += 1
         out[metric] = {
             "tickets_measured": len(measured),
             "breached_a": len(ba),
             "breached_b": len(bb),
             "breached_only_a": len(only_a),
             "breached_only_b": len(only_b),
-            "changed": [
-                {
-                    "ticket_id": t,
-                    "priority": (a.ticket_info.get(t) or b.ticket_info.get(t) or ("?", None))[0],
-                    "policy_a": (a.ticket_info.get(t) or ("?", None))[1],
-                    "policy_b": (b.ticket_info.get(t) or ("?", None))[1],
-                    "breached_under": "a" if t in ba else "b",
-                }
-                for t in sorted(only_a + only_b)[:limit]
-            ],
+            "by_priority": {p: by_priority[p] for p in sorted(by_priority, key=_prio_key)},
+            "examples_only_a": only_a[:examples],
+            "examples_only_b": only_b[:examples],
         }
     return out
 

@@ -132,7 +132,6 @@ def import_helpdesk(
     seen: set[str] = set()
     current: str | None = None
     group_rows: list[_Row] = []
-    group_end = 0
     known = set(ACTIVITIES)
 
     def bad(line: int, reason: str) -> None:
@@ -158,14 +157,12 @@ def import_helpdesk(
                 bad(line, "missing Case ID")
                 continue
             if case != current:
-                flush()
                 if case in seen:
-                    bad(line, f"rows of {case} are not contiguous: its rows ended at line {group_end}")
-                    current, group_rows = None, []
+                    bad(line, f"rows of {case} are not contiguous: a stray row after its group, skipped")
                     continue
+                flush()
                 seen.add(case)
                 current, group_rows = case, []
-            group_end = line
             activity = cells[i_act].strip()
             if activity not in known:
                 bad(line, f"unknown activity: {activity!r}")

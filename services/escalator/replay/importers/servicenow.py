@@ -115,7 +115,6 @@ def import_servicenow(
     seen: set[str] = set()
     current: str | None = None
     group_rows: list[_Row] = []
-    group_end = 0
 
     def bad(line: int, reason: str) -> None:
         stats.bad_rows += 1
@@ -146,14 +145,12 @@ def import_servicenow(
                 bad(line, "missing number")
                 continue
             if number != current:
-                flush()
                 if number in seen:
-                    bad(line, f"rows of incident {number} are not contiguous: its rows ended at line {group_end}")
-                    current, group_rows = None, []
+                    bad(line, f"rows of incident {number} are not contiguous: a stray row after its group, skipped")
                     continue
+                flush()
                 seen.add(number)
                 current, group_rows = number, []
-            group_end = line
             state = cells[i_state].strip()
             status = map_state(state)
             if status is None:
