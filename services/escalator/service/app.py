@@ -238,7 +238,7 @@ class Service:
         sig = IncidentSignal(doc["rule"], doc["value"], doc["ticket"], int(doc["time_ms"]))
         key = window_key(sig.rule_id, sig.group_value)
         raw = self.windows.get(key)
-        window = None if raw is None else IncidentWindow.from_dict(orjson.loads(raw))
+        window = None if raw is None else IncidentWindow.from_dict(_json_value(raw))
         new, emits = observe(window, sig, self.policy)
         self.windows[key] = orjson.dumps(new.to_dict())
         await self._publish(emits, None, self.clock.now_ms(), timer=False)
@@ -328,6 +328,11 @@ class Service:
     def ticket_view(self, ticket: str) -> dict[str, Any] | None:
         state = self._load(ticket)
         return None if state is None else describe(state, self.policy, self.clock.now_ms())
+
+
+def _json_value(raw: Any) -> Any:
+    """A table value: bytes from the memory store, already JSON-decoded from the RocksDB store."""
+    return orjson.loads(raw) if isinstance(raw, (bytes, bytearray, memoryview, str)) else raw
 
 
 def _headers(headers: Any) -> dict[str, bytes]:

@@ -1,0 +1,161 @@
+"""Run everything for a first look (``make run``): broker, topics, worker, demo traffic and a live tail.
+
+The broker comes from ESCALATOR_BOOTSTRAP_SERVERS / KAFKA_BOOTSTRAP_SERVERS when set; otherwise the embedded
+development broker (Tansu) is started. Ctrl-C stops every process this command started, by PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--policy", default="examples/demo-policy.yaml", help="policy file for the worker")
+    parser.add_argument("--web-port", type=int, default=int(os.environ.get("ESCALATOR_WEB_PORT", "6066")))
+    parser.add_argument(
+        "--duration", type=float, default=None, help="stop after this many seconds (default: run until Ctrl-C)"
+    )
+    parser.add_argument("--run-dir", default="var/run", help="where logs and worker state go (default var/run)")
+    parser.add_argument("--no-demo", action="store_true", help="do not produce demo traffic")
+
+
+def _wait_ready(port: int, worker: subprocess.Popen[bytes], log: Path, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    url = f"http://127.0.0.1:{port}/readyz"
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+            raise RuntimeError(f"the worker exited with code {worker.returncode}:\n{tail}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)  # polling interval
+    raise RuntimeError(f"the worker was not ready within {timeout:.0f}s (see {log})")
+
+
+def _stop(proc: subprocess.Popen[bytes] | None, name: str, timeout: float = 20.0) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=timeout)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        print(f"{name} did not stop in {timeout:.0f}s: killing it", file=sys.stderr)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+    import uuid
+
+    from ..broker.select import resolve_broker
+    from ..commands.topics import _create
+    from ..policy_file import load_policy_file
+    from ..service.topics import topic_specs
+    from ..settings import Settings
+
+    load_policy_file(args.policy)  # fail fast, naming file/line/field
+    run_dir = Path(args.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+    choice = resolve_broker(log_dir=run_dir)
+    interrupted = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        where = "embedded Tansu broker (development only)" if choice.source == "embedded" else choice.source
+        print(f"broker   {choice.bootstrap}  [{where}]", flush=True)
+        env = {
+            **os.environ,
+            **choice.env(),
+            "ESCALATOR_WEB_PORT": str(args.web_port),
+            "ESCALATOR_POLICY_FILE": args.policy,
+            "ESCALATOR_DATA_DIR": str(run_dir / "state"),
+            "ESCALATOR_APP_ID": os.environ.get("ESCALATOR_APP_ID", f"escalator-dev-{uuid.uuid4().hex[:6]}"),
+        }
+        settings = Settings(
+            **{
+                "bootstrap_servers": choice.bootstrap,
+                "broker_flavour": choice.flavour,
+                "app_id": env["ESCALATOR_APP_ID"],
+            }
+        )
+        with open(os.devnull, "w") as quiet:
+            stdout = sys.stdout
+            sys.stdout = quiet
+            try:
+                asyncio.run(_create(settings, topic_specs(settings)))
+            finally:
+                sys.stdout = stdout
+        print("topics   created", flush=True)
+        worker_log = run_dir / "worker.log"
+        with worker_log.open("ab") as log:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "escalator", "worker"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        procs.append(("worker", worker))
+        print(f"worker   pid {worker.pid}, log {worker_log}; waiting for it to be ready ...", flush=True)
+        started = time.monotonic()
+        _wait_ready(args.web_port, worker, worker_log)
+        print(f"worker   ready in {time.monotonic() - started:.1f}s", flush=True)
+        base = f"http://127.0.0.1:{args.web_port}"
+        print(
+            f"\n  metrics   {base}/metrics\n  ticket    {base}/tickets/<ticket id>\n  policy    {base}/policy"
+            f"\n  ready     {base}/readyz\n\nEscalations and notifications as they happen (Ctrl-C stops "
+            "everything):\n",
+            flush=True,
+        )
+        tail = subprocess.Popen([sys.executable, "-m", "escalator", "tail"], env=env, start_new_session=True)
+        procs.append(("tail", tail))
+        if not args.no_demo:
+            demo_log = run_dir / "demo.log"
+            with demo_log.open("ab") as log:
+                demo = subprocess.Popen(
+                    [sys.executable, "-m", "escalator", "demo", "--loop"],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            procs.append(("demo", demo))
+        deadline = None if args.duration is None else time.monotonic() + args.duration
+        while deadline is None or time.monotonic() < deadline:
+            for name, proc in procs:
+                if proc.poll() is not None and name != "demo":
+                    print(f"{name} exited with code {proc.returncode}", file=sys.stderr)
+                    return 1
+            time.sleep(0.2)  # supervising loop interval
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        print("\nstopping ...", file=sys.stderr, flush=True)
+        for name, proc in reversed(procs):
+            _stop(proc, name)
+        choice.close()
+        print(
+            "stopped: " + ", ".join([n for n, _ in procs] + (["broker"] if choice.owned_process else [])),
+            file=sys.stderr,
+        )
+    return 130 if interrupted else 0
