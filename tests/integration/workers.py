@@ -4,6 +4,7 @@ creation, a producer, and an output collector that waits on conditions with dead
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -169,10 +170,8 @@ class WorkerProcess:
         if self.proc is None:
             return None
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:

@@ -90,11 +90,7 @@ def run(args: argparse.Namespace) -> int:
             "ESCALATOR_APP_ID": os.environ.get("ESCALATOR_APP_ID", f"escalator-dev-{uuid.uuid4().hex[:6]}"),
         }
         settings = Settings(
-            **{
-                "bootstrap_servers": choice.bootstrap,
-                "broker_flavour": choice.flavour,
-                "app_id": env["ESCALATOR_APP_ID"],
-            }
+            bootstrap_servers=choice.bootstrap, broker_flavour=choice.flavour, app_id=env["ESCALATOR_APP_ID"]
         )
         with open(os.devnull, "w") as quiet:
             stdout = sys.stdout
