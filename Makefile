@@ -7,7 +7,7 @@ PY := $(BIN)/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test lint typecheck unit integration bench schemas clean
+.PHONY: help setup run demo test lint typecheck unit integration soak bench schemas clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -20,6 +20,12 @@ $(BIN)/escalator: pyproject.toml
 
 setup: $(BIN)/escalator ## create .venv and install escalator with the dev extra (includes the embedded broker)
 
+run: setup ## broker (embedded unless KAFKA_BOOTSTRAP_SERVERS is set) + topics + worker + demo traffic + live tail
+	$(BIN)/escalator dev
+
+demo: setup ## produce demo traffic to the configured broker (ESCALATOR_BOOTSTRAP_SERVERS)
+	$(BIN)/escalator demo
+
 lint: setup ## ruff (lint + format check)
 	$(BIN)/ruff check services tests bench
 	$(BIN)/ruff format --check services tests bench
@@ -29,6 +35,18 @@ typecheck: setup ## mypy --strict on services/
 
 unit: setup ## unit tests only (no network, no wall clock)
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
+
+integration: setup ## tests against a real broker (started for the run when none is configured)
+	$(BIN)/pytest tests/integration -q $(PYTEST_ARGS)
+
+SOAK_RUNS ?= 20
+soak: setup ## flakiness budget: restart + failover tests SOAK_RUNS times in a row (results in bench/results/)
+	@mkdir -p bench/results; out=bench/results/soak.txt; : > $$out; \
+	for i in $$(seq 1 $(SOAK_RUNS)); do \
+	  if $(BIN)/pytest tests/integration/test_worker.py -q -p no:randomly -k "restart or failover" > /tmp/escalator-soak.log 2>&1; \
+	  then echo "run $$i: pass $$(tail -1 /tmp/escalator-soak.log)" | tee -a $$out; \
+	  else echo "run $$i: FAIL" | tee -a $$out; cat /tmp/escalator-soak.log; exit 1; fi; \
+	done; echo "$(SOAK_RUNS) runs in a row passed ($$(date -u +%FT%TZ), broker: $${KAFKA_BOOTSTRAP_SERVERS:-embedded Tansu})" | tee -a $$out
 
 test: lint typecheck ## everything CI runs: lint, types, the whole test suite
 	$(BIN)/escalator schemas check

@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     # --- web, logging -------------------------------------------------------------------------------------------
     web_host: str = Field(default="127.0.0.1", description="Bind address of the HTTP API and /metrics.")
     web_port: int = Field(default=6066, ge=0, le=65_535, description="Port of the HTTP API and /metrics.")
+    web_advertised_host: str | None = Field(
+        default=None,
+        description="Host name other workers use to reach this one (routing of /tickets/{id} to the owner). "
+        "Default: web_host, or this machine's name when web_host is 0.0.0.0.",
+    )
     log_format: Literal["text", "json"] = Field(default="text", description="Log format.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
 
@@ -100,6 +105,16 @@ class Settings(BaseSettings):
         if v is None or not v.strip():
             return None
         return ",".join(s.strip() for s in v.split(",") if s.strip())
+
+    @property
+    def canonical_url(self) -> str:
+        """The URL other workers use to reach this worker's HTTP API."""
+        host = self.web_advertised_host or self.web_host
+        if host in ("0.0.0.0", "::", ""):
+            import socket
+
+            host = socket.getfqdn()
+        return f"http://{host}:{self.web_port}"
 
     @property
     def topic_ticks(self) -> str:

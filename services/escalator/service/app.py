@@ -375,7 +375,7 @@ def create_app(
         "web_host": settings.web_host,
         "web_bind": settings.web_host,
         "web_port": settings.web_port,
-        "canonical_url": f"http://{settings.web_host}:{settings.web_port}",
+        "canonical_url": settings.canonical_url,
         "autodiscover": False,
         "table_standby_replicas": 0,
         "web_stats_enabled": False,
