@@ -62,18 +62,28 @@ _METRIC_TEXT = {
 # Public API
 
 
-def apply(state: TicketState | None, event: Event, policy: PolicySet) -> tuple[TicketState, list[Command]]:
-    """Apply one ticket event. ``state`` is ``None`` for a ticket seen for the first time."""
+def apply(
+    state: TicketState | None, event: Event, policy: PolicySet, *, in_place: bool = False
+) -> tuple[TicketState, list[Command]]:
+    """Apply one ticket event. ``state`` is ``None`` for a ticket seen for the first time.
+
+    ``state`` is left unchanged and a new state returned, unless ``in_place`` is true: then ``state`` itself is
+    updated and returned (no copy), for a caller that owns the state and keeps only the result (the simulator).
+    The commands are the same either way.
+    """
     key = event.dedup_key
     if state is not None and key in state.seen:
         return state, [Ignored(event.id, "duplicate")]
     cmds: list[Command] = []
+    was_implicit = False
     if state is None:
         s = new_ticket(event, policy)
         at = event.time_ms
     else:
-        s = state.clone()
-        _rebase(s, policy)
+        was_implicit = "implicit" in state.flags  # read before ``s`` (which may be ``state``) changes
+        s = state if in_place else state.clone()
+        if s.policy_version != policy.version:
+            _rebase(s, policy)
         at = event.time_ms if event.time_ms > s.watermark_ms else s.watermark_ms
         _fire_due(s, policy, at, False, cmds)
         if isinstance(event.data, CreatedData):
@@ -83,7 +93,7 @@ def apply(state: TicketState | None, event: Event, policy: PolicySet) -> tuple[T
     if state is None and created:
         _signal_incidents(s, policy, at, cmds)
     else:
-        if created and "created_late" in s.flags and state is not None and "implicit" in state.flags:
+        if created and "created_late" in s.flags and was_implicit:
             _signal_incidents(s, policy, at, cmds)
         _mutate(s, event, at, policy, cmds)
     _evaluate_triggers(s, policy, at, cmds)
@@ -95,13 +105,16 @@ def apply(state: TicketState | None, event: Event, policy: PolicySet) -> tuple[T
     return s, cmds
 
 
-def advance(state: TicketState, now_ms: int, policy: PolicySet) -> tuple[TicketState, list[Command]]:
-    """Fire every threshold due at or before ``now_ms``, each at its own logical instant, in time order."""
+def advance(
+    state: TicketState, now_ms: int, policy: PolicySet, *, in_place: bool = False
+) -> tuple[TicketState, list[Command]]:
+    """Fire every threshold due at or before ``now_ms``, each at its own logical instant, in time order.
+    ``in_place`` as for :func:`apply`."""
     if state.policy_version == policy.version:
         nxt = _next_at(state)
         if nxt is None or nxt > now_ms:
             return state, []
-    s = state.clone()
+    s = state if in_place else state.clone()
     _rebase(s, policy)
     cmds: list[Command] = []
     _fire_due(s, policy, now_ms, True, cmds)

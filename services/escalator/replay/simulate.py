@@ -65,8 +65,10 @@ class Simulator:
     """Event-time driver of the core. Feed it events in arrival order, then call :meth:`finish`.
 
     ``tickets`` holds every ticket's state and ``windows`` the incident windows; both may be read at any time
-    (for instance by a summary at the end). ``until_ms`` bounds the run: events after it are not applied (they are
-    counted in ``events_after_until``) and :meth:`finish` advances to it.
+    (for instance by a summary at the end). The simulator owns its states and updates them in place (the core's
+    ``in_place`` mode, same outputs, no copies): copy a state (``TicketState.clone``) to keep it as it was.
+    ``until_ms`` bounds the run: events after it are not applied (they are counted in ``events_after_until``) and
+    :meth:`finish` advances to it.
     """
 
     __slots__ = (
@@ -108,7 +110,7 @@ class Simulator:
         tid = event.ticket_id
         tickets = self.tickets
         policy = self.policy
-        state, cmds = apply(tickets.get(tid), event, policy)
+        state, cmds = apply(tickets.get(tid), event, policy, in_place=True)  # the simulator owns its states
         tickets[tid] = state
         nd = next_deadline(state, policy)
         armed = self._armed
@@ -163,7 +165,7 @@ class Simulator:
             heapq.heappop(heap)
             if armed.get(tid) != due:
                 continue  # superseded by a later re-arm
-            state, cmds = advance(tickets[tid], due, policy)
+            state, cmds = advance(tickets[tid], due, policy, in_place=True)
             tickets[tid] = state
             nd = next_deadline(state, policy)
             if nd is None:
