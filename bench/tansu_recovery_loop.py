@@ -13,7 +13,7 @@ The two modes differ only in ``tansu_compat.install()`` inside the worker proces
     python bench/tansu_recovery_loop.py --runs 5 --modes patched --updates 500
     python bench/tansu_recovery_loop.py worker ...            # (internal) one worker process
 
-Results are printed and written to bench/results/tansu_recovery_loop.json. Uses ESCALATOR_BOOTSTRAP_SERVERS /
+Results are printed and written to var/bench/tansu_recovery_loop.json (--out). Uses ESCALATOR_BOOTSTRAP_SERVERS /
 --bootstrap when given (it must be a Tansu broker for the comparison to mean anything); otherwise starts the
 embedded broker and stops it at the end.
 """
@@ -421,7 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--bootstrap", default=os.environ.get("ESCALATOR_BOOTSTRAP_SERVERS"))
     parser.add_argument("--log-dir", type=Path, default=ROOT / "var" / "bench" / "tansu_recovery_loop")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "tansu_recovery_loop.json")
+    parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench" / "tansu_recovery_loop.json")
     args = parser.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
     for m in modes:
