@@ -17,14 +17,18 @@ Workarounds (measured symptoms; numbers in docs/embedded-broker.md, reproduced b
     asks for LATEST, aiokafka's ``Fetcher._proc_offset_request`` (the single place through which ``end_offsets``,
     ``seek_to_end`` and the "latest" reset go) now sends one Fetch for those partitions at the reported offset
     (at most the newest batch is transferred) and uses the high watermark of the answer when it is larger.
+    Measured (bench/tansu_recovery_loop.py, 200 updates, worker restart): updates lost in 7 of 10 runs without
+    the patches, 0 of 10 with them; without this one alone, 5 of 5 runs lost updates.
 
 ``fetch_wait`` -- faust hard-codes ``fetch_max_wait_ms=1500`` for its worker consumer. Tansu re-checks a waiting
     fetch at half the remaining wait, so every hop through a topic took ~358 ms (median) instead of ~13 ms. The
-    worker consumer is created with ``Settings.fetch_max_wait_ms`` (default 100 ms) instead.
+    worker consumer is created with ``Settings.fetch_max_wait_ms`` (default 100 ms) instead. Measured round trip
+    through a worker (control topic -> worker -> reply topic): 754 ms -> 52 ms median.
 
 ``leave_group`` -- Tansu numbers the first group generation 0, and aiokafka sends LeaveGroup on close only when
     the generation is > 0. A worker stopped in generation 0 stayed a member until its session expired, and a
     restarted worker waited for it in JoinGroup. The consumer now also leaves the group from generation 0.
+    Measured: members listed right after close 1 -> 0; worker restart with a 10 s session 19.7 s -> 6.6 s to ready.
 
 ``faust_overrides(settings)`` -- configuration, not patches: Tansu holds every JoinGroup answer until half the
     group's session timeout has passed (faust's default 60 s session -> 31.6 s until "Ready"; 10 s -> 6.6 s;
