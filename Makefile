@@ -7,7 +7,7 @@ PY := $(BIN)/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run demo test lint typecheck unit integration soak bench schemas clean
+.PHONY: help setup run demo broker test lint typecheck unit integration soak bench bench-tansu schemas clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -25,6 +25,10 @@ run: setup ## broker (embedded unless KAFKA_BOOTSTRAP_SERVERS is set) + topics +
 
 demo: setup ## produce demo traffic to the configured broker (ESCALATOR_BOOTSTRAP_SERVERS)
 	$(BIN)/escalator demo
+
+BROKER_PORT ?= 9092
+broker: setup ## run only the embedded development broker (Tansu) on 127.0.0.1:$(BROKER_PORT) until Ctrl-C
+	$(BIN)/escalator broker --port $(BROKER_PORT)
 
 lint: setup ## ruff (lint + format check)
 	$(BIN)/ruff check services tests bench
@@ -54,6 +58,9 @@ test: lint typecheck ## everything CI runs: lint, types, the whole test suite
 
 bench: setup ## benchmarks; results go to bench/results/
 	$(PY) bench/core_bench.py
+
+bench-tansu: setup ## table state across worker restarts with/without the Tansu workarounds (~5 min)
+	$(PY) bench/tansu_recovery_loop.py --runs 10
 
 schemas: setup ## regenerate schemas/ from the code
 	$(BIN)/escalator schemas write
