@@ -18,6 +18,7 @@ Usage: python bench/simulate_bench.py [--log FILE] [--policy P.yaml] [--repeat N
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import platform
 import resource
@@ -84,6 +85,28 @@ def child(events: str, policy_path: str, write_out: bool) -> int:
     return 0
 
 
+def phases(events: str, policy_path: str) -> int:
+    """Decode alone, then the simulator alone (on the decoded events): where the time goes."""
+    from escalator.core import decode_record
+    from escalator.policy_file import load_policy_file
+    from escalator.replay.simulate import Simulator
+
+    policy = load_policy_file(policy_path)
+    with open(events, "rb") as fh:
+        lines = fh.readlines()
+    gc.set_threshold(50_000, 20, 10)  # as run_lines does
+    t0 = time.perf_counter()
+    decoded = [decode_record(line) for line in lines]
+    t1 = time.perf_counter()
+    sim = Simulator(policy)
+    for e in decoded:
+        sim.feed(e)
+    sim.finish()
+    t2 = time.perf_counter()
+    print(orjson.dumps({"events": len(decoded), "decode_seconds": t1 - t0, "core_seconds": t2 - t1}).decode())
+    return 0
+
+
 def measure(events: str, policy: str, write_out: bool, repeat: int) -> list[dict[str, float]]:
     runs = []
     for _ in range(repeat):
@@ -101,9 +124,12 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "simulate.json"))
     parser.add_argument("--child", nargs=2, metavar=("EVENTS", "POLICY"), help=argparse.SUPPRESS)
     parser.add_argument("--write-out", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--phases", nargs=2, metavar=("EVENTS", "POLICY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args.child[0], args.child[1], args.write_out)
+    if args.phases:
+        return phases(args.phases[0], args.phases[1])
 
     log = Path(args.log)
     if not log.exists():
@@ -122,6 +148,12 @@ def main() -> int:
         import_seconds = time.perf_counter() - t0
         plain = measure(events, args.policy, False, args.repeat)
         with_out = measure(events, args.policy, True, args.repeat)
+        split = []
+        for _ in range(args.repeat):
+            done = subprocess.run(
+                [sys.executable, __file__, "--phases", events, args.policy], check=True, capture_output=True, text=True
+            )
+            split.append(orjson.loads(done.stdout.strip().splitlines()[-1]))
 
     def rates(runs: list[dict[str, float]]) -> list[float]:
         return [r["events"] / r["seconds"] for r in runs]
@@ -150,6 +182,8 @@ def main() -> int:
         "simulate_seconds_runs": [round(r["seconds"], 3) for r in plain],
         "simulate_with_out_events_per_s_best": round(max(rates(with_out))),
         "simulate_with_out_events_per_s_median": round(statistics.median(rates(with_out))),
+        "decode_only_events_per_s_median": round(statistics.median(r["events"] / r["decode_seconds"] for r in split)),
+        "simulator_only_events_per_s_median": round(statistics.median(r["events"] / r["core_seconds"] for r in split)),
         "peak_rss_mib": round(max(r["peak_rss_mib"] for r in plain), 1),
         "peak_rss_with_out_mib": round(max(r["peak_rss_mib"] for r in with_out), 1),
         "rss_before_run_mib": round(min(r["rss_before_mib"] for r in plain), 1),
@@ -162,8 +196,9 @@ def main() -> int:
         f"simulate (ServiceNow log, {result['events']:,} events, {result['tickets']:,} tickets, one core): "
         f"{result['simulate_events_per_s_median']:,} events/s median, {result['simulate_events_per_s_best']:,} best "
         f"(with --out: {result['simulate_with_out_events_per_s_median']:,} median); peak RSS "
-        f"{result['peak_rss_mib']} MiB (of which {result['rss_before_run_mib']} MiB before the run); import "
-        f"{result['import_rows_per_s']:,} rows/s -> {out}"
+        f"{result['peak_rss_mib']} MiB (of which {result['rss_before_run_mib']} MiB before the run); alone: decode "
+        f"{result['decode_only_events_per_s_median']:,}/s, simulator "
+        f"{result['simulator_only_events_per_s_median']:,}/s; import {result['import_rows_per_s']:,} rows/s -> {out}"
     )
     return 0
 

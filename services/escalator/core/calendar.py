@@ -107,15 +107,19 @@ class Calendar:
         if self._always:
             return end_ms - start_ms
         total = 0
-        ordinal = _first_ordinal(start_ms)
-        last = _last_ordinal(end_ms)
+        ordinal = _EPOCH_ORDINAL + start_ms // _DAY_MS - 1  # _first_ordinal(start_ms), inlined (hot path)
+        last = _EPOCH_ORDINAL + end_ms // _DAY_MS + 1  # _last_ordinal(end_ms)
+        cache = self._day_cache
         while ordinal <= last:
-            for s, e in self._day(ordinal):
+            day = cache.get(ordinal)
+            if day is None:
+                day = self._day(ordinal)
+            for s, e in day:
                 if e <= start_ms:
                     continue
                 if s >= end_ms:
                     return total
-                total += min(e, end_ms) - max(s, start_ms)
+                total += (e if e < end_ms else end_ms) - (s if s > start_ms else start_ms)
             ordinal += 1
         return total
 
@@ -126,9 +130,13 @@ class Calendar:
         if self._always:
             return start_ms + duration_ms
         remaining = duration_ms
-        ordinal = _first_ordinal(start_ms)
+        ordinal = _EPOCH_ORDINAL + start_ms // _DAY_MS - 1  # _first_ordinal(start_ms), inlined (hot path)
+        cache = self._day_cache
         for _ in range(_MAX_SEARCH_DAYS):
-            for s, e in self._day(ordinal):
+            day = cache.get(ordinal)
+            if day is None:
+                day = self._day(ordinal)
+            for s, e in day:
                 if e <= start_ms:
                     continue
                 begin = s if s > start_ms else start_ms
