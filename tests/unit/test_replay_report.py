@@ -65,7 +65,9 @@ def runs() -> tuple[dict[str, object], str]:
     d = result.summary.to_dict()
     o = result.other.to_dict()
     d["comparison"] = compare(result.summary, result.other)
-    d["agreement"] = agreement(result.summary, {"A": True, "B": False, "C": True, "X": True})
+    labels = {"A": True, "B": False, "C": True, "X": True}
+    d["agreement"] = agreement(result.summary, labels)
+    o["agreement"] = agreement(result.other, labels)
     html = render_report(result.summary, d, other_summary=result.other, other=o, title="Scenario", note="test data")
     return {"d": d, "o": o, "text": format_text(d, o)}, html
 
@@ -160,6 +162,8 @@ def test_report_is_self_contained_and_shows_the_numbers(runs: tuple[dict[str, ob
     ):
         assert expected in text, expected
     assert "<td>99</td>" in html, "the rejected line is listed with its number"
+    # agreement under B (lenient: C's resolution is met, as the label says): 3 of 3
+    assert "B: agreement" in html and "100.0%" in text
     # a histogram per priority with ended cycles: first response urgent (A) and normal (B, C), resolution urgent
     # (A) and normal (B; C is still running), under A and under B
     assert html.count("cycles, median") == 2 * (2 + 2)

@@ -141,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
         summary["comparison"] = compare(result.summary, result.other)
     if labels is not None:
         summary["agreement"] = agreement(result.summary, labels, args.labels_metric)
+        if other is not None and result.other is not None:
+            other["agreement"] = agreement(result.other, labels, args.labels_metric)
     if args.report:
         from ..replay.report import render_report
 

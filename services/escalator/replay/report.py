@@ -65,7 +65,7 @@ h3{{font-size:14px;margin:14px 0 6px;color:#334155}}
 p.lead{{margin:0 0 18px;color:#475569}}
 .sub{{color:#64748b;font-size:12.5px}}
 section{{background:#fff;border:1px solid #e2e8f0;border-radius:10px;padding:18px 22px;margin:0 0 18px}}
-.tiles{{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:12px;margin:0 0 18px}}
+.tiles{{display:grid;grid-template-columns:repeat(auto-fit,minmax(118px,1fr));gap:12px;margin:0 0 18px}}
 .tile{{background:#fff;border:1px solid #e2e8f0;border-radius:10px;padding:12px 14px}}
 .tile .v{{font-size:24px;font-weight:650}}
 .tile .l{{color:#64748b;font-size:12px;text-transform:uppercase;letter-spacing:.04em}}
@@ -618,26 +618,38 @@ def _distribution_section(s: Summary, d: Mapping[str, Any], name: str | None) ->
     )
 
 
-def _agreement_section(d: Mapping[str, Any]) -> str:
+def _agreement_section(d: Mapping[str, Any], o: Mapping[str, Any] | None = None) -> str:
     ag = d.get("agreement")
     if not ag:
         return ""
+    other = o.get("agreement") if o is not None else None
     rows = []
     for prio, r in [*ag["by_priority"].items(), ("all", ag["total"])]:
-        rows.append(
+        cells = (
             f"<tr><td>{_e(prio)}</td><td>{r['tickets']:,}</td><td>{r['label_made']:,}</td><td>{r['engine_made']:,}</td>"
             f'<td class="{_pct_class(r["agreement_pct"])}">{_pct_text(r["agreement_pct"])}</td>'
-            f"<td>{r['engine_breached_label_made']:,}</td><td>{r['engine_met_label_missed']:,}</td></tr>"
+            f"<td>{r['engine_breached_label_made']:,}</td><td>{r['engine_met_label_missed']:,}</td>"
         )
+        if other is not None:
+            rb = other["total"] if prio == "all" else other["by_priority"].get(prio)
+            if rb is None:
+                cells += "<td>&ndash;</td><td>&ndash;</td>"
+            else:
+                cells += (
+                    f"<td>{rb['engine_made']:,}</td>"
+                    f'<td class="{_pct_class(rb["agreement_pct"])}">{_pct_text(rb["agreement_pct"])}</td>'
+                )
+        rows.append(cells + "</tr>")
+    head_b = "<th>B: engine made</th><th>B: agreement</th>" if other is not None else ""
+    prefix = "A: " if other is not None else ""
     return (
         f"<section><h2>Agreement with the source system's SLA verdicts</h2><p class=\"sub\">The engine's "
         f"{_e(ag['metric'])} verdict per ticket compared with the verdict recorded by the source system "
         f"({ag['labels']:,} labelled tickets, {ag['unmatched']:,} without a judged cycle in this run). Informative: "
         "the source's own SLA definitions are not published.</p>"
-        "<table><tr><th>priority</th><th>tickets</th><th>source: made</th><th>engine: made</th><th>agreement</th>"
-        "<th>engine breached, source made</th><th>engine met, source missed</th></tr>"
-        + "".join(rows)
-        + "</table></section>"
+        f"<table><tr><th>priority</th><th>tickets</th><th>source: made</th><th>{prefix}engine made</th>"
+        f"<th>{prefix}agreement</th><th>{prefix}engine breached, source made</th>"
+        f"<th>{prefix}engine met, source missed</th>{head_b}</tr>" + "".join(rows) + "</table></section>"
     )
 
 
@@ -765,7 +777,7 @@ def render_report(
     if other is not None:
         body.append(_comparison_section(d, other))
     body.append(_compliance_section(d, other, names))
-    body.append(_agreement_section(d))
+    body.append(_agreement_section(d, other))
     body.append(_breaches_section(summary))
     body.append(_funnel_section([d, other] if other is not None else [d], names))
     body.append(_distribution_section(summary, d, "A" if other is not None else None))

@@ -513,6 +513,12 @@ def format_text(d: Mapping[str, Any], other: Mapping[str, Any] | None = None) ->
                 f"  {prio:<10}{r['tickets']:>9,}{_fmt_pct(r['agreement_pct']):>9}"
                 f"{r['engine_breached_label_made']:>26,}{r['engine_met_label_missed']:>24,}"
             )
+    if other is not None and "agreement" in other:
+        ag = other["agreement"]["total"]
+        add(
+            f"  B ({other['policy']['source']}): agreement {_fmt_pct(ag['agreement_pct'])} "
+            f"over {ag['tickets']:,} tickets"
+        )
     if other is not None and "comparison" in d:
         add("")
         add(f"compared with {other['policy']['source']} (version {other['policy']['version']})")
