@@ -47,3 +47,52 @@ def test_settings_env_names_and_secrets(monkeypatch: pytest.MonkeyPatch) -> None
     assert Settings().bootstrap_servers == "e1:9092"  # the escalator-specific name wins
     with pytest.raises(ValidationError):  # frozen
         s.web_port = 1  # type: ignore[misc]
+
+
+def test_worker_refuses_an_invalid_policy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ESCALATOR_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    bad = tmp_path / "p.yaml"
+    bad.write_text("version: 1\npolicies:\n  - id: x\n    targets: {first_response: 1h}\n    calendar: mars\n")
+    assert main(["worker", "--policy", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:5:" in err and "unknown calendar 'mars'" in err and "does not start" in err
+
+
+def test_worker_without_a_broker_says_how_to_get_one(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ESCALATOR_BOOTSTRAP_SERVERS", raising=False)
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    assert main(["worker", "--policy", str(EXAMPLE_POLICY)]) == 2
+    assert "ESCALATOR_BOOTSTRAP_SERVERS" in capsys.readouterr().err
+
+
+def test_topics_list_names_every_topic_and_compacts_changelogs(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ESCALATOR_APP_ID", "esc")
+    assert main(["topics", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = {line.split("\t")[0]: line for line in lines}
+    assert set(names) == {
+        "ticket-events",
+        "ticket-escalations",
+        "ticket-notifications",
+        "ticket-events.dlq",
+        "esc-ticks",
+        "esc-incident-signals",
+        "esc-tickets-changelog",
+        "esc-incident_windows-changelog",
+    }
+    assert "cleanup.policy=compact" in names["esc-tickets-changelog"]
+    assert "cleanup.policy=compact" not in names["ticket-events"]
+
+
+def test_help_lists_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for env, _default, _text in Settings.describe():
+        assert env.split(" ")[0] in out
