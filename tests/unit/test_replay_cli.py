@@ -117,3 +117,29 @@ def test_simulate_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "file not found" in capsys.readouterr().err
     assert main(["simulate", "--policy", str(POLICY), "--events", str(tmp_path / "nope.jsonl")]) == 1
     assert main(["simulate", "--policy", str(POLICY), "--events", str(EVENTS), "--until", "yesterday"]) == 2
+
+
+def test_progress_bar_rate_percentage_and_eta() -> None:
+    from escalator.replay.run import Progress
+
+    now = [100.0]
+    position = [(250, 1000)]
+    out = io.StringIO()
+    bar = Progress(out, lambda: position[0], clock=lambda: now[0])
+    now[0] = 102.0
+    bar.update(50_000)
+    line = out.getvalue()
+    assert line.startswith("\r[")
+    assert " 25.0%" in line and "50,000 events  25,000 events/s" in line and "ETA 0:06" in line
+    now[0] = 102.1  # redrawn at most every 0.2 s
+    bar.update(51_000)
+    assert out.getvalue() == line
+    position[0] = None  # stdin: no size, no percentage
+    now[0] = 104.0
+    bar.update(100_000, final=True)
+    assert out.getvalue().endswith("\r100,000 events  25,000 events/s\n")
+
+
+def test_no_progress_bar_when_not_a_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--policy", str(POLICY), "--events", str(EVENTS)]) == 0
+    assert "\r" not in capsys.readouterr().err  # pytest's captured stdout is not a terminal

@@ -35,14 +35,20 @@ class RunResult:
 class Progress:
     """A one-line progress bar on a terminal: events, events/s, percentage and ETA when the size is known."""
 
-    def __init__(self, stream: TextIO, total: Callable[[], tuple[int, int] | None]) -> None:
+    def __init__(
+        self,
+        stream: TextIO,
+        total: Callable[[], tuple[int, int] | None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.stream = stream
         self.total = total
-        self.start = time.monotonic()
-        self.last_draw = 0.0
+        self.clock = clock
+        self.start = clock()
+        self.last_draw = -1.0
 
     def update(self, events: int, *, final: bool = False) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if not final and now - self.last_draw < 0.2:
             return
         self.last_draw = now
