@@ -26,6 +26,7 @@ def events_with_bad_lines(tmp_path: Path) -> Path:
     lines = EVENTS.read_bytes().splitlines(keepends=True)
     lines.insert(1, b'{"specversion": "1.0", "type": "ticket.created"}\n')  # line 2
     lines.insert(4, b"garbage\n")  # line 5
+    lines.insert(5, b'{"specversion": "1.0", "type": [1]}\n')  # line 6: the decoder raises TypeError
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"".join(lines))
     return path
@@ -56,8 +57,9 @@ def test_simulate_json_out_and_report(
     assert f"{events_with_bad_lines}:2: rejected (schema_violation)" in captured.err
     assert f"{events_with_bad_lines}:5: rejected (invalid_json)" in captured.err
     doc = orjson.loads(captured.out)
-    assert doc["input"]["events"] == 212 and doc["input"]["rejected"] == 2 and doc["input"]["lines"] == 214
-    assert doc["input"]["rejected_by_reason"] == {"invalid_json": 1, "schema_violation": 1}
+    assert f"{events_with_bad_lines}:6: rejected (undecodable)" in captured.err
+    assert doc["input"]["events"] == 212 and doc["input"]["rejected"] == 3 and doc["input"]["lines"] == 215
+    assert doc["input"]["rejected_by_reason"] == {"invalid_json": 1, "schema_violation": 1, "undecodable": 1}
     assert doc["tickets"] == 38
     assert doc["agreement"]["total"]["tickets"] == 38
     # --out: exactly the golden outputs, i.e. encode_event of every Emit of the pure simulator

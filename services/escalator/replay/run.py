@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, TextIO
 
 from ..core import DecodeError, Emit, PolicySet, decode_record, encode_event
-from .simulate import Reject, Simulator
+from .simulate import Reject, Simulator, undecodable
 from .summary import Summary
 
 __all__ = ["Progress", "RunResult", "run_lines"]
@@ -114,8 +114,12 @@ def _run(
         read += 1
         try:
             event = decode_record(raw)
-        except DecodeError as exc:
-            reject = Reject(number, exc.reason, exc.detail, exc.event_id)
+        except Exception as exc:  # a bad line never aborts the run, even one the decoder trips over
+            reject = (
+                Reject(number, exc.reason, exc.detail, exc.event_id)
+                if isinstance(exc, DecodeError)
+                else undecodable(number, exc)
+            )
             summary.reject(reject)
             if other is not None:
                 other.reject(reject)

@@ -48,17 +48,22 @@ from ..core import (
     window_key,
 )
 
-__all__ = ["Reject", "Simulator", "simulate", "simulate_lines"]
+__all__ = ["Reject", "Simulator", "simulate", "simulate_lines", "undecodable"]
 
 
 @dataclass(frozen=True, slots=True)
 class Reject:
-    """An input line that is not a valid v1 ticket event (``reason`` is a :class:`DecodeError` reason)."""
+    """An input line that is not a valid v1 ticket event. ``reason`` is a :class:`DecodeError` reason, or
+    ``undecodable`` when the decoder itself failed on the line (e.g. a ``type`` that is a JSON array)."""
 
     line: int
     reason: str
     detail: str
     event_id: str | None = None
+
+
+def undecodable(line: int, exc: Exception) -> Reject:
+    return Reject(line, "undecodable", f"the decoder failed: {type(exc).__name__}: {exc}")
 
 
 class Simulator:
@@ -216,6 +221,9 @@ def simulate_lines(
             event = decode_record(raw)
         except DecodeError as exc:
             yield Reject(number, exc.reason, exc.detail, exc.event_id)
+            continue
+        except Exception as exc:  # the decoder failed on input it should have rejected: still only a bad line
+            yield undecodable(number, exc)
             continue
         yield from sim.feed(event)
     yield from sim.finish()
