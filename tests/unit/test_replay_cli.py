@@ -57,9 +57,9 @@ def test_simulate_json_out_and_report(
     assert f"{events_with_bad_lines}:2: rejected (schema_violation)" in captured.err
     assert f"{events_with_bad_lines}:5: rejected (invalid_json)" in captured.err
     doc = orjson.loads(captured.out)
-    assert f"{events_with_bad_lines}:6: rejected (undecodable)" in captured.err
+    assert f"{events_with_bad_lines}:6: rejected (unknown_type)" in captured.err
     assert doc["input"]["events"] == 212 and doc["input"]["rejected"] == 3 and doc["input"]["lines"] == 215
-    assert doc["input"]["rejected_by_reason"] == {"invalid_json": 1, "schema_violation": 1, "undecodable": 1}
+    assert doc["input"]["rejected_by_reason"] == {"invalid_json": 1, "schema_violation": 1, "unknown_type": 1}
     assert doc["tickets"] == 38
     assert doc["agreement"]["total"]["tickets"] == 38
     # --out: exactly the golden outputs, i.e. encode_event of every Emit of the pure simulator

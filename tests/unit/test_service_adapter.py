@@ -137,6 +137,23 @@ async def test_bad_records_go_to_the_dlq_with_reasons(svc: Service) -> None:
     assert svc.tickets == {}
 
 
+async def test_a_processing_bug_dead_letters_the_record_instead_of_crash_looping(
+    svc: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import escalator.service.app as app_module
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(app_module, "apply", broken)
+    await svc.handle(record(3, CREATED))
+    sent = svc.dlq.sent  # type: ignore[attr-defined]
+    headers = dict(sent[0]["headers"])
+    assert headers["escalator-dlq-reason"] == b"processing_error" and b"boom" in headers["escalator-dlq-detail"]
+    assert headers["escalator-dlq-event-id"] == b"c1"
+    assert sample(svc, "escalator_events_rejected_total", reason="processing_error") == 1
+
+
 async def test_timer_sends_one_tick_and_the_tick_fires_at_logical_time(svc: Service) -> None:
     clock: ManualClock = svc.clock  # type: ignore[assignment]
     await svc.handle(record(0, CREATED))

@@ -41,7 +41,8 @@ _formatted: dict[int, str] = {}
 
 
 def format_duration_ms(ms: int) -> str:
-    """The canonical text of a duration (``5400000`` -> ``1h30m``); sub-second parts are shown as ``ms``."""
+    """The canonical text of a duration (``5400000`` -> ``1h30m``, 40 h -> ``40h``, 48 h -> ``2d``); sub-second
+    parts are shown as ``ms``. The text parses back to the same duration."""
     text = _formatted.get(ms)
     if text is None:
         if len(_formatted) > 10_000:
@@ -56,7 +57,9 @@ def _format_duration(ms: int) -> str:
     sign = "-" if ms < 0 else ""
     ms = abs(ms)
     parts = []
-    for unit in "dhms":
+    # Whole days read as days (2d); anything else in hours (40h, not 1d16h: business targets are hours).
+    units = "dhms" if ms % _UNIT_MS["d"] == 0 else "hms"
+    for unit in units:
         size = _UNIT_MS[unit]
         if ms >= size:
             parts.append(f"{ms // size}{unit}")

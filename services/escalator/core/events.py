@@ -236,6 +236,7 @@ class DecodeError(ValueError):
         "unknown_type",
         "schema_violation",
         "key_mismatch",
+        "processing_error",
     )
 
     def __init__(self, reason: str, detail: str, event_id: str | None = None) -> None:
@@ -342,7 +343,7 @@ def _document(
             "unsupported_specversion", f"specversion must be '1.0', got {doc.get('specversion')!r}", event_id
         )
     etype = doc.get("type")
-    if etype not in ENVELOPES:
+    if not isinstance(etype, str) or etype not in ENVELOPES:
         raise DecodeError(
             "unknown_type", f"unknown event type {etype!r}; expected one of {', '.join(EVENT_TYPES)}", event_id
         )

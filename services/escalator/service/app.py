@@ -147,22 +147,7 @@ class Service:
         try:
             ev = decode_record(msg.value, msg.key, _headers(msg.headers), max_bytes=self.settings.max_event_bytes)
         except DecodeError as err:
-            await self.dlq.send(
-                key=msg.key,
-                value=msg.value,
-                headers=dlq_headers(msg.headers, err, msg.topic, msg.partition, msg.offset),
-            )
-            self.metrics.events_rejected.labels(err.reason).inc()
-            log.warning(
-                "rejected record %s[%s]@%s to %s: %s: %s",
-                msg.topic,
-                msg.partition,
-                msg.offset,
-                self.settings.topic_dlq,
-                err.reason,
-                err.detail,
-                extra={"event_id": err.event_id, "reason": err.reason},
-            )
+            await self.dead_letter(msg, err)
             return
         self.metrics.events_consumed.labels(ev.type).inc()
         if ev.time_ms > self.event_watermark.get(msg.partition, ev.time_ms - 1):
@@ -170,12 +155,34 @@ class Service:
         self.metrics.event_lag.observe(max(0.0, (now - ev.time_ms) / 1000))
         p = msg.partition
         state = self._load(ev.ticket_id)
-        new_state, cmds = apply(state, ev, self.policy)
+        try:
+            new_state, cmds = apply(state, ev, self.policy)
+        except Exception as exc:  # a bug must not turn one record into a crash loop of the whole partition
+            log.exception("processing failed for %s", ev.id, extra={"ticket_id": ev.ticket_id, "event_id": ev.id})
+            await self.dead_letter(msg, DecodeError("processing_error", f"{type(exc).__name__}: {exc}", ev.id))
+            return
         if new_state is not state:
             self.tickets[ev.ticket_id] = encode_table_value(p, new_state)
         await self._publish(cmds, new_state, now, timer=False)
         self._rearm(p, new_state)
         log.debug("applied %s to %s", ev.type, ev.ticket_id, extra={"ticket_id": ev.ticket_id, "event_id": ev.id})
+
+    async def dead_letter(self, msg: Any, err: DecodeError) -> None:
+        """Send a record to the DLQ unchanged, with headers naming the reason and origin; count and log it once."""
+        await self.dlq.send(
+            key=msg.key, value=msg.value, headers=dlq_headers(msg.headers, err, msg.topic, msg.partition, msg.offset)
+        )
+        self.metrics.events_rejected.labels(err.reason).inc()
+        log.warning(
+            "rejected record %s[%s]@%s to %s: %s: %s",
+            msg.topic,
+            msg.partition,
+            msg.offset,
+            self.settings.topic_dlq,
+            err.reason,
+            err.detail,
+            extra={"event_id": err.event_id, "reason": err.reason},
+        )
 
     async def on_tick(self, partition: int, value: bytes, now: int) -> None:
         ticket, _wake = decode_tick(value)
