@@ -56,8 +56,9 @@ test: lint typecheck ## everything CI runs: lint, types, the whole test suite
 	$(BIN)/escalator schemas check
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
-bench: setup ## benchmarks; results go to bench/results/
+bench: setup ## benchmarks (core throughput, simulate on the full ServiceNow log); results go to bench/results/
 	$(PY) bench/core_bench.py
+	$(PY) bench/simulate_bench.py
 
 bench-tansu: setup ## table state across worker restarts with/without the Tansu workarounds (~5 min)
 	$(PY) bench/tansu_recovery_loop.py --runs 10
