@@ -144,14 +144,8 @@ def new_ticket(event: Event, policy: PolicySet) -> TicketState:
     s = TicketState(ticket_id=event.ticket_id, created_ms=at, watermark_ms=at, last_event_ms=at)
     data = event.data
     if isinstance(data, CreatedData):
-        s.priority = data.priority
+        _take_attributes(s, data)
         s.status = data.status
-        s.requester_id = data.requester.id
-        s.requester_tier = data.requester.tier
-        s.group, s.assignee, s.channel = data.group, data.assignee, data.channel
-        s.product, s.category = data.product, data.category
-        s.tags = tuple(dict.fromkeys(data.tags))
-        s.fields = dict(data.fields)
     else:
         s.status = "open"
         s.flags = ("implicit",)
@@ -279,13 +273,7 @@ def _mutate(s: TicketState, event: Event, at: int, ps: PolicySet, cmds: list[Com
         return
     if isinstance(data, CreatedData):
         s.created_ms = min(s.created_ms, event.time_ms)
-        s.priority = data.priority
-        s.requester_id = data.requester.id
-        s.requester_tier = data.requester.tier
-        s.group, s.assignee, s.channel = data.group, data.assignee, data.channel
-        s.product, s.category = data.product, data.category
-        s.tags = tuple(dict.fromkeys(data.tags))
-        s.fields = dict(data.fields)
+        _take_attributes(s, data)
         if data.status != s.status and "duplicate_created" not in s.flags:
             _set_status(s, data.status, at, pol, cmds)
         _reselect(s, ps, at)
@@ -299,6 +287,17 @@ def _mutate(s: TicketState, event: Event, at: int, ps: PolicySet, cmds: list[Com
         return
     # ticket.escalation_requested
     s.escalation_requested = True
+
+
+def _take_attributes(s: TicketState, data: CreatedData) -> None:
+    """The attributes a ``ticket.created`` sets (status is handled by the caller)."""
+    s.priority = data.priority
+    s.requester_id = data.requester.id
+    s.requester_tier = data.requester.tier
+    s.group, s.assignee, s.channel = data.group, data.assignee, data.channel
+    s.product, s.category = data.product, data.category
+    s.tags = tuple(dict.fromkeys(data.tags))
+    s.fields = dict(data.fields)
 
 
 def _signal_incidents(s: TicketState, ps: PolicySet, at: int, cmds: list[Command]) -> None:
