@@ -25,7 +25,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "services"))
 
-from escalator.core import Emit, advance, apply, decode_record, load_policy_text, next_deadline  # noqa: E402
+from escalator.core import advance, apply, decode_record, load_policy_text, next_deadline  # noqa: E402
 from escalator.synth import lifecycle_events  # noqa: E402
 
 
@@ -46,9 +46,8 @@ def main() -> int:
         events = [decode_record(r) for r in raw]
         decode_times.append(time.perf_counter() - t0)
 
-    core_times = []
-    outputs = 0
-    for _ in range(args.repeat):
+    def run_core(in_place: bool) -> tuple[float, int]:
+        """apply() per event + advance() for every deadline that falls due, with a heap re-armed on change."""
         table: dict[str, object] = {}
         armed: dict[str, int] = {}  # ticket -> deadline in the heap (re-armed only when it changes)
         heap: list[tuple[int, str]] = []
@@ -61,22 +60,30 @@ def main() -> int:
                 if armed.get(tid) != due:  # superseded entry
                     continue
                 del armed[tid]
-                st, cmds = advance(table[tid], due, policy)  # type: ignore[arg-type]
+                st, cmds = advance(table[tid], due, policy, in_place=in_place)  # type: ignore[arg-type]
                 table[tid] = st
-                outputs += sum(1 for c in cmds if type(c) is Emit)
+                outputs += len(cmds)
                 nd = next_deadline(st, policy)
                 if nd is not None:
                     armed[tid] = nd
                     heapq.heappush(heap, (nd, tid))
             tid = e.ticket_id
-            st, cmds = apply(table.get(tid), e, policy)  # type: ignore[arg-type]
+            st, cmds = apply(table.get(tid), e, policy, in_place=in_place)  # type: ignore[arg-type]
             table[tid] = st
-            outputs += sum(1 for c in cmds if type(c) is Emit)
+            outputs += len(cmds)
             nd = next_deadline(st, policy)
             if nd is not None and armed.get(tid) != nd:
                 armed[tid] = nd
                 heapq.heappush(heap, (nd, tid))
-        core_times.append(time.perf_counter() - t0)
+        return time.perf_counter() - t0, outputs
+
+    core_times = []
+    in_place_times = []
+    commands = 0
+    for _ in range(args.repeat):
+        elapsed, commands = run_core(in_place=False)
+        core_times.append(elapsed)
+        in_place_times.append(run_core(in_place=True)[0])
 
     best_decode, best_core = min(decode_times), min(core_times)
     result = {
@@ -86,9 +93,10 @@ def main() -> int:
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "tickets": args.tickets,
         "events": n,
-        "outputs": outputs,
+        "commands": commands,
         "decode_events_per_s": round(n / best_decode),
         "core_events_per_s": round(n / best_core),
+        "core_in_place_events_per_s": round(n / min(in_place_times)),
         "decode_plus_core_events_per_s": round(n / (best_decode + best_core)),
         "core_seconds_runs": [round(t, 3) for t in core_times],
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -98,8 +106,9 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
     print(
-        f"core: {result['core_events_per_s']:,} events/s ({n:,} events, {args.tickets:,} tickets, "
-        f"{outputs:,} outputs); decode: {result['decode_events_per_s']:,} events/s; "
+        f"core: {result['core_events_per_s']:,} events/s copy-on-write, {result['core_in_place_events_per_s']:,} "
+        f"in place ({n:,} events, {args.tickets:,} tickets, {commands:,} commands); decode: "
+        f"{result['decode_events_per_s']:,} events/s; "
         f"peak RSS {result['peak_rss_mib']} MiB -> {out}"
     )
     return 0
