@@ -43,6 +43,19 @@ def _wait_ready(port: int, worker: subprocess.Popen[bytes], log: Path, timeout: 
     raise RuntimeError(f"the worker was not ready within {timeout:.0f}s (see {log})")
 
 
+def _spawn(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """``escalator COMMAND`` in its own session (stopped by PID later), output appended to ``log_path``."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "escalator", *command],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
 def _stop(proc: subprocess.Popen[bytes] | None, name: str, timeout: float = 20.0) -> None:
     if proc is None or proc.poll() is not None:
         return
@@ -101,15 +114,7 @@ def run(args: argparse.Namespace) -> int:
                 sys.stdout = stdout
         print("topics   created", flush=True)
         worker_log = run_dir / "worker.log"
-        with worker_log.open("ab") as log:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "escalator", "worker"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        worker = _spawn(["worker"], env, worker_log)
         procs.append(("worker", worker))
         print(f"worker   pid {worker.pid}, log {worker_log}; waiting for it to be ready ...", flush=True)
         started = time.monotonic()
@@ -125,17 +130,7 @@ def run(args: argparse.Namespace) -> int:
         tail = subprocess.Popen([sys.executable, "-m", "escalator", "tail"], env=env, start_new_session=True)
         procs.append(("tail", tail))
         if not args.no_demo:
-            demo_log = run_dir / "demo.log"
-            with demo_log.open("ab") as log:
-                demo = subprocess.Popen(
-                    [sys.executable, "-m", "escalator", "demo", "--loop"],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
-            procs.append(("demo", demo))
+            procs.append(("demo", _spawn(["demo", "--loop"], env, run_dir / "demo.log")))
         deadline = None if args.duration is None else time.monotonic() + args.duration
         while deadline is None or time.monotonic() < deadline:
             for name, proc in procs:
