@@ -69,7 +69,7 @@ class Deployment:
             "ESCALATOR_PARTITIONS": str(self.partitions),
             "ESCALATOR_OUTPUT_PARTITIONS": "2",
             "ESCALATOR_POLICY_FILE": str(self.policy_file),
-            "ESCALATOR_ALLOWED_LATENESS_SECONDS": "0.5",
+            "ESCALATOR_ALLOWED_LATENESS_SECONDS": "1.0",
             "ESCALATOR_TIMER_INTERVAL_SECONDS": "0.05",
             "ESCALATOR_SESSION_TIMEOUT_SECONDS": "2",
             "ESCALATOR_HEARTBEAT_INTERVAL_SECONDS": "0.5",

@@ -188,6 +188,24 @@ async def test_deadlines_wait_while_the_partition_backlog_may_hold_older_events(
     svc.partition_lag = lambda p: 0  # type: ignore[method-assign]
 
 
+async def test_a_tick_that_arrives_ahead_of_the_backlog_waits(svc: Service) -> None:
+    """Ticks sent before a restart are consumed after it, possibly before the input backlog: they must not fire
+    thresholds that the backlog's events (e.g. a pause) would have moved."""
+    await svc.handle(record(0, CREATED))
+    svc.clock.set(ms("2026-11-20T10:30:00Z"))  # type: ignore[attr-defined]
+    await svc.on_timer()
+    (tick,) = svc.ticks_topic.sent  # type: ignore[attr-defined]
+    svc.partition_lag = lambda p: 3  # type: ignore[method-assign]  # a restart: backlog not yet processed
+    await svc.handle(Ev(Msg("unit-ticks", 0, 0, b"T1", tick["value"])))
+    assert outputs(svc) == []
+    assert svc.index.next_wake() == ms("2026-11-20T10:07:31Z")  # still armed
+    pending = envelope("ticket.status_changed", "2026-11-20T10:05:00Z", "T1", {"status": "pending"})
+    await svc.handle(record(1, pending))  # the backlog: the ticket was paused before its first threshold
+    svc.partition_lag = lambda p: 0  # type: ignore[method-assign]
+    await svc.on_timer()
+    assert outputs(svc) == [] and svc.index.next_wake() is None  # paused: nothing was ever due
+
+
 async def test_timer_is_silent_until_ready(svc: Service) -> None:
     await svc.handle(record(0, CREATED))
     svc.set_ready(False)

@@ -195,6 +195,12 @@ class Service:
             self.metrics.tickets_purged.inc()
             self.index.arm(partition, ticket, None, None)
             return
+        deadline = next_deadline(state, self.policy)
+        if deadline is not None and self.behind(partition, deadline + self.lateness_ms):
+            # A tick sent before a restart or takeover can arrive ahead of the input backlog: the backlog may still
+            # hold this ticket's own earlier events. Leave it armed; the timer sends it again once caught up.
+            self._rearm(partition, state)
+            return
         new_state, cmds = advance(state, now - self.lateness_ms, self.policy)
         if new_state is not state:
             self.tickets[ticket] = encode_table_value(partition, new_state)
