@@ -1,0 +1,52 @@
+"""Structured logs: JSON lines (or text) carrying ticket and event ids; settings never print secrets."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+import pytest
+
+from escalator.service.logs import JsonFormatter, TextFormatter, configure_logging
+from escalator.settings import Settings
+
+
+def record(**extra: object) -> logging.LogRecord:
+    rec = logging.LogRecord("escalator.worker", logging.WARNING, __file__, 1, "rejected %s", ("x",), None)
+    for k, v in extra.items():
+        setattr(rec, k, v)
+    return rec
+
+
+def test_json_lines_carry_ids() -> None:
+    line = JsonFormatter().format(record(ticket_id="T-1", event_id="e-9", reason="schema_violation"))
+    doc = orjson.loads(line)
+    assert doc["message"] == "rejected x" and doc["level"] == "warning" and doc["logger"] == "escalator.worker"
+    assert (doc["ticket_id"], doc["event_id"], doc["reason"]) == ("T-1", "e-9", "schema_violation")
+    assert doc["ts"].endswith("Z")
+
+
+def test_text_lines_append_ids() -> None:
+    line = TextFormatter().format(record(ticket_id="T-1"))
+    assert line.endswith("rejected x [ticket_id=T-1]")
+
+
+def test_configure_logging_installs_one_handler() -> None:
+    root = logging.getLogger()
+    saved = list(root.handlers), root.level
+    try:
+        handler = configure_logging("json", "DEBUG")
+        assert root.handlers == [handler] and isinstance(handler.formatter, JsonFormatter)
+        assert root.level == logging.DEBUG
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+
+
+def test_secrets_never_appear_in_settings_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ESCALATOR_SASL_PASSWORD", "s3cr3t-pw")
+    monkeypatch.setenv("ESCALATOR_SSL_KEY_PASSWORD", "k3y-pw")
+    s = Settings()
+    text = repr(s) + str(s.model_dump()) + s.model_dump_json()
+    assert "s3cr3t-pw" not in text and "k3y-pw" not in text
+    assert s.sasl_password is not None and s.sasl_password.get_secret_value() == "s3cr3t-pw"
