@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     heartbeat_interval_seconds: float = Field(default=1.0, gt=0, description="Consumer heartbeat interval.")
     rebalance_timeout_seconds: float = Field(default=10.0, gt=0, description="Consumer rebalance timeout.")
     fetch_max_wait_ms: int = Field(default=100, ge=0, le=10_000, description="Longest a fetch waits for data.")
+    recovery_stall_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A worker that stays not-ready this long after a rebalance asks its consumer group to rebalance "
+        "again (table recovery is retried); after 3 such attempts it exits so that its supervisor restarts it.",
+    )
 
     # --- web, logging -------------------------------------------------------------------------------------------
     web_host: str = Field(default="127.0.0.1", description="Bind address of the HTTP API and /metrics.")
@@ -98,6 +104,9 @@ class Settings(BaseSettings):
     )
     log_format: Literal["text", "json"] = Field(default="text", description="Log format.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
+    debug_loggers: str = Field(
+        default="", description="Comma-separated logger names logged at DEBUG whatever the level (diagnostics)."
+    )
 
     @field_validator("bootstrap_servers")
     @classmethod

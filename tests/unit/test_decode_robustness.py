@@ -18,8 +18,12 @@ json_values = st.recursive(
     max_leaves=12,
 )
 VALID = [
-    envelope("ticket.created", "2026-11-20T10:00:00Z", "T", {"priority": "low", "requester": {"id": "r"},
-                                                             "tags": ["a"], "fields": {"x": 1}}),
+    envelope(
+        "ticket.created",
+        "2026-11-20T10:00:00Z",
+        "T",
+        {"priority": "low", "requester": {"id": "r"}, "tags": ["a"], "fields": {"x": 1}},
+    ),
     envelope("ticket.updated", "2026-11-20T10:00:00Z", "T", {"changes": {"priority": "high", "tags": ["b"]}}),
     envelope("ticket.escalation_acknowledged", "2026-11-20T10:00:00Z", "T", {"by": "x", "level": 2}),
 ]

@@ -206,6 +206,36 @@ async def test_a_tick_that_arrives_ahead_of_the_backlog_waits(svc: Service) -> N
     assert outputs(svc) == [] and svc.index.next_wake() is None  # paused: nothing was ever due
 
 
+async def test_a_stalled_recovery_asks_for_a_rebalance_then_exits(svc: Service) -> None:
+    rejoins: list[int] = []
+    exits: list[int] = []
+
+    class Coordinator:
+        def request_rejoin(self) -> None:
+            rejoins.append(1)
+
+    class Consumer:
+        def __init__(self) -> None:
+            self._thread = self
+
+        def _ensure_consumer(self) -> Any:
+            return type("C", (), {"_coordinator": Coordinator()})()
+
+    svc.app._consumer = Consumer()  # type: ignore[attr-defined]
+    svc.exit = exits.append  # type: ignore[method-assign]
+    clock: ManualClock = svc.clock  # type: ignore[assignment]
+    svc.set_ready(False)
+    start = clock.now_ms()
+    for second in range(1, 125):  # 4 stall windows of 30 s
+        clock.set(start + second * 1000)
+        await svc.on_timer()
+    # 30 s without progress -> a rebalance request, up to 3 times, then the process exits (status 3)
+    assert len(rejoins) == 3 and exits == [3]
+    assert sample(svc, "escalator_recovery_stalls_total") == 4
+    svc.set_ready(True)
+    assert svc.rejoins == 0
+
+
 async def test_timer_is_silent_until_ready(svc: Service) -> None:
     await svc.handle(record(0, CREATED))
     svc.set_ready(False)

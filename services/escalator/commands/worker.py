@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: RET503 (the faust worker exit
     from ..service.logs import configure_logging
 
     app = create_app(settings, WallClock(), CollectorRegistry(), policy=policy)
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, settings.debug_loggers)
     print(
         f"escalator worker: policy {settings.policy_file} (version {policy.version}), broker "
         f"{settings.bootstrap_servers} ({settings.broker_flavour}), http://{settings.web_host}:{settings.web_port}",

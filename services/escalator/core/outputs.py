@@ -280,7 +280,8 @@ class DeadLetterHeaders(_Model):
         "unsupported_specversion",
         "unknown_type",
         "schema_violation",
-        "key_mismatch", "processing_error",
+        "key_mismatch",
+        "processing_error",
     ] = Field(alias="escalator-dlq-reason")
     escalator_dlq_detail: str = Field(alias="escalator-dlq-detail")
     escalator_dlq_topic: str = Field(alias="escalator-dlq-topic")

@@ -102,6 +102,9 @@ class Service:
         self.metrics = Metrics(registry)
         self.index = DeadlineIndex()
         self.ready = False
+        self.unready_since = clock.now_ms()
+        self.stall_ms = int(settings.recovery_stall_seconds * 1000)
+        self.rejoins = 0
         self.lateness_ms = int(settings.allowed_lateness_seconds * 1000)
         self.retention_ms = int(settings.closed_retention_seconds * 1000)
         self.positions: dict[int, int] = {}  # partition -> next input offset to process
@@ -259,6 +262,7 @@ class Service:
     # -- timer, rebalance, recovery ----------------------------------------------------------------------------
     async def on_timer(self) -> None:
         if not self.ready:
+            self.watch_recovery(self.clock.now_ms())
             return
         now = self.clock.now_ms()
         for partition, ticket, _wake in self.index.pop_due(now, hold=self.behind):
@@ -300,8 +304,41 @@ class Service:
                 self.event_watermark.pop(tp.partition, None)
 
     def set_ready(self, ready: bool) -> None:
+        if ready:
+            self.rejoins = 0
+        else:  # every rebalance step restarts the stall watch
+            self.unready_since = self.clock.now_ms()
         self.ready = ready
         self.metrics.ready.set(1 if ready else 0)
+
+    def watch_recovery(self, now: int) -> None:
+        """A rebalance or recovery that makes no progress for ``recovery_stall_seconds`` (seen, rarely, on the
+        embedded broker after a takeover) is retried by asking the group to rebalance again; a worker still stuck
+        after 3 attempts exits with status 3 so that its supervisor (Kubernetes, systemd) starts a fresh one."""
+        if now - self.unready_since < self.stall_ms:
+            return
+        self.unready_since = now
+        self.rejoins += 1
+        self.metrics.recovery_stalls.inc()
+        if self.rejoins > 3:
+            log.error("not ready for %d recovery attempts: exiting so that the worker is restarted", self.rejoins - 1)
+            self.exit(3)
+            return
+        log.warning(
+            "not ready for %.0fs: asking the consumer group to rebalance (attempt %d)",
+            self.stall_ms / 1000,
+            self.rejoins,
+        )
+        try:
+            consumer: Any = self.app.consumer
+            consumer._thread._ensure_consumer()._coordinator.request_rejoin()
+        except Exception:  # the consumer is not started: nothing to rejoin yet
+            log.exception("could not request a rebalance")
+
+    def exit(self, code: int) -> None:  # pragma: no cover - ends the process
+        import os
+
+        os._exit(code)
 
     def behind(self, partition: int, wake_ms: int) -> bool:
         """Whether a partition's deadlines must wait: its input backlog may still hold events stamped before the

@@ -39,7 +39,7 @@ class TextFormatter(logging.Formatter):
         return f"{text} [{' '.join(ids)}]" if ids else text
 
 
-def configure_logging(fmt: str, level: str) -> logging.Handler:
+def configure_logging(fmt: str, level: str, debug_loggers: str = "") -> logging.Handler:
     import time
 
     handler = logging.StreamHandler()
@@ -51,4 +51,7 @@ def configure_logging(fmt: str, level: str) -> logging.Handler:
         root.removeHandler(h)
     root.addHandler(handler)
     root.setLevel(level)
+    for name in (n.strip() for n in debug_loggers.split(",")):
+        if name:
+            logging.getLogger(name).setLevel(logging.DEBUG)
     return handler

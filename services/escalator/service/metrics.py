@@ -96,6 +96,11 @@ class Metrics:
             "Closed tickets removed from the table after the retention.",
             registry=registry,
         )
+        self.recovery_stalls = Counter(
+            "escalator_recovery_stalls_total",
+            "Times recovery made no progress for recovery_stall_seconds and a rebalance was requested.",
+            registry=registry,
+        )
         self.ready = Gauge(
             "escalator_ready", "1 when recovery is complete and the deadline index is built.", registry=registry
         )
