@@ -75,6 +75,8 @@ class Deployment:
             "ESCALATOR_HEARTBEAT_INTERVAL_SECONDS": "0.5",
             "ESCALATOR_REBALANCE_TIMEOUT_SECONDS": "2",
             "ESCALATOR_LOG_LEVEL": "INFO",
+            "ESCALATOR_RECOVERY_STALL_SECONDS": "10",
+            "ESCALATOR_DEBUG_LOGGERS": "faust.tables.recovery",
         }
 
     def settings(self) -> Settings:
