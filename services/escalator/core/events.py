@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
@@ -225,19 +225,23 @@ class Event:
         return f"{self.source}\x1f{self.id}"
 
 
+#: Why a record was dead-lettered (``processing_error``: it decoded, but applying it failed -- a bug, isolated).
+DlqReason = Literal[
+    "oversize",
+    "invalid_json",
+    "not_an_object",
+    "unsupported_specversion",
+    "unknown_type",
+    "schema_violation",
+    "key_mismatch",
+    "processing_error",
+]
+
+
 class DecodeError(ValueError):
     """A record that is not a valid v1 ticket event. ``reason`` is one of :data:`DecodeError.REASONS`."""
 
-    REASONS = (
-        "oversize",
-        "invalid_json",
-        "not_an_object",
-        "unsupported_specversion",
-        "unknown_type",
-        "schema_violation",
-        "key_mismatch",
-        "processing_error",
-    )
+    REASONS: tuple[str, ...] = get_args(DlqReason)
 
     def __init__(self, reason: str, detail: str, event_id: str | None = None) -> None:
         assert reason in self.REASONS, reason

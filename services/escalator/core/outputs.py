@@ -22,6 +22,8 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from .events import DlqReason
+
 __all__ = [
     "ESCALATIONS",
     "NOTIFICATIONS",
@@ -273,16 +275,7 @@ class IncidentDetected(_OutEnvelope):
 class DeadLetterHeaders(_Model):
     """Headers added to a dead-lettered record (the original key, value and headers are kept as they were)."""
 
-    escalator_dlq_reason: Literal[
-        "oversize",
-        "invalid_json",
-        "not_an_object",
-        "unsupported_specversion",
-        "unknown_type",
-        "schema_violation",
-        "key_mismatch",
-        "processing_error",
-    ] = Field(alias="escalator-dlq-reason")
+    escalator_dlq_reason: DlqReason = Field(alias="escalator-dlq-reason")
     escalator_dlq_detail: str = Field(alias="escalator-dlq-detail")
     escalator_dlq_topic: str = Field(alias="escalator-dlq-topic")
     escalator_dlq_partition: str = Field(alias="escalator-dlq-partition")
