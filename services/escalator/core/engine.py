@@ -797,14 +797,7 @@ def _evaluate_triggers(s: TicketState, ps: PolicySet, at: int, cmds: list[Comman
     pol = ps.by_id(s.policy_id)
     on = s.triggers_on
     for trig in ps.triggers:
-        holds = (
-            (trig.matcher.empty or _matches(trig.matcher, s))
-            and (trig.unanswered_at_least is None or s.unanswered >= trig.unanswered_at_least)
-            and (trig.rating_at_most is None or (s.rating is not None and s.rating <= trig.rating_at_most))
-            and (trig.reopen_count_at_least is None or s.reopen_count >= trig.reopen_count_at_least)
-            and (trig.reassignment_count_at_least is None or s.reassignment_count >= trig.reassignment_count_at_least)
-            and (trig.escalation_requested is None or s.escalation_requested == trig.escalation_requested)
-        )
+        holds = trig.test(s)
         active = trig.id in on
         if holds and not active:
             n = s.trigger_fires.get(trig.id, 0) + 1

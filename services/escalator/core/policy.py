@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from fractions import Fraction
+from operator import attrgetter
 from typing import Annotated, Any, Literal, NamedTuple
 
 import orjson
@@ -461,6 +462,7 @@ class Trigger:
     notify: tuple[NotifyTarget, ...]
     reason: str  # trigger | requester_request
     requester_update: bool | None
+    test: Callable[[Any], bool] = field(repr=False, compare=False, default=lambda s: False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -523,6 +525,52 @@ def _matcher(spec: MatchSpec | TriggerWhenSpec) -> Matcher:
         fields=fields,
         empty=not attributes and spec.tags_any is None and spec.tags_all is None and not fields,
     )
+
+
+Check = Callable[[Any], bool]
+
+
+def _in(name: str, allowed: frozenset[Any]) -> Check:
+    get = attrgetter(name)
+    return lambda s: bool(get(s) in allowed)
+
+
+def _at_least(name: str, bound: int) -> Check:
+    get = attrgetter(name)
+    return lambda s: bool(get(s) >= bound)
+
+
+def _field_in(name: str, values: frozenset[Any]) -> Check:
+    return lambda s: name in s.fields and s.fields[name] in values
+
+
+def _predicate(spec: TriggerWhenSpec) -> Check:
+    """The trigger condition compiled to a closure over only the conditions given (evaluated on every event)."""
+    m = _matcher(spec)
+    checks: list[Check] = [_in(name, allowed) for name, allowed in m.attributes]
+    if m.tags_any is not None:
+        tags_any = m.tags_any
+        checks.append(lambda s: not tags_any.isdisjoint(s.tags))
+    if m.tags_all is not None:
+        tags_all = m.tags_all
+        checks.append(lambda s: tags_all.issubset(s.tags))
+    checks += [_field_in(name, values) for name, values in m.fields]
+    for attr, bound in (
+        ("unanswered", spec.unanswered_requester_messages_at_least),
+        ("reopen_count", spec.reopen_count_at_least),
+        ("reassignment_count", spec.reassignment_count_at_least),
+    ):
+        if bound is not None:
+            checks.append(_at_least(attr, bound))
+    if spec.rating_at_most is not None:
+        top = spec.rating_at_most
+        checks.append(lambda s: s.rating is not None and s.rating <= top)
+    if spec.escalation_requested is not None:
+        wanted = spec.escalation_requested
+        checks.append(lambda s: bool(s.escalation_requested == wanted))
+    if len(checks) == 1:
+        return checks[0]
+    return lambda s: all(check(s) for check in checks)
 
 
 def _fraction_key(f: float) -> str:
@@ -659,6 +707,7 @@ def compile_policy(spec: PolicyFileSpec, *, version: str, source: str) -> Policy
             notify=tuple(NotifyTarget.from_spec(n) for n in t.escalate.notify),
             reason="requester_request" if t.when.escalation_requested else "trigger",
             requester_update=t.requester_update,
+            test=_predicate(t.when),
         )
         for t in spec.triggers
     )
