@@ -14,7 +14,7 @@ from html import escape
 from typing import Any
 
 from ..core import METRICS
-from .summary import PRIORITY_ORDER, Summary
+from .summary import PRIORITY_ORDER, Summary, format_span
 
 __all__ = ["DURATION_EDGES_S", "render_report"]
 
@@ -111,13 +111,7 @@ def _pct_class(v: float | None) -> str:
 
 
 def _dur(seconds: float | None) -> str:
-    if seconds is None:
-        return "&ndash;"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
+    return format_span(seconds, (" min", " h", " d"), "&ndash;")
 
 
 def _target_text(targets: Sequence[float]) -> str:

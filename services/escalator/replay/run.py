@@ -11,7 +11,7 @@ import gc
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from ..core import DecodeError, Emit, PolicySet, decode_record, encode_event
 from .simulate import Reject, Simulator, undecodable
@@ -65,6 +65,17 @@ class Progress:
             text = f"[{bar}] {frac * 100:5.1f}%  {text}  ETA {int(eta) // 60}:{int(eta) % 60:02d}"
         self.stream.write("\r" + text + ("\n" if final else ""))
         self.stream.flush()
+
+
+def _write_emits(cmds: list[Any], write: Callable[[bytes], object]) -> int:
+    """Write every published event among ``cmds`` as one JSON line (``encode_event``); returns how many."""
+    n = 0
+    for c in cmds:
+        if type(c) is Emit:
+            write(encode_event(c.event))
+            write(b"\n")
+            n += 1
+    return n
 
 
 def run_lines(
@@ -136,11 +147,7 @@ def _run(
         if cmds:
             observe_commands(cmds)
             if write is not None:
-                for c in cmds:
-                    if type(c) is Emit:
-                        write(encode_event(c.event))
-                        write(b"\n")
-                        written += 1
+                written += _write_emits(cmds, write)
         if other_sim is not None and other is not None:
             other.event(event)
             other.commands(other_sim.feed(event))
@@ -150,11 +157,7 @@ def _run(
     cmds = sim.finish()
     observe_commands(cmds)
     if write is not None:
-        for c in cmds:
-            if type(c) is Emit:
-                write(encode_event(c.event))
-                write(b"\n")
-                written += 1
+        written += _write_emits(cmds, write)
     summary.close(sim, read)
     if other_sim is not None and other is not None:
         other.commands(other_sim.finish())

@@ -425,14 +425,15 @@ def _fmt_pct(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}%"
 
 
-def _fmt_hours(seconds: float | None) -> str:
+def format_span(seconds: float | None, units: tuple[str, str, str] = ("m", "h", "d"), none: str = "-") -> str:
+    """A readable open-time span: minutes below an hour, hours below two days, then days."""
     if seconds is None:
-        return "-"
+        return none
     if seconds < 3600:
-        return f"{seconds / 60:.0f}m"
+        return f"{seconds / 60:.0f}{units[0]}"
     if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
+        return f"{seconds / 3600:.1f}{units[1]}"
+    return f"{seconds / 86400:.1f}{units[2]}"
 
 
 def format_text(d: Mapping[str, Any], other: Mapping[str, Any] | None = None) -> str:
@@ -498,7 +499,7 @@ def format_text(d: Mapping[str, Any], other: Mapping[str, Any] | None = None) ->
         for metric, rows in durations.items():
             for prio, r in rows.items():
                 add(
-                    f"{metric:<17}{prio:<10}{r['n']:>8,}{_fmt_hours(r['p50_s']):>8}{_fmt_hours(r['p90_s']):>8}"
+                    f"{metric:<17}{prio:<10}{r['n']:>8,}{format_span(r['p50_s']):>8}{format_span(r['p90_s']):>8}"
                     f"{_fmt_pct(r['within_target_pct']):>15}"
                 )
     if "agreement" in d:
