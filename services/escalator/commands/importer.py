@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     import orjson
 
     from ..replay.importers.common import BadRow, EventWriter, LocalTime
+    from ..replay.sources import BadLineReport
 
     err = sys.stderr
     try:
@@ -63,14 +64,11 @@ def run(args: argparse.Namespace) -> int:
     except (ZoneInfoNotFoundError, ValueError):
         print(f"error: unknown time zone {args.timezone!r}", file=err)
         return 2
-    shown = 0
     name = "<stdin>" if args.file == "-" else args.file
+    report = BadLineReport(name, args.show_errors, err)
 
     def on_bad(b: BadRow) -> None:
-        nonlocal shown
-        if shown < args.show_errors:
-            print(f"{name}:{b.line}: skipped: {b.reason}", file=err)
-        shown += 1
+        report(b.line, f"skipped: {b.reason}")
 
     out: BinaryIO
     if args.output is None or args.output == "-":
@@ -105,8 +103,7 @@ def run(args: argparse.Namespace) -> int:
             out.close()
         if labels is not None:
             labels.close()
-    if shown > args.show_errors:
-        print(f"{name}: ... and {shown - args.show_errors:,} more bad rows", file=err)
+    report.finish("bad rows")
     seconds = time.perf_counter() - started
     print(
         f"{name}: {stats.rows:,} rows, {stats.tickets:,} tickets -> {stats.events:,} events"

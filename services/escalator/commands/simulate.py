@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from ..replay.labels import load_labels
     from ..replay.run import Progress, run_lines
     from ..replay.simulate import Reject
-    from ..replay.sources import LineSource
+    from ..replay.sources import BadLineReport, LineSource
     from ..replay.summary import agreement, compare, format_text
 
     err = sys.stderr
@@ -99,14 +99,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: cannot read {args.events}: {exc.strerror or exc}", file=err)
         return 1
 
-    shown = 0
     name = "<stdin>" if args.events == "-" else args.events
+    report = BadLineReport(name, args.show_errors, err)
 
     def on_reject(r: Reject) -> None:
-        nonlocal shown
-        if shown < args.show_errors:
-            print(f"{name}:{r.line}: rejected ({r.reason}): {r.detail}", file=err)
-        shown += 1
+        report(r.line, f"rejected ({r.reason}): {r.detail}")
 
     show_progress = args.progress == "always" or (
         args.progress == "auto" and sys.stdout.isatty() and sys.stderr.isatty()
@@ -132,8 +129,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if out is not None:
             out.close()
-    if shown > args.show_errors:
-        print(f"{name}: ... and {shown - args.show_errors:,} more rejected lines (counted in the summary)", file=err)
+    report.finish("rejected lines (counted in the summary)")
 
     summary = result.summary.to_dict()
     other = result.other.to_dict() if result.other is not None else None

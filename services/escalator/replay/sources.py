@@ -13,9 +13,9 @@ import io
 import os
 import sys
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, TextIO
 
-__all__ = ["LineSource", "open_binary"]
+__all__ = ["BadLineReport", "LineSource", "open_binary"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -72,3 +72,22 @@ class LineSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class BadLineReport:
+    """Prints the first ``limit`` bad lines of an input as ``name:line: text`` and counts the rest, so a long run
+    with many bad lines stays readable while nothing goes unreported."""
+
+    def __init__(self, name: str, limit: int, stream: TextIO) -> None:
+        self.name, self.limit, self.stream = name, limit, stream
+        self.count = 0
+
+    def __call__(self, line: int, text: str) -> None:
+        if self.count < self.limit:
+            print(f"{self.name}:{line}: {text}", file=self.stream)
+        self.count += 1
+
+    def finish(self, what: str) -> None:
+        """One closing line for the bad lines that were counted but not printed (``what``: e.g. "bad rows")."""
+        if self.count > self.limit:
+            print(f"{self.name}: ... and {self.count - self.limit:,} more {what}", file=self.stream)
