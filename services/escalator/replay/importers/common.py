@@ -57,6 +57,18 @@ class ImportStats:
     bad_by_reason: Counter[str] = field(default_factory=Counter)
     notes: Counter[str] = field(default_factory=Counter)  # rows that produced no event, by why
 
+    def reporter(self, on_bad: Callable[[BadRow], None] | None) -> Callable[[int, str], None]:
+        """``bad(line, reason)`` for an importer: counts the row (by the reason's text before any ':') and passes
+        it to ``on_bad``."""
+
+        def bad(line: int, reason: str) -> None:
+            self.bad_rows += 1
+            self.bad_by_reason[reason.split(":", maxsplit=1)[0]] += 1
+            if on_bad is not None:
+                on_bad(BadRow(line, reason))
+
+        return bad
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "rows": self.rows,

@@ -134,11 +134,7 @@ def import_helpdesk(
     group_rows: list[_Row] = []
     known = set(ACTIVITIES)
 
-    def bad(line: int, reason: str) -> None:
-        stats.bad_rows += 1
-        stats.bad_by_reason[reason.split(":", maxsplit=1)[0]] += 1
-        if on_bad is not None:
-            on_bad(BadRow(line, reason))
+    bad = stats.reporter(on_bad)
 
     def flush() -> None:
         if current is None or not group_rows:

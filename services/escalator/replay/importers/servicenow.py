@@ -116,11 +116,7 @@ def import_servicenow(
     current: str | None = None
     group_rows: list[_Row] = []
 
-    def bad(line: int, reason: str) -> None:
-        stats.bad_rows += 1
-        stats.bad_by_reason[reason.split(":", maxsplit=1)[0]] += 1
-        if on_bad is not None:
-            on_bad(BadRow(line, reason))
+    bad = stats.reporter(on_bad)
 
     def cell(cells: list[str], i: int | None) -> str | None:
         return None if i is None else _value(cells[i])
