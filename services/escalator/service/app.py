@@ -45,6 +45,7 @@ from ..core import (
     apply,
     decode_record,
     describe,
+    encode_event,
     next_deadline,
     observe,
     window_key,
@@ -58,8 +59,9 @@ from .codec import (
     dlq_headers,
     encode_table_value,
     encode_tick,
+    headers_dict,
     output_headers,
-    output_value,
+    table_json,
 )
 from .index import DeadlineIndex, TicketInfo
 from .metrics import Metrics
@@ -148,7 +150,7 @@ class Service:
 
     async def on_record(self, msg: Any, now: int) -> None:
         try:
-            ev = decode_record(msg.value, msg.key, _headers(msg.headers), max_bytes=self.settings.max_event_bytes)
+            ev = decode_record(msg.value, msg.key, headers_dict(msg.headers), max_bytes=self.settings.max_event_bytes)
         except DecodeError as err:
             await self.dead_letter(msg, err)
             return
@@ -229,7 +231,7 @@ class Service:
             if isinstance(c, Emit):
                 topic = self.escalations if c.channel == "escalations" else self.notifications
                 await topic.send(
-                    key=c.key.encode(), value=output_value(c), headers=output_headers(c, self.policy.version)
+                    key=c.key.encode(), value=encode_event(c.event), headers=output_headers(c, self.policy.version)
                 )
                 emits.append(c)
             elif isinstance(c, IncidentSignal):
@@ -254,7 +256,7 @@ class Service:
         sig = IncidentSignal(doc["rule"], doc["value"], doc["ticket"], int(doc["time_ms"]))
         key = window_key(sig.rule_id, sig.group_value)
         raw = self.windows.get(key)
-        window = None if raw is None else IncidentWindow.from_dict(_json_value(raw))
+        window = None if raw is None else IncidentWindow.from_dict(table_json(raw))
         new, emits = observe(window, sig, self.policy)
         self.windows[key] = orjson.dumps(new.to_dict())
         await self._publish(emits, None, self.clock.now_ms(), timer=False)
@@ -378,17 +380,6 @@ class Service:
     def ticket_view(self, ticket: str) -> dict[str, Any] | None:
         state = self._load(ticket)
         return None if state is None else describe(state, self.policy, self.clock.now_ms())
-
-
-def _json_value(raw: Any) -> Any:
-    """A table value: bytes from the memory store, already JSON-decoded from the RocksDB store."""
-    return orjson.loads(raw) if isinstance(raw, (bytes, bytearray, memoryview, str)) else raw
-
-
-def _headers(headers: Any) -> dict[str, bytes]:
-    from .codec import headers_dict
-
-    return headers_dict(headers)
 
 
 def create_app(

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from ..core import DecodeError, Emit, TicketState, encode_event
+from ..core import DecodeError, Emit, TicketState
 
 __all__ = [
     "decode_table_value",
@@ -17,6 +17,7 @@ __all__ = [
     "encode_tick",
     "headers_dict",
     "output_headers",
+    "table_json",
 ]
 
 TABLE_FORMAT = 1
@@ -27,8 +28,14 @@ def encode_table_value(partition: int, state: TicketState) -> bytes:
     return orjson.dumps({"f": TABLE_FORMAT, "p": partition, "s": state.to_dict()})
 
 
+def table_json(raw: Any) -> Any:
+    """A table value as JSON data: the memory store hands back the bytes written, the RocksDB store hands them
+    back already JSON-decoded."""
+    return orjson.loads(raw) if isinstance(raw, (bytes, bytearray, memoryview, str)) else raw
+
+
 def decode_table_value(raw: bytes | str | Mapping[str, Any]) -> tuple[int, TicketState]:
-    doc = orjson.loads(raw) if isinstance(raw, (bytes, str)) else raw
+    doc = table_json(raw)
     if doc.get("f") != TABLE_FORMAT:
         raise ValueError(f"unsupported table value format {doc.get('f')!r}")
     return int(doc["p"]), TicketState.from_dict(doc["s"])
@@ -62,10 +69,6 @@ def output_headers(emit: Emit, policy_version: str) -> list[tuple[str, bytes]]:
         ("content-type", b"application/cloudevents+json"),
         ("escalator-policy-version", policy_version.encode()),
     ]
-
-
-def output_value(emit: Emit) -> bytes:
-    return encode_event(emit.event)
 
 
 def dlq_headers(

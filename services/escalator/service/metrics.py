@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ..core import ClockOutcome, Emit
+from ..core import ClockOutcome, Emit, parse_rfc3339_ms
 from .index import DeadlineIndex
 
 __all__ = ["Metrics"]
@@ -146,8 +146,6 @@ class Metrics:
 
 
 def _fired_ms(data: dict[str, Any]) -> int | None:
-    from ..core import parse_rfc3339_ms
-
     text = data.get("fired_at")
     return parse_rfc3339_ms(text) if isinstance(text, str) else None
 
