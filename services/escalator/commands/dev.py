@@ -105,13 +105,9 @@ def run(args: argparse.Namespace) -> int:
         settings = Settings(
             bootstrap_servers=choice.bootstrap, broker_flavour=choice.flavour, app_id=env["ESCALATOR_APP_ID"]
         )
-        with open(os.devnull, "w") as quiet:
-            stdout = sys.stdout
-            sys.stdout = quiet
-            try:
-                asyncio.run(_create(settings, topic_specs(settings)))
-            finally:
-                sys.stdout = stdout
+        if asyncio.run(_create(settings, topic_specs(settings), verbose=False)) != 0:
+            print("error: could not create the topics (see above)", file=sys.stderr)
+            return 1
         print("topics   created", flush=True)
         worker_log = run_dir / "worker.log"
         worker = _spawn(["worker"], env, worker_log)

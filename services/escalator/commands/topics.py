@@ -38,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_create(settings, specs))
 
 
-async def _create(settings: Settings, specs: list[TopicSpec]) -> int:
+async def _create(settings: Settings, specs: list[TopicSpec], *, verbose: bool = True) -> int:
+    """Create the missing topics; returns 0, or 1 if any failed (failures are always printed on stderr)."""
+    say = print if verbose else (lambda *a, **k: None)
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
@@ -49,20 +51,20 @@ async def _create(settings: Settings, specs: list[TopicSpec]) -> int:
         failures = 0
         for spec in specs:
             if spec.name in existing:
-                print(f"exists   {spec.name}")
+                say(f"exists   {spec.name}")
                 continue
             topic = NewTopic(spec.name, spec.partitions, spec.replication, topic_configs=spec.configs)
             try:
                 resp = await admin.create_topics([topic])
             except TopicAlreadyExistsError:
-                print(f"exists   {spec.name}")
+                say(f"exists   {spec.name}")
                 continue
             errors = [e for e in getattr(resp, "topic_errors", []) if e[1] not in (0, 36)]
             if errors:
                 failures += 1
                 print(f"FAILED   {spec.name}: {errors}", file=sys.stderr)
             else:
-                print(f"created  {spec.name} (partitions={spec.partitions}, replication={spec.replication})")
+                say(f"created  {spec.name} (partitions={spec.partitions}, replication={spec.replication})")
         return 1 if failures else 0
     finally:
         await admin.close()
