@@ -1,0 +1,126 @@
+"""Incident windows of one incident-signal partition, fed in event-time order across all source partitions.
+
+The ticket processor of each input partition sends an incident signal for every counted creation to the signal
+partition of its ``(rule, group value)`` window, and -- after the signals -- *watermarks*: "every signal of source
+partition ``p`` with an instant ``<= W`` has been sent". Source partitions progress at different speeds (a
+takeover, a backlog, a slow worker), so signals reach a window out of time order. They are held here until every
+source partition's watermark has passed them, then released in ``(time, ticket)`` order -- the order of a replay
+over the same events -- to :func:`~escalator.core.observe`. Held signals are not committed: the partition's
+committed offset stays at the oldest held signal, so a restart re-reads them.
+
+Pure apart from the store.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+
+import orjson
+
+from ..core import Emit, IncidentSignal, IncidentWindow, PolicySet, observe, window_key
+from .ports import Message, headers_get
+from .store import Checkpoint, PartitionStore
+
+__all__ = ["H_WATERMARK", "WATERMARK_KEY", "IncidentPartition", "signal_record", "watermark_record"]
+
+log = logging.getLogger("escalator.incidents")
+
+WATERMARK_KEY = b"\x00escalator:watermark"
+H_WATERMARK = "escalator-watermark"
+
+
+def signal_record(sig: IncidentSignal, source: int) -> tuple[bytes, bytes]:
+    """(key, value) of an incident signal; the key is the window's, so every signal of a window shares a partition."""
+    value = orjson.dumps(
+        {"rule": sig.rule_id, "value": sig.group_value, "ticket": sig.ticket_id, "time_ms": sig.time_ms, "src": source}
+    )
+    return window_key(sig.rule_id, sig.group_value).encode(), value
+
+
+def watermark_record(source: int, watermark_ms: int) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    return WATERMARK_KEY, orjson.dumps({"src": source, "wm": watermark_ms}), [(H_WATERMARK, b"1")]
+
+
+class IncidentPartition:
+    def __init__(self, partition: int, store: PartitionStore, policy: PolicySet, sources: int) -> None:
+        self.partition = partition
+        self.store = store
+        self.policy = policy
+        self.sources = sources
+        self.held: list[tuple[int, str, str, str, int]] = []  # (time_ms, ticket, rule, group value, offset)
+        self.watermarks: dict[int, int] = {}  # source partition -> watermark
+        self.malformed = 0
+        self._windows: dict[str, IncidentWindow | None] = {}
+        self._dirty: set[str] = set()
+
+    def add(self, msg: Message) -> None:
+        """Take one record of the signal topic (a signal or a watermark)."""
+        value = msg.value()
+        try:
+            doc = orjson.loads(value or b"")
+            if headers_get(msg.headers(), H_WATERMARK) is not None:
+                src, wm = int(doc["src"]), int(doc["wm"])
+                if wm > self.watermarks.get(src, wm - 1):
+                    self.watermarks[src] = wm
+                return
+            entry = (int(doc["time_ms"]), str(doc["ticket"]), str(doc["rule"]), str(doc["value"]), msg.offset() or 0)
+        except (ValueError, KeyError, TypeError) as exc:
+            self.malformed += 1
+            log.warning("skipped a malformed incident signal at offset %s: %s", msg.offset(), exc)
+            return
+        heapq.heappush(self.held, entry)
+
+    def watermark(self) -> int | None:
+        """The instant every source partition has passed (``None`` until all of them reported)."""
+        if len(self.watermarks) < self.sources:
+            return None
+        return min(self.watermarks.values())
+
+    def release(self) -> list[Emit]:
+        """Observe every held signal at or before the common watermark, in (time, ticket) order."""
+        wm = self.watermark()
+        held = self.held
+        if wm is None or not held or held[0][0] > wm:
+            return []
+        out: list[Emit] = []
+        policy = self.policy
+        while held and held[0][0] <= wm:
+            time_ms, ticket, rule, value, _offset = heapq.heappop(held)
+            key = window_key(rule, value)
+            window = self._load(key)
+            new, emits = observe(window, IncidentSignal(rule, value, ticket, time_ms), policy)
+            self._windows[key] = new
+            self._dirty.add(key)
+            out.extend(emits)
+        return out
+
+    def commit_offset(self, position: int) -> int:
+        """The offset to commit: the oldest held signal's (it must be read again after a restart), else
+        ``position``."""
+        if not self.held:
+            return position
+        return min(e[4] for e in self.held)
+
+    def _load(self, key: str) -> IncidentWindow | None:
+        if key in self._windows:
+            return self._windows[key]
+        raw = self.store.get(key)
+        window = None if raw is None else IncidentWindow.from_dict(orjson.loads(raw))
+        self._windows[key] = window
+        return window
+
+    def changes(self) -> list[tuple[str, bytes | None]]:
+        out: list[tuple[str, bytes | None]] = []
+        for key in self._dirty:
+            window = self._windows[key]
+            out.append((key, None if window is None else orjson.dumps(window.to_dict())))
+        return out
+
+    def commit(self, changes: list[tuple[str, bytes | None]], checkpoint: Checkpoint) -> None:
+        self.store.write(changes, checkpoint)
+        self.discard()
+
+    def discard(self) -> None:
+        self._windows = {}
+        self._dirty = set()

@@ -1,0 +1,306 @@
+"""An in-memory broker implementing the stream processor's ports, for unit tests (no network, no threads, no
+wall clock).
+
+Topics are lists of records per partition; a consumer group's assignment changes only when a test calls
+:meth:`MemoryBroker.rebalance`, and the members see it (revocation, then assignment, as Kafka's eager protocol
+does) inside their next :meth:`~MemoryGroupConsumer.consume`. Producers append on :meth:`~MemoryProducer.flush`;
+tests can make deliveries fail, drop what a "crashed" producer still held, or let a stale writer's records land
+later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .ports import TP, DeliveryCallback, Message, RebalanceListener
+
+__all__ = ["MemoryBroker", "MemoryGroupConsumer", "MemoryMessage", "MemoryProducer", "MemoryReader"]
+
+
+class MemoryMessage:
+    """A record with confluent-kafka's ``Message`` interface."""
+
+    __slots__ = ("_error", "_headers", "_key", "_offset", "_partition", "_timestamp", "_topic", "_value")
+
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | None = None,
+        timestamp: int = 0,
+        error: Any = None,
+    ) -> None:
+        self._topic, self._partition, self._offset = topic, partition, offset
+        self._key, self._value, self._headers = key, value, headers
+        self._timestamp, self._error = timestamp, error
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def headers(self) -> list[tuple[str, bytes]] | None:
+        return self._headers
+
+    def error(self) -> Any:
+        return self._error
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, self._timestamp)
+
+    def __repr__(self) -> str:
+        return f"<{self._topic}[{self._partition}]@{self._offset} key={self._key!r}>"
+
+
+@dataclass
+class _Group:
+    generation: int = -1
+    members: list[MemoryGroupConsumer] = field(default_factory=list)
+    committed: dict[TP, int] = field(default_factory=dict)
+
+
+class MemoryBroker:
+    def __init__(self, now_ms: Callable[[], int] = lambda: 0) -> None:
+        self.now_ms = now_ms
+        self.topics: dict[str, list[list[MemoryMessage]]] = {}
+        self.groups: dict[str, _Group] = {}
+
+    def create_topic(self, name: str, partitions: int) -> None:
+        self.topics.setdefault(name, [[] for _ in range(partitions)])
+
+    def append(
+        self,
+        topic: str,
+        partition: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> MemoryMessage:
+        log = self.topics[topic][partition]
+        msg = MemoryMessage(topic, partition, len(log), key, value, headers, self.now_ms())
+        log.append(msg)
+        return msg
+
+    def records(self, topic: str, partition: int | None = None) -> list[MemoryMessage]:
+        parts = self.topics[topic]
+        if partition is not None:
+            return list(parts[partition])
+        return [m for part in parts for m in part]
+
+    def partitions(self, topic: str) -> int:
+        return len(self.topics[topic])
+
+    # -- consumer groups ---------------------------------------------------------------------------------------
+    def rebalance(self, group: str, assignment: Mapping[MemoryGroupConsumer, Sequence[TP]]) -> int:
+        """A new generation: every member loses what it had and gets ``assignment[member]`` (eager protocol).
+        Members not named get nothing. Returns the new generation."""
+        g = self.groups.setdefault(group, _Group())
+        g.generation += 1
+        for member in g.members:
+            member._pending.append((g.generation, list(assignment.get(member, ()))))
+        return g.generation
+
+    def expire(self, member: MemoryGroupConsumer) -> None:
+        """The member's session expired: at its next consume its partitions are lost (not revoked)."""
+        member._lost = True
+
+
+class MemoryGroupConsumer:
+    def __init__(self, broker: MemoryBroker, group: str) -> None:
+        self.broker = broker
+        self.group = group
+        self._g = broker.groups.setdefault(group, _Group())
+        self._g.members.append(self)
+        self._listener: RebalanceListener | None = None
+        self._topics: list[str] = []
+        self._pending: list[tuple[int, list[TP]]] = []
+        self._lost = False
+        self.assignment: list[TP] = []
+        self.positions: dict[TP, int] = {}
+        self.paused: set[TP] = set()
+        self.fetched: set[TP] = set()  # partitions with a fetch answer (their high watermark is known)
+        self._generation = -1
+        self.commits: list[dict[TP, int]] = []
+        self.closed = False
+
+    def subscribe(self, topics: Sequence[str], listener: RebalanceListener) -> None:
+        self._topics = list(topics)
+        self._listener = listener
+
+    def _rebalance(self) -> None:
+        assert self._listener is not None
+        if self._lost and self.assignment:
+            lost, self.assignment = self.assignment, []
+            self._lost = False
+            self._listener.revoked(lost, True)
+        while self._pending:
+            generation, parts = self._pending.pop(0)
+            if self.assignment:
+                old, self.assignment = self.assignment, []
+                self._listener.revoked(old, False)
+            self.positions.clear()
+            self.fetched.clear()
+            self.paused.clear()
+            self._generation = generation
+            self.assignment = list(parts)
+            for tp in parts:
+                self.positions[tp] = self._g.committed.get(tp, 0)
+            self._listener.assigned(list(parts))
+
+    def consume(self, max_records: int, timeout_s: float) -> list[Message]:
+        """Records of every assigned partition, round robin (the starting partition rotates between calls)."""
+        self._rebalance()
+        out: list[Message] = []
+        n = len(self.assignment)
+        self._turn = (getattr(self, "_turn", -1) + 1) % max(1, n)
+        for tp in self.assignment[self._turn :] + self.assignment[: self._turn]:
+            if tp in self.paused:
+                continue
+            self.fetched.add(tp)
+            log = self.broker.topics[tp[0]][tp[1]]
+            pos = self.positions[tp]
+            take = log[pos : pos + max(0, max_records - len(out))]
+            out.extend(take)
+            self.positions[tp] = pos + len(take)
+            if len(out) >= max_records:
+                break
+        return out
+
+    def commit(self, offsets: Mapping[TP, int], *, wait: bool = False) -> None:
+        if self._lost or self._generation != self._g.generation:
+            return  # a commit from an old generation is refused by the coordinator
+        self.commits.append(dict(offsets))
+        self._g.committed.update(offsets)
+
+    def committed(self, partitions: Sequence[TP]) -> dict[TP, int]:
+        return {tp: self._g.committed[tp] for tp in partitions if tp in self._g.committed}
+
+    def highwater(self, tp: TP) -> int | None:
+        if tp not in self.fetched:
+            return None
+        return len(self.broker.topics[tp[0]][tp[1]])
+
+    def query_highwater(self, tp: TP) -> int | None:
+        return len(self.broker.topics[tp[0]][tp[1]])
+
+    def seek(self, tp: TP, offset: int) -> None:
+        self.positions[tp] = offset
+
+    def pause(self, partitions: Sequence[TP]) -> None:
+        self.paused.update(partitions)
+
+    def resume(self, partitions: Sequence[TP]) -> None:
+        self.paused.difference_update(partitions)
+
+    def generation(self) -> int:
+        return self._generation
+
+    def rejoin(self) -> None:
+        self.rejoins = getattr(self, "rejoins", 0) + 1
+
+    def close(self) -> None:
+        if self.assignment and self._listener is not None:
+            old, self.assignment = self.assignment, []
+            self._listener.revoked(old, False)
+        self.closed = True
+        if self in self._g.members:
+            self._g.members.remove(self)
+
+
+class MemoryProducer:
+    """Records wait in ``pending`` until :meth:`flush` appends them (in order) and runs the delivery callbacks."""
+
+    def __init__(self, broker: MemoryBroker) -> None:
+        self.broker = broker
+        self.pending: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None, int | None, Any]] = []
+        self.fail: Callable[[str, bytes | None], bool] | None = None  # -> True: this delivery fails
+        self.held: list[MemoryMessage] = []  # records of a frozen producer, appended by release_held()
+        self.freeze = False
+        self.flushes = 0
+        self.closed = False
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+        on_delivery: DeliveryCallback | None = None,
+    ) -> None:
+        if topic not in self.broker.topics:
+            raise KeyError(f"unknown topic {topic}")
+        self.pending.append((topic, value, key, headers, partition, on_delivery))
+
+    def flush(self, timeout_s: float) -> int:
+        self.flushes += 1
+        pending, self.pending = self.pending, []
+        for topic, value, key, headers, chosen, callback in pending:
+            partition = _partition_for(key, self.broker.partitions(topic)) if chosen is None else chosen
+            if self.fail is not None and self.fail(topic, key):
+                if callback is not None:
+                    callback("delivery failed (injected)", MemoryMessage(topic, partition, -1, key, value, headers))
+                continue
+            if self.freeze:  # the process froze: the records reach the broker later (release_held)
+                self.held.append(MemoryMessage(topic, partition, -1, key, value, headers))
+                continue
+            msg = self.broker.append(topic, partition, key, value, headers)
+            if callback is not None:
+                callback(None, msg)
+        return 0
+
+    def release_held(self) -> None:
+        held, self.held = self.held, []
+        for m in held:
+            self.broker.append(m.topic(), m.partition(), m.key(), m.value(), m.headers())
+
+    def drop_pending(self) -> None:
+        """A crash: whatever was produced but not flushed never reaches the broker."""
+        self.pending.clear()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _partition_for(key: bytes | None, partitions: int) -> int:
+    from .partitioner import partition_for
+
+    return 0 if key is None else partition_for(key, partitions)
+
+
+class MemoryReader:
+    def __init__(self, broker: MemoryBroker, batch: int = 1000) -> None:
+        self.broker = broker
+        self.batch = batch
+        self.reads: list[tuple[TP, int]] = []
+
+    def read(self, tp: TP, start: int) -> Iterator[tuple[list[Message], int]]:
+        self.reads.append((tp, start))
+        log = self.broker.topics[tp[0]][tp[1]]
+        end = len(log)
+        pos = start
+        if pos >= end:
+            yield [], end
+            return
+        while pos < end:
+            chunk: list[Message] = list(log[pos : min(end, pos + self.batch)])
+            pos += len(chunk)
+            yield chunk, pos
+
+    def close(self) -> None:
+        pass

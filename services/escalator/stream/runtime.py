@@ -1,0 +1,772 @@
+"""The batch loop of a worker: consume a batch, apply it, fire due deadlines, produce, flush, store, commit.
+
+One thread runs :meth:`Runtime.step` over and over (``run``); rebalance callbacks come from inside the consumer's
+``consume`` on that same thread, so a batch is never cut in two by a rebalance. Per batch:
+
+1. **consume** up to ``max_batch`` records of the input and incident-signal topics (waiting at most until the next
+   deadline is due);
+2. **apply** every input event to its partition's :class:`~escalator.stream.tickets.TicketPartition` (unusable records
+   become dead letters with a reason); **fire** due deadlines of partitions whose input is applied up to them;
+   send incident signals and source watermarks; **release** incident signals every source has passed;
+3. **produce** every output of the batch and **flush** (failed deliveries are produced again until delivered);
+4. **changelog**: produce each touched state once to its store's changelog, flush, and check that the records
+   landed contiguously after the partition's own previous records (``changelog``); only then **write the store**;
+5. **commit** the input offsets (and the incident signals' oldest held offset).
+
+Outputs go out before the state that records them, and input offsets are committed last: a crash anywhere
+replays the uncommitted input from the last stored state and produces the same outputs again (same ids, same
+bytes). Dead letters, outputs and signals of a batch are flushed before any of its state is written.
+
+Ownership: every assigned partition is recovered from its changelog and claimed with a marker before its first
+record is processed. A batch whose changelog records did not land contiguously (someone else wrote: a zombie, or
+the partition has a new owner) is not stored; the partition is recovered again from its checkpoint and either
+kept (the claim still holds) or released. A batch that started before the process was frozen for longer than
+``lease_ms`` (SIGSTOP, a VM pause: the group may have moved on) is dropped before anything is produced, and every
+partition is re-validated the same way.
+
+Deadlines: a partition's deadlines fire only up to the instant before which all of its stored events are known to
+be applied -- the newest event time applied, or the time of a high-watermark check that found no backlog, less the
+allowed lateness -- never simply "now".
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..core import (
+    ClockOutcome,
+    Command,
+    DecodeError,
+    Emit,
+    Ignored,
+    IncidentSignal,
+    PolicySet,
+    decode_record,
+    encode_event,
+)
+from ..service.codec import dlq_headers, headers_dict, output_headers
+from .changelog import H_WRITER, contiguous, marker_record, new_writer_id, recover
+from .incidents import IncidentPartition, signal_record, watermark_record
+from .partitioner import partition_for
+from .ports import TP, ChangelogReader, DeliveryCallback, GroupConsumer, Message, Producer
+from .store import Checkpoint, Marker, PartitionStore, StoreFactory
+from .tickets import TicketPartition
+
+__all__ = ["BatchStats", "NullObserver", "Observer", "Runtime", "RuntimeConfig", "Topics"]
+
+log = logging.getLogger("escalator.worker")
+
+TICKETS = "tickets"
+WINDOWS = "incident-windows"
+_NEVER = -(2**62)
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    input: str
+    signals: str
+    escalations: str
+    notifications: str
+    dlq: str
+    tickets_changelog: str
+    windows_changelog: str
+    owners: str
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeConfig:
+    partitions: int  # of the input and signal topics (every input partition is a source of incident watermarks)
+    lateness_ms: int = 1_000
+    retention_ms: int = 30 * 86_400_000
+    max_event_bytes: int = 1_000_000
+    max_batch: int = 2_000
+    max_wait_ms: int = 100  # longest consume wait when nothing is due
+    freshness_ms: int = 20  # shortest interval between two high-watermark checks of one partition
+    watermark_interval_ms: int = 200  # incident watermarks: at most this often per source partition ...
+    watermark_repeat_ms: int = 1_000  # ... and at least this often (a restarted incident partition relearns them)
+    lease_ms: int = 1_500  # a batch that took longer than this (or a frozen process) is dropped and re-validated
+    stall_ms: int = 30_000
+    flush_timeout_s: float = 30.0
+    owner_url: str = ""
+
+
+@dataclass(slots=True)
+class BatchStats:
+    """What one batch did, for the metrics (updated once per batch)."""
+
+    consumed: Counter[str] = field(default_factory=Counter)  # by event type
+    rejected: Counter[str] = field(default_factory=Counter)  # by dead-letter reason
+    duplicates: int = 0
+    emits: list[tuple[Emit, str, bool]] = field(default_factory=list)  # (output, ticket priority, fired by a timer)
+    outcomes: list[ClockOutcome] = field(default_factory=list)
+    event_lags_ms: list[int] = field(default_factory=list)
+    purged: int = 0
+    produced_ms: int = 0
+    records: int = 0
+    changelog_records: int = 0
+
+
+class Observer(Protocol):
+    def batch(self, stats: BatchStats) -> None: ...
+    def ready(self, ready: bool) -> None: ...
+    def recovered(self, store: str, partition: int, seconds: float, applied: int, ignored: int) -> None: ...
+    def stalled(self) -> None: ...
+    def fenced(self, reason: str) -> None: ...
+
+
+class NullObserver:
+    def batch(self, stats: BatchStats) -> None:
+        pass
+
+    def ready(self, ready: bool) -> None:
+        pass
+
+    def recovered(self, store: str, partition: int, seconds: float, applied: int, ignored: int) -> None:
+        pass
+
+    def stalled(self) -> None:
+        pass
+
+    def fenced(self, reason: str) -> None:
+        pass
+
+
+class FlushAborted(RuntimeError):
+    """The worker is stopping while deliveries still fail: the batch is not committed (it will be redelivered)."""
+
+
+@dataclass(slots=True)
+class _Claim:
+    writer: str
+    generation: int
+    expected: int  # the changelog offset this owner's next record must land at
+
+
+@dataclass(slots=True)
+class _Out:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]] | None = None
+    partition: int | None = None
+
+
+class Runtime:
+    def __init__(
+        self,
+        config: RuntimeConfig,
+        topics: Topics,
+        policy: PolicySet,
+        *,
+        consumer: GroupConsumer,
+        producer: Producer,
+        reader: ChangelogReader,
+        stores: StoreFactory,
+        now_ms: Callable[[], int],
+        monotonic: Callable[[], float],
+        observer: Observer | None = None,
+        exit: Callable[[int], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.topics = topics
+        self.policy = policy
+        self.consumer = consumer
+        self.producer = producer
+        self.reader = reader
+        self.stores = stores
+        self.now_ms = now_ms
+        self.monotonic = monotonic
+        self.observer: Observer = observer or NullObserver()
+        self.exit = exit
+        self.stop = threading.Event()
+        self.tickets: dict[int, TicketPartition] = {}
+        self.incidents: dict[int, IncidentPartition] = {}
+        self.released: set[int] = set()  # input partitions assigned to us that another owner has claimed since
+        self.ready = False
+        self.joined = False
+        self.rejoins = 0
+        self.unready_since = monotonic()
+        self.generation = -1
+        self.positions: dict[TP, int] = {}  # next offset to process, per consumed partition
+        self.committed: dict[TP, int] = {}
+        self.caught_up_at: dict[int, int] = {}  # input partition -> wall instant at which no backlog was found
+        self._queried_at: dict[int, int] = {}
+        self._claims: dict[TP, _Claim] = {}  # changelog partition -> our claim
+        self._parked: dict[tuple[str, int], PartitionStore] = {}
+        self._wm_sent: dict[int, tuple[int, int]] = {}  # source partition -> (watermark, sent at)
+        self._consumed_at = monotonic()
+        self._incidents_on = bool(policy.incidents)
+        self._version = policy.version
+
+    # == the loop ==================================================================================================
+    def run(self) -> None:
+        self.consumer.subscribe([self.topics.input, self.topics.signals], self)
+        try:
+            while not self.stop.is_set():
+                self.step()
+        except FlushAborted as exc:
+            log.warning("%s", exc)
+        finally:
+            self.shutdown()
+
+    def step(self) -> None:
+        records = self.consumer.consume(self.config.max_batch, self._consume_timeout())
+        self._consumed_at = self.monotonic()
+        if not self.ready:
+            self._watch_recovery()
+            if not records:
+                return
+        now = self.now_ms()
+        stats = BatchStats(records=len(records))
+        outputs: list[_Out] = []
+        signals_in: list[Message] = []
+        touched: set[TP] = set()
+        t_input = self.topics.input
+        for msg in records:
+            if msg.error() is not None:
+                log.warning("consumer error: %s", msg.error())
+                continue
+            topic, p, offset = msg.topic(), msg.partition(), msg.offset()
+            assert p is not None and offset is not None
+            if topic == t_input:
+                part = self.tickets.get(p)
+                if part is None:
+                    continue  # released: not ours any more (the consumer is paused for it)
+                self._on_event(part, msg, now, outputs, stats)
+                tp = (t_input, p)
+            else:
+                if p not in self.incidents:
+                    continue
+                signals_in.append(msg)
+                tp = (self.topics.signals, p)
+            self.positions[tp] = offset + 1
+            touched.add(tp)
+        self._fire_deadlines(now, outputs, stats)
+        if self._incidents_on:
+            self._send_watermarks(now, outputs)
+            for msg in signals_in:
+                self.incidents[msg.partition()].add(msg)  # type: ignore[index]
+            for q, ipart in self.incidents.items():
+                for e in ipart.release():
+                    self._emit(e, outputs, stats, "none", timer=False)
+                if ipart.held or signals_in:
+                    touched.add((self.topics.signals, q))
+        if self._frozen():
+            self._thaw()
+            return
+        if outputs:
+            stats.produced_ms = self.now_ms()
+            self._deliver(outputs)
+        kept = self._write_state(stats)
+        self._commit(touched, kept)
+        self.observer.batch(stats)
+
+    def _consume_timeout(self) -> float:
+        wait = self.config.max_wait_ms
+        if self.ready and self.tickets:
+            now = self.now_ms()
+            wakes = [w for w in (part.next_wake() for part in self.tickets.values()) if w is not None]
+            if wakes:
+                due_in = min(wakes) - now
+                wait = min(wait, self.config.freshness_ms if due_in <= 0 else due_in)
+            if self._incidents_on:
+                wait = min(wait, self.config.watermark_interval_ms)
+        return max(0, wait) / 1000
+
+    # == input ======================================================================================================
+    def _on_event(self, part: TicketPartition, msg: Message, now: int, outputs: list[_Out], stats: BatchStats) -> None:
+        try:
+            ev = decode_record(
+                msg.value(), msg.key(), headers_dict(msg.headers()), max_bytes=self.config.max_event_bytes
+            )
+        except DecodeError as err:
+            self._dead_letter(msg, err, outputs, stats)
+            return
+        stats.consumed[ev.type] += 1
+        stats.event_lags_ms.append(now - ev.time_ms)
+        try:
+            cmds = part.apply(ev)
+        except Exception as exc:  # a bug must not turn one record into a crash loop of the whole partition
+            log.exception("processing failed for %s", ev.id, extra={"ticket_id": ev.ticket_id, "event_id": ev.id})
+            failure = DecodeError("processing_error", f"{type(exc).__name__}: {exc}", ev.id)
+            self._dead_letter(msg, failure, outputs, stats)
+            return
+        self._route(cmds, part, outputs, stats, timer=False)
+
+    def _dead_letter(self, msg: Message, err: DecodeError, outputs: list[_Out], stats: BatchStats) -> None:
+        topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+        outputs.append(
+            _Out(self.topics.dlq, msg.key(), msg.value(), dlq_headers(msg.headers(), err, topic, partition, offset))
+        )
+        stats.rejected[err.reason] += 1
+        log.warning(
+            "rejected record %s[%s]@%s to %s: %s: %s",
+            topic,
+            partition,
+            offset,
+            self.topics.dlq,
+            err.reason,
+            err.detail,
+            extra={"event_id": err.event_id, "reason": err.reason},
+        )
+
+    def _route(
+        self, cmds: Iterable[Command], part: TicketPartition, outputs: list[_Out], stats: BatchStats, *, timer: bool
+    ) -> None:
+        for c in cmds:
+            kind = type(c)
+            if kind is Emit:
+                assert isinstance(c, Emit)
+                self._emit(c, outputs, stats, part.priority_of(c.key), timer=timer)
+            elif kind is IncidentSignal:
+                assert isinstance(c, IncidentSignal)
+                if self._incidents_on:
+                    key, value = signal_record(c, part.partition)
+                    outputs.append(
+                        _Out(self.topics.signals, key, value, None, partition_for(key, self.config.partitions))
+                    )
+            elif kind is ClockOutcome:
+                assert isinstance(c, ClockOutcome)
+                stats.outcomes.append(c)
+            elif kind is Ignored:
+                stats.duplicates += 1
+
+    def _emit(self, e: Emit, outputs: list[_Out], stats: BatchStats, priority: str, *, timer: bool) -> None:
+        topic = self.topics.escalations if e.channel == "escalations" else self.topics.notifications
+        outputs.append(_Out(topic, e.key.encode(), encode_event(e.event), output_headers(e, self._version)))
+        stats.emits.append((e, priority, timer))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s", e.type, e.id, extra={"ticket_id": e.event.get("subject"), "output_id": e.id})
+
+    # == deadlines ==================================================================================================
+    def _applied_until(self, p: int, part: TicketPartition) -> int | None:
+        """The instant before which every event of partition ``p`` is known to be applied: the newest event time
+        applied (events of a partition arrive in time order), or the last instant a high-watermark check found no
+        backlog less the allowed lateness (later events are stamped no earlier than that)."""
+        best = part.applied_max_ms
+        caught = self.caught_up_at.get(p)
+        if caught is not None:
+            bound = caught - self.config.lateness_ms
+            if best is None or bound > best:
+                best = bound
+        return best
+
+    def _check_backlog(self, p: int) -> None:
+        """Ask the broker for partition ``p``'s high watermark (at most every ``freshness_ms``); if everything stored
+        is already applied, remember the instant of the question."""
+        asked = self.now_ms()
+        if asked - self._queried_at.get(p, _NEVER) < self.config.freshness_ms:
+            return
+        self._queried_at[p] = asked
+        tp = (self.topics.input, p)
+        position = self.positions.get(tp, self.committed.get(tp))
+        if position is None:
+            return
+        cached = self.consumer.highwater(tp)
+        if cached is None or position < cached:
+            return  # no fetch answer yet, or a backlog we know of
+        fresh = self.consumer.query_highwater(tp)
+        if fresh is not None and position >= fresh:
+            self.caught_up_at[p] = asked
+
+    def _fire_deadlines(self, now: int, outputs: list[_Out], stats: BatchStats) -> None:
+        bound = now - self.config.lateness_ms
+        for p, part in self.tickets.items():
+            due = part.next_deadline_due(now)
+            applied = self._applied_until(p, part)
+            if due is not None and (applied is None or applied < due) and due <= bound:
+                self._check_backlog(p)
+                applied = self._applied_until(p, part)
+            limit = _NEVER if applied is None else min(bound, applied)
+            purged = part.purged
+            cmds = part.fire_due(limit, now)
+            stats.purged += part.purged - purged
+            if cmds:
+                self._route(cmds, part, outputs, stats, timer=True)
+
+    # == incident watermarks =========================================================================================
+    def _send_watermarks(self, now: int, outputs: list[_Out]) -> None:
+        cfg = self.config
+        for p, part in self.tickets.items():
+            last_wm, sent_at = self._wm_sent.get(p, (_NEVER, _NEVER))
+            if now - sent_at < cfg.watermark_interval_ms:
+                continue
+            self._check_backlog(p)
+            applied = self._applied_until(p, part)
+            if applied is None:
+                continue
+            wm = applied - 1  # another event at exactly ``applied`` may still come
+            if wm <= last_wm and now - sent_at < cfg.watermark_repeat_ms:
+                continue
+            wm = max(wm, last_wm)
+            key, value, headers = watermark_record(p, wm)
+            for q in range(cfg.partitions):
+                outputs.append(_Out(self.topics.signals, key, value, headers, q))
+            self._wm_sent[p] = (wm, now)
+
+    # == produce, store, commit ======================================================================================
+    def _frozen(self) -> bool:
+        return (self.monotonic() - self._consumed_at) * 1000 > self.config.lease_ms
+
+    def _thaw(self) -> None:
+        """The batch took longer than the lease (the process was frozen or starved): the group may have given our
+        partitions to another worker meanwhile. Drop the batch unproduced and re-validate every partition."""
+        log.warning(
+            "batch dropped: %.1fs since the last poll exceeds the %.1fs lease; re-validating every partition",
+            self.monotonic() - self._consumed_at,
+            self.config.lease_ms / 1000,
+        )
+        self.observer.fenced("lease")
+        self._wm_sent.clear()
+        for p in list(self.tickets):
+            self._revalidate_tickets(p)
+        for q in list(self.incidents):
+            self._revalidate_windows(q)
+
+    def _deliver(self, records: list[_Out], landed: dict[TP, list[int]] | None = None) -> None:
+        """Produce ``records`` and wait until every one is delivered, producing failed ones again (with a backoff);
+        with ``landed``, collect each delivered record's offset under its (topic, partition)."""
+        failed: list[_Out] = []
+
+        def callback_for(out: _Out) -> DeliveryCallback:
+            def delivered(err: object, msg: Message) -> None:
+                if err is not None:
+                    failed.append(out)
+                elif landed is not None:
+                    landed[(out.topic, out.partition or 0)].append(msg.offset() or 0)
+
+            return delivered
+
+        produce = self.producer.produce
+        attempt = 0
+        pending = records
+        while pending:
+            for out in pending:
+                produce(out.topic, out.value, out.key, out.headers, out.partition, callback_for(out))
+            self._flush()
+            pending, failed = failed, []
+            if pending:
+                attempt += 1
+                log.warning("%d deliveries failed; producing them again (attempt %d)", len(pending), attempt)
+                if self.stop.is_set() and attempt > 3:
+                    raise FlushAborted(f"stopping with {len(pending)} undelivered records; the batch is not committed")
+                self.stop.wait(min(5.0, 0.1 * 2**attempt))
+
+    def _flush(self) -> None:
+        while self.producer.flush(self.config.flush_timeout_s) > 0:
+            log.warning("producer flush still waiting after %.0fs", self.config.flush_timeout_s)
+            if self.stop.is_set():
+                raise FlushAborted("stopping while the producer cannot flush; the batch is not committed")
+
+    def _write_state(self, stats: BatchStats) -> set[TP]:
+        """Changelog, then stores, for every partition the batch changed. Returns the consumed partitions whose
+        state was stored (the others were re-validated and must not be committed)."""
+        pending: list[tuple[str, int, TicketPartition | IncidentPartition, list[tuple[str, bytes | None]]]] = []
+        for p, part in self.tickets.items():
+            changes = part.changes()
+            if changes:
+                pending.append((self.topics.tickets_changelog, p, part, changes))
+        for q, ipart in self.incidents.items():
+            wchanges = ipart.changes()
+            if wchanges:
+                pending.append((self.topics.windows_changelog, q, ipart, wchanges))
+        landed: dict[TP, list[int]] = {}
+        records: list[_Out] = []
+        for topic, p, _owner, changes in pending:
+            claim = self._claims[(topic, p)]
+            headers = [(H_WRITER, claim.writer.encode())]
+            landed[(topic, p)] = []
+            for key, value in changes:
+                records.append(_Out(topic, key.encode(), value, headers, p))
+        if records:
+            self._deliver(records, landed)
+            stats.changelog_records = len(records)
+        kept = {(self.topics.input, p) for p in self.tickets} | {(self.topics.signals, q) for q in self.incidents}
+        for topic, p, owner, changes in pending:
+            tp = (topic, p)
+            claim = self._claims[tp]
+            offsets = landed[tp]
+            if contiguous(claim.expected, offsets):
+                claim.expected += len(offsets)
+                owner.commit(changes, Checkpoint(claim.expected, owner.store.checkpoint().marker))
+            else:
+                log.warning(
+                    "changelog %s[%d]: records landed at %s..%s, expected from %d: another writer; re-validating",
+                    topic,
+                    p,
+                    min(offsets),
+                    max(offsets),
+                    claim.expected,
+                )
+                self.observer.fenced("gap")
+                if topic == self.topics.tickets_changelog:
+                    self._revalidate_tickets(p)
+                    kept.discard((self.topics.input, p))
+                else:
+                    self._revalidate_windows(p)
+                    kept.discard((self.topics.signals, p))
+        return kept
+
+    def _commit(self, touched: set[TP], kept: set[TP]) -> None:
+        offsets: dict[TP, int] = {}
+        for tp in touched & kept:
+            position = self.positions.get(tp)
+            if position is None:
+                continue
+            if tp[0] == self.topics.signals:
+                position = self.incidents[tp[1]].commit_offset(position)
+            if self.committed.get(tp) != position:
+                offsets[tp] = position
+        if offsets:
+            self.consumer.commit(offsets)
+            self.committed.update(offsets)
+
+    # == rebalances: recovery, claims, release =========================================================================
+    def assigned(self, partitions: list[TP]) -> None:
+        """Recover and claim every assigned partition before any of its records is processed (runs inside
+        ``consume``)."""
+        started = self.monotonic()
+        self.generation = self.consumer.generation()
+        self.joined = True
+        self.released.clear()
+        self.caught_up_at.clear()
+        self._queried_at.clear()
+        self._wm_sent.clear()
+        self.positions.clear()
+        self.committed = self.consumer.committed(partitions)
+        for topic, p in sorted(partitions):
+            if topic == self.topics.input:
+                self._take_tickets(p)
+            elif topic == self.topics.signals:
+                self._take_windows(p)
+        for key in list(self._parked):
+            self._parked.pop(key).close()  # stores of partitions that went to other workers
+        self._publish_owners()
+        self._set_ready(True)
+        log.info(
+            "ready: partitions %s (%d tickets) recovered and claimed in %.3fs, generation %d",
+            sorted(self.tickets),
+            sum(part.gauges.tickets for part in self.tickets.values()),
+            self.monotonic() - started,
+            self.generation,
+        )
+
+    def revoked(self, partitions: list[TP], lost: bool) -> None:
+        self._set_ready(False)
+        if not lost:
+            gone = set(partitions)
+            offsets = {tp: o for tp, o in self.positions.items() if tp in gone and self.committed.get(tp) != o}
+            for q, ipart in self.incidents.items():
+                tp = (self.topics.signals, q)
+                if tp in offsets:
+                    offsets[tp] = ipart.commit_offset(offsets[tp])
+            if offsets:
+                try:
+                    self.consumer.commit(offsets, wait=True)
+                except Exception as exc:  # the group moved on already: the next owner re-reads a little more
+                    log.warning("commit on revocation failed: %s", exc)
+        for topic, p in partitions:
+            if topic == self.topics.input and p in self.tickets:
+                part = self.tickets.pop(p)
+                part.discard()
+                self._parked[(TICKETS, p)] = part.store
+            elif topic == self.topics.signals and p in self.incidents:
+                ipart = self.incidents.pop(p)
+                ipart.discard()
+                self._parked[(WINDOWS, p)] = ipart.store
+        log.info("partitions %s: %s", "lost" if lost else "revoked", sorted(p for _t, p in partitions))
+
+    def _store(self, kind: str, p: int) -> PartitionStore:
+        return self._parked.pop((kind, p), None) or self.stores(kind, p)
+
+    def _take_tickets(self, p: int) -> None:
+        store = self._store(TICKETS, p)
+        if not self._claim((self.topics.tickets_changelog, p), store):
+            self._release(p, store)
+            return
+        part = TicketPartition(
+            p, store, self.policy, lateness_ms=self.config.lateness_ms, retention_ms=self.config.retention_ms
+        )
+        part.rebuild()
+        self.tickets[p] = part
+
+    def _take_windows(self, q: int) -> None:
+        store = self._store(WINDOWS, q)
+        if not self._claim((self.topics.windows_changelog, q), store):
+            self._parked[(WINDOWS, q)] = store
+            self.consumer.pause([(self.topics.signals, q)])
+            return
+        self.incidents[q] = IncidentPartition(q, store, self.policy, self.config.partitions)
+
+    def _claim(self, tp: TP, store: PartitionStore) -> bool:
+        """Recover ``store`` from changelog partition ``tp`` and append our ownership marker right after what we
+        read. Returns False if another owner's claim holds (a newer generation claimed it first)."""
+        started = self.monotonic()
+        rec = recover(store, self.reader, tp)
+        self.observer.recovered(tp[0], tp[1], self.monotonic() - started, rec.applied, rec.ignored)
+        if rec.applied or rec.ignored:
+            log.info(
+                "recovered %s[%d]: %d records applied, %d ignored (older owners), %d markers rejected, %.3fs",
+                tp[0],
+                tp[1],
+                rec.applied,
+                rec.ignored,
+                rec.rejected_markers,
+                self.monotonic() - started,
+            )
+        generation = self.generation
+        for _attempt in range(5):
+            checkpoint = store.checkpoint()
+            seen = -1 if checkpoint.marker is None else checkpoint.marker.offset
+            writer = new_writer_id(tp[1], generation)
+            key, value, headers = marker_record(writer, generation, seen, self.config.owner_url)
+            landed: dict[TP, list[int]] = {tp: []}
+            self._deliver([_Out(tp[0], key, value, headers, tp[1])], landed)
+            (offset,) = landed[tp]
+            if offset == checkpoint.offset:
+                marker = Marker(offset, writer, generation, seen)
+                store.write([], Checkpoint(offset + 1, marker))
+                self._claims[tp] = _Claim(writer, generation, offset + 1)
+                return True
+            # someone wrote between our read and our marker: read it (and our marker) back
+            rec = recover(store, self.reader, tp)
+            current = store.checkpoint().marker
+            if current is not None and current.writer == writer:
+                self._claims[tp] = _Claim(writer, generation, store.checkpoint().offset)
+                return True
+            if current is not None and (current.generation >= generation or generation < 0):
+                log.warning(
+                    "%s[%d] was claimed by %s (generation %d) while we claimed it in generation %d",
+                    tp[0],
+                    tp[1],
+                    current.writer,
+                    current.generation,
+                    generation,
+                )
+                return False
+        return False
+
+    def _release(self, p: int, store: PartitionStore) -> None:
+        """Another owner's claim holds: stop processing ``p`` until the group assigns it again."""
+        self.released.add(p)
+        self._parked[(TICKETS, p)] = store
+        self.consumer.pause([(self.topics.input, p)])
+        self.observer.fenced("released")
+        log.warning("partition %d is owned by another worker now; paused until the next rebalance", p)
+        if self.generation < 0:
+            self.consumer.rejoin()
+
+    def _revalidate_tickets(self, p: int) -> None:
+        part = self.tickets.pop(p)
+        part.discard()
+        tp = (self.topics.tickets_changelog, p)
+        rec = recover(part.store, self.reader, tp)
+        current = rec.checkpoint.marker
+        claim = self._claims[tp]
+        if (current is not None and current.writer == claim.writer) or self._claim(tp, part.store):
+            self._claims[tp].expected = part.store.checkpoint().offset
+            fresh = TicketPartition(
+                p, part.store, self.policy, lateness_ms=self.config.lateness_ms, retention_ms=self.config.retention_ms
+            )
+            fresh.rebuild()
+            self.tickets[p] = fresh
+            self._rewind((self.topics.input, p))
+            return
+        self._release(p, part.store)
+
+    def _revalidate_windows(self, q: int) -> None:
+        ipart = self.incidents.pop(q)
+        ipart.discard()
+        tp = (self.topics.windows_changelog, q)
+        rec = recover(ipart.store, self.reader, tp)
+        current = rec.checkpoint.marker
+        claim = self._claims[tp]
+        if (current is not None and current.writer == claim.writer) or self._claim(tp, ipart.store):
+            self._claims[tp].expected = ipart.store.checkpoint().offset
+            self.incidents[q] = IncidentPartition(q, ipart.store, self.policy, self.config.partitions)
+            self._rewind((self.topics.signals, q))
+            return
+        self._parked[(WINDOWS, q)] = ipart.store
+        self.consumer.pause([(self.topics.signals, q)])
+
+    def _rewind(self, tp: TP) -> None:
+        """Process a partition again from its committed offset (its uncommitted batch was dropped)."""
+        offset = self.committed.get(tp)
+        if offset is None:
+            offset = self.consumer.committed([tp]).get(tp, 0)
+        self.consumer.seek(tp, offset)
+        self.positions.pop(tp, None)
+
+    def _publish_owners(self) -> None:
+        """Tell the other workers (``/tickets/{id}`` routing) which input partitions this one owns."""
+        import orjson
+
+        outs = []
+        for p in sorted(self.tickets):
+            claim = self._claims[(self.topics.tickets_changelog, p)]
+            value = orjson.dumps(
+                {"partition": p, "url": self.config.owner_url, "writer": claim.writer, "generation": claim.generation}
+            )
+            outs.append(_Out(self.topics.owners, str(p).encode(), value, None, 0))
+        if outs:
+            self._deliver(outs)
+
+    # == readiness ===================================================================================================
+    def _set_ready(self, ready: bool) -> None:
+        if ready:
+            self.rejoins = 0
+        elif self.ready:
+            self.unready_since = self.monotonic()
+        self.ready = ready
+        self.observer.ready(ready)
+
+    def _watch_recovery(self) -> None:
+        """A group join or rebalance that makes no progress for ``stall_ms`` is retried by leaving and rejoining the
+        group; a worker still not ready after 3 attempts exits with status 3 so that its supervisor restarts it."""
+        now = self.monotonic()
+        if (now - self.unready_since) * 1000 < self.config.stall_ms:
+            return
+        self.unready_since = now
+        self.rejoins += 1
+        self.observer.stalled()
+        if self.rejoins > 3:
+            log.error("not ready for %d recovery attempts: exiting so that the worker is restarted", self.rejoins - 1)
+            if self.exit is not None:
+                self.exit(3)
+            return
+        log.warning(
+            "not ready for %.0fs: rejoining the consumer group (attempt %d)", self.config.stall_ms / 1000, self.rejoins
+        )
+        self.consumer.rejoin()
+
+    # == stopping ====================================================================================================
+    def shutdown(self) -> None:
+        """Leave the group (offsets of what was processed are committed on revocation), flush, close stores."""
+        try:
+            self.consumer.close()
+        except Exception:
+            log.exception("closing the consumer failed")
+        try:
+            self.producer.flush(self.config.flush_timeout_s)
+        finally:
+            for part in list(self.tickets.values()):
+                part.store.close()
+            for ipart in list(self.incidents.values()):
+                ipart.store.close()
+            for store in self._parked.values():
+                store.close()
+            self.tickets.clear()
+            self.incidents.clear()
+            self._parked.clear()
+            self.reader.close()
+            self.producer.close()
+            self._set_ready(False)
+
+    # == views (any thread) ===========================================================================================
+    def owned(self) -> list[int]:
+        return sorted(self.tickets)
