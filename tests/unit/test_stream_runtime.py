@@ -114,3 +114,288 @@ def test_live_equals_replay_whatever_the_batch_boundaries(max_batch: int) -> Non
     got = world.output_ids()
     assert sorted(set(expected) - set(got)) == [] and sorted(set(got) - set(expected)) == []
     assert all(v == {expected[k]} for k, v in got.items())
+
+
+def stored_states(world: World, worker: object) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for part in worker.runtime.tickets.values():  # type: ignore[attr-defined]
+        out.update(dict(part.store.items()))
+    return out
+
+
+def test_a_restart_recovers_the_state_from_the_changelog_and_redelivery_changes_nothing() -> None:
+    docs = synth_docs(30, seed=5)
+    end = ms(str(docs[-1]["time"])) + 3_600_000
+    world = World(PS, T0, partitions=2)
+    a = world.worker()
+    world.assign((a, [0, 1]))
+    half = len(docs) // 2
+    drive(world, [a], docs[:half], ms(str(docs[half - 1]["time"])), every_ms=600_000)
+    before = stored_states(world, a)
+    # a crash: the worker's memory store is gone; a new worker recovers everything from the changelog
+    b = world.worker()
+    world.assign((b, [0, 1]))
+    b.runtime.step()
+    assert stored_states(world, b) == before
+    until = drive(world, [b], docs[half:], end, every_ms=600_000)
+    expected = oracle(docs, PS, until)
+    got = world.output_ids()
+    assert set(got) == set(expected) and all(v == {expected[k]} for k, v in got.items())
+
+
+class Crash(Exception):
+    pass
+
+
+def test_a_crash_between_producing_and_committing_reproduces_identical_outputs() -> None:
+    """Kill the worker after its outputs were flushed but before its state and offsets were written: the new owner
+    re-reads the uncommitted input and emits the same ids with the same bytes (duplicates, never conflicts)."""
+    world = World(PS, T0)
+    a = world.worker()
+    world.assign((a, [0, 1]))
+    a.runtime.step()
+    world.send([created("T1"), created("T2")])
+    world.now = ms("2026-11-20T10:20:00Z")  # warnings and the breach are due at once
+    flushes = a.producer.flushes
+
+    def crash_on_changelog(topic: str, key: bytes | None) -> bool:
+        if topic == TOPICS.tickets_changelog and a.producer.flushes > flushes + 1:
+            raise Crash
+        return False
+
+    a.producer.fail = crash_on_changelog
+    with pytest.raises(Crash):
+        a.runtime.step()
+    first = world.output_ids()
+    assert first and all(len(v) == 1 for v in first.values())
+    assert a.consumer.commits[-1:] != [{(TOPICS.input, 0): 1}]  # nothing committed for this batch
+    b = world.worker()
+    world.assign((b, [0, 1]))
+    run_until_idle(world, b)
+    again = world.output_ids()
+    assert set(again) == set(first)
+    assert all(len(v) == 1 for v in again.values())  # same bytes: no id with two contents
+    assert sum(1 for m in world.outputs()) == 2 * len(first)  # each output exactly twice (redelivered once)
+
+
+def test_a_failed_delivery_is_produced_again_before_anything_is_committed() -> None:
+    world = World(PS, T0)
+    a = world.worker()
+    world.assign((a, [0, 1]))
+    a.runtime.step()
+    failures = iter([True, True])
+    a.producer.fail = lambda topic, key: topic == TOPICS.escalations and next(failures, False)
+    a.runtime.stop.wait = lambda timeout=None: False  # type: ignore[method-assign]  # no backoff sleeps in a unit test
+    world.send([created("T1", tags=["legal"])])
+    a.runtime.step()
+    (esc,) = world.broker.records(TOPICS.escalations)
+    assert orjson.loads(esc.value() or b"")["id"] == "T1:trigger:legal:1"
+    assert a.consumer.commits[-1]
+
+
+def test_a_zombie_that_wakes_up_after_its_partitions_moved_loses_nothing() -> None:
+    """Worker A freezes in the middle of flushing a batch; B takes the partitions over and goes on; A's stale
+    records land after B's. A must notice, drop the partitions, and when it owns them again recover B's updates --
+    the outputs equal replay."""
+    docs = synth_docs(40, seed=9)
+    end = ms(str(docs[-1]["time"])) + 3_600_000
+    world = World(PS, T0, partitions=2)
+    a, b = world.worker(), world.worker()
+    world.assign((a, [0, 1]))
+    third = len(docs) // 3
+    drive(world, [a, b], docs[:third], ms(str(docs[third - 1]["time"])), every_ms=600_000)
+
+    rest = docs[third:]
+    world.send(rest[:20])
+    world.now = ms(str(rest[19]["time"]))
+    frozen_once = []
+
+    def freeze_during_flush(topic: str, key: bytes | None) -> bool:
+        if not frozen_once:
+            frozen_once.append(1)
+            # A is stopped here, past its session: B takes over, processes and writes its own updates
+            world.assign((b, [0, 1]))
+            run_until_idle(world, b)
+            world.send(rest[20:40])
+            world.now = ms(str(rest[39]["time"]))
+            run_until_idle(world, b)
+        return False
+
+    a.producer.fail = freeze_during_flush
+    a.runtime.step()  # A wakes: its flush completes late, after B's records
+    assert "gap" in a.observer.fences or "released" in a.observer.fences
+    assert a.runtime.owned() == []  # B's newer claim holds: A stops processing (paused until reassigned)
+    a.producer.fail = None
+    # later the group gives everything back to A: it must recover B's updates, not resume from its own writes
+    world.assign((a, [0, 1]), (b, []))
+    until = drive(world, [a, b], rest[40:], end, every_ms=600_000)
+    expected = oracle(docs, PS, until)
+    got = world.output_ids()
+    assert sorted(set(expected) - set(got)) == []
+    assert sorted(set(got) - set(expected)) == []
+    assert all(v == {expected[k]} for k, v in got.items())
+
+
+def test_a_batch_that_outlived_the_lease_is_dropped_unproduced() -> None:
+    world = World(PS, T0, lease_ms=1500)
+    a = world.worker()
+    world.assign((a, [0, 1]))
+    a.runtime.step()
+    world.send([created("T1", tags=["legal"])])
+    original = a.runtime.tickets[0].apply if 0 in a.runtime.tickets else None
+    del original
+
+    def slow_apply(part_apply):  # type: ignore[no-untyped-def]
+        def wrapped(event):  # type: ignore[no-untyped-def]
+            world.mono += 5.0  # the process was stopped for 5 s in the middle of the batch
+            return part_apply(event)
+
+        return wrapped
+
+    for part in a.runtime.tickets.values():
+        part.apply = slow_apply(part.apply)  # type: ignore[method-assign]
+    a.runtime.step()
+    assert world.outputs() == [] and a.observer.fences == ["lease"]
+    assert a.runtime.owned() == [0, 1]  # nobody else claimed them: still ours after re-validation
+    a.runtime.step()  # the batch again, in time
+    assert [orjson.loads(m.value() or b"")["id"] for m in world.broker.records(TOPICS.escalations)] == [
+        "T1:trigger:legal:1"
+    ]
+
+
+def test_bad_records_become_dead_letters_with_reasons_and_valid_ones_flow() -> None:
+    world = World(PS, T0, max_event_bytes=2000)
+    w = world.worker()
+    world.assign((w, [0, 1]))
+    w.runtime.step()
+    good = created("ok-1")
+    world.send_raw(0, b"T9", b"{nope", [("trace", b"abc")])
+    world.send_raw(0, b"other", orjson.dumps(created("T8")))  # key differs from subject
+    world.send_raw(0, b"T7", orjson.dumps({**created("T7"), "type": "ticket.merged"}))
+    world.send_raw(0, b"T6", b'{"x": "' + b"x" * 3000 + b'"}')
+    world.send([good])
+    w.runtime.step()
+    dead = world.broker.records(TOPICS.dlq)
+    reasons = [dict(m.headers() or [])["escalator-dlq-reason"] for m in dead]
+    assert reasons == [b"invalid_json", b"key_mismatch", b"unknown_type", b"oversize"]
+    first = dict(dead[0].headers() or [])
+    assert dead[0].key() == b"T9" and dead[0].value() == b"{nope" and first["trace"] == b"abc"
+    assert (first["escalator-dlq-topic"], first["escalator-dlq-partition"], first["escalator-dlq-offset"]) == (
+        TOPICS.input.encode(),
+        b"0",
+        b"0",
+    )
+    stats = w.observer.batches[-1]
+    assert stats.rejected == {"invalid_json": 1, "key_mismatch": 1, "unknown_type": 1, "oversize": 1}
+    assert any(part.stored("ok-1") is not None for part in w.runtime.tickets.values())
+
+
+def test_a_processing_bug_dead_letters_the_record_and_keeps_the_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    import escalator.stream.tickets as tickets_module
+
+    world = World(PS, T0)
+    w = world.worker()
+    world.assign((w, [0, 1]))
+    w.runtime.step()
+    real = tickets_module.apply
+
+    def broken(state, event, policy):  # type: ignore[no-untyped-def]
+        if event.type == "ticket.commented":
+            raise RuntimeError("boom")
+        return real(state, event, policy)
+
+    monkeypatch.setattr(tickets_module, "apply", broken)
+    world.send([created("T1"), envelope("ticket.commented", "2026-11-20T10:01:00Z", "T1", {"author": "agent"})])
+    w.runtime.step()
+    (dead,) = world.broker.records(TOPICS.dlq)
+    headers = dict(dead.headers() or [])
+    assert headers["escalator-dlq-reason"] == b"processing_error" and b"boom" in headers["escalator-dlq-detail"]
+    (state,) = [s for s in (p.stored("T1") for p in w.runtime.tickets.values()) if s is not None]
+    assert state.agent_replies == 0 and len(state.seen) == 1  # the creation only
+
+
+def test_a_stalled_join_rejoins_three_times_then_exits() -> None:
+    world = World(PS, T0, stall_ms=30_000)
+    w = world.worker()
+    for _ in range(125):  # never assigned anything
+        world.mono += 1.0
+        w.runtime.step()
+    assert getattr(w.consumer, "rejoins", 0) == 3 and world.exits == [3]
+    assert w.observer.stalls == 4
+
+
+def test_a_closed_ticket_is_purged_after_the_retention() -> None:
+    world = World(PS, T0, retention_ms=3_600_000)
+    w = world.worker()
+    world.assign((w, [0, 1]))
+    w.runtime.step()
+    world.send([created("T1"), envelope("ticket.status_changed", "2026-11-20T10:01:00Z", "T1", {"status": "closed"})])
+    w.runtime.step()
+    (part,) = [p for p in w.runtime.tickets.values() if p.stored("T1") is not None]
+    assert part.gauges.tickets == 1 and part.next_wake() == ms("2026-11-20T11:01:00Z")
+    world.now = ms("2026-11-20T11:01:00Z")
+    w.runtime.step()
+    assert part.stored("T1") is None and part.gauges.tickets == 0
+    assert w.observer.batches[-1].purged == 1
+    assert world.broker.records(TOPICS.tickets_changelog, part.partition)[-1].value() is None  # a tombstone
+
+
+def test_a_handover_commits_what_was_processed_and_the_old_owner_goes_quiet() -> None:
+    docs = synth_docs(20, seed=4)
+    end = ms(str(docs[-1]["time"])) + 3_600_000
+    world = World(PS, T0, partitions=2)
+    a, b = world.worker(), world.worker()
+    world.assign((a, [0, 1]))
+    half = len(docs) // 2
+    drive(world, [a, b], docs[:half], ms(str(docs[half - 1]["time"])), every_ms=600_000)
+    committed = dict(world.broker.groups["app"].committed)
+    world.assign((a, [0]), (b, [1]))
+    a.runtime.step()
+    b.runtime.step()
+    assert a.runtime.owned() == [0] and b.runtime.owned() == [1]
+    assert world.broker.groups["app"].committed[(TOPICS.input, 1)] >= committed.get((TOPICS.input, 1), 0)
+    until = drive(world, [a, b], docs[half:], end, every_ms=600_000)
+    expected = oracle(docs, PS, until)
+    got = world.output_ids()
+    assert set(got) == set(expected) and all(v == {expected[k]} for k, v in got.items())
+
+
+def test_gauges_follow_every_state_change() -> None:
+    world = World(PS, T0)
+    w = world.worker()
+    world.assign((w, [0, 1]))
+    w.runtime.step()
+    world.send([created(f"T{i}") for i in range(6)])
+    w.runtime.step()
+    total = {"urgent": 0}
+    for part in w.runtime.tickets.values():
+        total["urgent"] += part.gauges.open_counts()["urgent"]
+    assert total["urgent"] == 6
+    at_risk = sum(p.gauges.at_risk(world.now, 15 * 60_000) for p in w.runtime.tickets.values())
+    assert at_risk == 6  # every warning is within 15 minutes
+    world.send(
+        [envelope("ticket.status_changed", "2026-11-20T10:01:00Z", f"T{i}", {"status": "solved"}) for i in range(4)]
+    )
+    w.runtime.step()
+    assert sum(p.gauges.open_counts()["urgent"] for p in w.runtime.tickets.values()) == 2
+    assert sum(p.gauges.tickets for p in w.runtime.tickets.values()) == 6
+
+
+def test_incidents_in_a_backlog_spread_over_partitions_equal_replay() -> None:
+    """Creations of one burst sit in partitions consumed at different speeds; the incident windows still see them
+    in time order (held until every source partition's watermark passed them)."""
+    docs = synth_docs(120, seed=21, per_hour=1200)
+    world = World(PS, T0, partitions=3, max_batch=40)
+    a, b = world.worker(), world.worker()
+    world.send(docs)  # the whole history is already in the topic: a backlog
+    world.now = ms(str(docs[-1]["time"])) + 3_600_000
+    world.assign((a, [0, 1]), (b, [2]))
+    for _ in range(3):  # b's partition lags behind a's
+        a.runtime.step()
+    run_until_idle(world, a, b, tick_ms=100)
+    expected = oracle(docs, PS, world.now - 1000)
+    incidents = sorted(k for k in expected if k.startswith("incident:"))
+    assert len(incidents) >= 4
+    got = world.output_ids()
+    assert sorted(k for k in got if k.startswith("incident:")) == incidents
+    assert set(got) == set(expected) and all(v == {expected[k]} for k, v in got.items())

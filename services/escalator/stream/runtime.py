@@ -300,9 +300,8 @@ class Runtime:
 
     def _dead_letter(self, msg: Message, err: DecodeError, outputs: list[_Out], stats: BatchStats) -> None:
         topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
-        outputs.append(
-            _Out(self.topics.dlq, msg.key(), msg.value(), dlq_headers(msg.headers(), err, topic, partition, offset))
-        )
+        headers = dlq_headers(msg.headers(), err, topic, partition, offset)
+        outputs.append(_Out(self.topics.dlq, msg.key(), msg.value(), headers, partition))  # the input's partition
         stats.rejected[err.reason] += 1
         log.warning(
             "rejected record %s[%s]@%s to %s: %s: %s",
@@ -665,10 +664,7 @@ class Runtime:
         part = self.tickets.pop(p)
         part.discard()
         tp = (self.topics.tickets_changelog, p)
-        rec = recover(part.store, self.reader, tp)
-        current = rec.checkpoint.marker
-        claim = self._claims[tp]
-        if (current is not None and current.writer == claim.writer) or self._claim(tp, part.store):
+        if self._still_ours(tp, part.store):
             self._claims[tp].expected = part.store.checkpoint().offset
             fresh = TicketPartition(
                 p, part.store, self.policy, lateness_ms=self.config.lateness_ms, retention_ms=self.config.retention_ms
@@ -683,16 +679,32 @@ class Runtime:
         ipart = self.incidents.pop(q)
         ipart.discard()
         tp = (self.topics.windows_changelog, q)
-        rec = recover(ipart.store, self.reader, tp)
-        current = rec.checkpoint.marker
-        claim = self._claims[tp]
-        if (current is not None and current.writer == claim.writer) or self._claim(tp, ipart.store):
+        if self._still_ours(tp, ipart.store):
             self._claims[tp].expected = ipart.store.checkpoint().offset
             self.incidents[q] = IncidentPartition(q, ipart.store, self.policy, self.config.partitions)
             self._rewind((self.topics.signals, q))
             return
         self._parked[(WINDOWS, q)] = ipart.store
         self.consumer.pause([(self.topics.signals, q)])
+
+    def _still_ours(self, tp: TP, store: PartitionStore) -> bool:
+        """Read changelog partition ``tp`` from the store's checkpoint: True if our claim still holds, or if the claim
+        that replaced it is from an older generation than ours (then we claim again after it)."""
+        recover(store, self.reader, tp)
+        current = store.checkpoint().marker
+        if current is not None and current.writer == self._claims[tp].writer:
+            return True
+        if current is not None and (current.generation >= self.generation or self.generation < 0):
+            log.warning(
+                "%s[%d] was claimed by %s in generation %d (ours: %d): releasing it",
+                tp[0],
+                tp[1],
+                current.writer,
+                current.generation,
+                self.generation,
+            )
+            return False
+        return self._claim(tp, store)
 
     def _rewind(self, tp: TP) -> None:
         """Process a partition again from its committed offset (its uncommitted batch was dropped)."""

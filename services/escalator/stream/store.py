@@ -118,7 +118,7 @@ class MemoryStore:
         self._checkpoint = Checkpoint()
 
     def close(self) -> None:
-        self.data = {}
+        self.wipe()  # memory does not outlive its store
 
 
 _CHECKPOINT_KEY = b"checkpoint"

@@ -112,6 +112,7 @@ class TicketPartition:
         """The SLA instant of the earliest due deadline entry (``wake <= now``), ``None`` if none is due or the
         earliest due entry is a purge. The runtime uses it to decide whether the partition's backlog must be
         checked before firing."""
+        self._settle()
         wake = self.next_wake()
         if wake is None or wake > now_ms:
             return None
