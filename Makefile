@@ -7,7 +7,7 @@ PY := $(BIN)/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run demo broker test lint typecheck unit integration soak bench bench-tansu schemas clean
+.PHONY: help setup run demo broker test lint typecheck unit integration soak bench bench-service schemas clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -60,8 +60,6 @@ bench: setup ## benchmarks (core throughput, simulate on the full ServiceNow log
 	$(PY) bench/core_bench.py
 	$(PY) bench/simulate_bench.py
 
-bench-tansu: setup ## table state across worker restarts with/without the Tansu workarounds (~5 min)
-	$(PY) bench/tansu_recovery_loop.py --runs 10
 
 schemas: setup ## regenerate schemas/ from the code
 	$(BIN)/escalator schemas write

@@ -38,19 +38,19 @@ class Recorder:
         self.stalls = 0
         self.fences: list[str] = []
 
-    def batch(self, stats: BatchStats) -> None:
+    def on_batch(self, stats: BatchStats) -> None:
         self.batches.append(stats)
 
-    def ready(self, ready: bool) -> None:
+    def on_ready(self, ready: bool) -> None:
         self.readiness.append(ready)
 
-    def recovered(self, store: str, partition: int, seconds: float, applied: int, ignored: int) -> None:
+    def on_recovered(self, store: str, partition: int, seconds: float, applied: int, ignored: int) -> None:
         self.recoveries.append((store, partition, applied, ignored))
 
-    def stalled(self) -> None:
+    def on_stall(self) -> None:
         self.stalls += 1
 
-    def fenced(self, reason: str) -> None:
+    def on_fence(self, reason: str) -> None:
         self.fences.append(reason)
 
 

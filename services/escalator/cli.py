@@ -23,8 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "schemas": ("escalator.commands.schemas", "write or check the JSON Schemas and AsyncAPI document"),
     "config": ("escalator.commands.config", "show settings and their environment variables"),
 }
-# Command modules import heavy dependencies (faust, aiokafka) inside run(), never at module level, so that
-# `escalator --help` and the light commands start fast.
+# Command modules import heavy dependencies (confluent-kafka, aiohttp, aiokafka) inside run(), never at module
+# level, so that `escalator --help` and the light commands start fast.
 
 
 def build_parser() -> argparse.ArgumentParser:

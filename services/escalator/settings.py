@@ -78,15 +78,23 @@ class Settings(BaseSettings):
         description="Deadlines fire this long after their instant (outputs still carry the logical instant), so an "
         "event stamped before a deadline that arrives within this grace is applied first, as replay would.",
     )
-    timer_interval_seconds: float = Field(
-        default=0.1, gt=0, le=60, description="How often the deadline index is scanned."
+    max_batch: int = Field(
+        default=2000,
+        ge=1,
+        le=100_000,
+        description="Most records the worker takes in one batch (consumed, applied, produced and committed together).",
     )
 
     # --- consumer group -----------------------------------------------------------------------------------------
     session_timeout_seconds: float = Field(default=10.0, gt=0, description="Consumer group session timeout.")
     heartbeat_interval_seconds: float = Field(default=1.0, gt=0, description="Consumer heartbeat interval.")
-    rebalance_timeout_seconds: float = Field(default=10.0, gt=0, description="Consumer rebalance timeout.")
+    max_poll_interval_seconds: float = Field(
+        default=300.0, gt=0, description="Longest a worker may take between two polls (recovery included)."
+    )
     fetch_max_wait_ms: int = Field(default=100, ge=0, le=10_000, description="Longest a fetch waits for data.")
+    compression: Literal["none", "lz4", "zstd", "snappy", "gzip"] = Field(
+        default="none", description="Compression of every record the worker produces."
+    )
     recovery_stall_seconds: float = Field(
         default=30.0,
         gt=0,
@@ -126,14 +134,24 @@ class Settings(BaseSettings):
         return f"http://{host}:{self.web_port}"
 
     @property
-    def topic_ticks(self) -> str:
-        """Internal: timer ticks, co-partitioned with the input."""
-        return f"{self.app_id}-ticks"
+    def topic_incident_signals(self) -> str:
+        """Internal: incident signals (key: rule + group value) and watermarks of every input partition."""
+        return f"{self.app_id}-incident-signals"
 
     @property
-    def topic_incident_signals(self) -> str:
-        """Internal: incident signals repartitioned by group value."""
-        return f"{self.app_id}-incident-signals"
+    def topic_tickets_changelog(self) -> str:
+        """Internal: ticket states (compacted), one partition per input partition."""
+        return f"{self.app_id}-tickets-changelog"
+
+    @property
+    def topic_windows_changelog(self) -> str:
+        """Internal: incident windows (compacted), one partition per incident-signal partition."""
+        return f"{self.app_id}-incident-windows-changelog"
+
+    @property
+    def topic_owners(self) -> str:
+        """Internal: which worker owns which input partition (``/tickets/{id}`` routing), one partition."""
+        return f"{self.app_id}-owners"
 
     def kafka_client_kwargs(self) -> dict[str, Any]:
         """Security options in aiokafka's keyword form (secrets unwrapped only here, never logged)."""

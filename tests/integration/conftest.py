@@ -143,7 +143,7 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaTarget]:
 
 @pytest.fixture
 def app_id() -> str:
-    """A fresh consumer group / faust application id (Tansu fixes a group's session timeout at its first member)."""
+    """A fresh consumer group / application id (Tansu fixes a group's session timeout at its first member)."""
     return unique_name("test-app")
 
 

@@ -6,20 +6,15 @@ says which workaround may be removed.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 import pytest
 
 from escalator.broker import tansu_compat
 from escalator.settings import Settings
 
-from .conftest import ROOT, KafkaTarget, TopicFactory, async_wait_until, unique_name
+from .conftest import KafkaTarget, TopicFactory, async_wait_until, unique_name
 
 
 @pytest.fixture
@@ -35,75 +30,54 @@ def compat_off() -> Iterator[None]:
             tansu_compat.install(only=before)
 
 
-# --- install / activate (no broker) ---------------------------------------------------------------------------------
+# --- install (no broker) -------------------------------------------------------------------------------------------
 
 
 def test_install_is_idempotent_and_uninstall_restores(compat_off: None) -> None:
     from aiokafka.consumer.fetcher import Fetcher
     from aiokafka.consumer.group_coordinator import GroupCoordinator
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
-    originals = (
-        Fetcher._proc_offset_request,
-        GroupCoordinator._maybe_leave_group,
-        AIOKafkaConsumerThread._create_worker_consumer,
-    )
+    originals = (Fetcher._proc_offset_request, GroupCoordinator._maybe_leave_group)
     assert tansu_compat.install() == frozenset(tansu_compat.WORKAROUNDS)
-    patched = (
-        Fetcher._proc_offset_request,
-        GroupCoordinator._maybe_leave_group,
-        AIOKafkaConsumerThread._create_worker_consumer,
-    )
+    patched = (Fetcher._proc_offset_request, GroupCoordinator._maybe_leave_group)
     assert all(p is not o for p, o in zip(patched, originals, strict=True))
-    assert tansu_compat.install(fetch_max_wait_ms=250) == frozenset(tansu_compat.WORKAROUNDS)
-    # the second call did not wrap the wrappers
-    assert (
-        Fetcher._proc_offset_request,
-        GroupCoordinator._maybe_leave_group,
-        AIOKafkaConsumerThread._create_worker_consumer,
-    ) == patched
+    assert tansu_compat.install() == frozenset(tansu_compat.WORKAROUNDS)
+    assert (Fetcher._proc_offset_request, GroupCoordinator._maybe_leave_group) == patched  # not wrapped twice
     tansu_compat.uninstall()
     assert tansu_compat.installed() == frozenset()
-    assert (
-        Fetcher._proc_offset_request,
-        GroupCoordinator._maybe_leave_group,
-        AIOKafkaConsumerThread._create_worker_consumer,
-    ) == originals
+    assert (Fetcher._proc_offset_request, GroupCoordinator._maybe_leave_group) == originals
     with pytest.raises(ValueError, match="unknown workaround"):
         tansu_compat.install(only=["compaction"])
 
 
-def test_activate_patches_nothing_against_kafka(compat_off: None) -> None:
-    assert tansu_compat.activate(Settings(broker_flavour="kafka", bootstrap_servers="k:9092")) == {}
-    assert tansu_compat.installed() == frozenset()
+def test_librdkafka_overrides_cap_the_session_and_turn_idempotence_off() -> None:
+    consumer = tansu_compat.librdkafka_consumer_overrides(Settings(session_timeout_seconds=10.0))
+    assert consumer["session.timeout.ms"] == int(tansu_compat.TANSU_SESSION_TIMEOUT * 1000)
+    assert consumer["heartbeat.interval.ms"] <= consumer["session.timeout.ms"] / 3
+    shorter = tansu_compat.librdkafka_consumer_overrides(
+        Settings(session_timeout_seconds=2.0, heartbeat_interval_seconds=0.2)
+    )
+    assert (shorter["session.timeout.ms"], shorter["heartbeat.interval.ms"]) == (2000, 200)
+    producer = tansu_compat.librdkafka_producer_overrides(Settings())
+    assert producer == {"enable.idempotence": False, "max.in.flight.requests.per.connection": 1}
 
 
-def test_activate_against_tansu_installs_and_returns_overrides(compat_off: None) -> None:
-    overrides = tansu_compat.activate(Settings(broker_flavour="tansu", session_timeout_seconds=10.0))
-    assert tansu_compat.installed() == frozenset(tansu_compat.WORKAROUNDS)
-    assert overrides["broker_session_timeout"] == tansu_compat.TANSU_SESSION_TIMEOUT
-    assert overrides["broker_heartbeat_interval"] <= overrides["broker_session_timeout"] / 3
-    assert overrides["processing_guarantee"] == "at_least_once"
+def test_the_worker_applies_the_librdkafka_workarounds_only_against_tansu() -> None:
+    from escalator.service.app import runtime_config
+    from escalator.stream.kafka import KafkaGroupConsumer
+
+    kafka = Settings(broker_flavour="kafka", bootstrap_servers="127.0.0.1:9", session_timeout_seconds=10.0)
+    tansu = Settings(broker_flavour="tansu", bootstrap_servers="127.0.0.1:9", session_timeout_seconds=10.0)
+    assert runtime_config(kafka).lease_ms == 5000
+    assert runtime_config(tansu).lease_ms == int(tansu_compat.TANSU_SESSION_TIMEOUT * 500)
+    assert KafkaGroupConsumer(kafka)._tansu is None
+    assert KafkaGroupConsumer(tansu)._tansu is tansu_compat
 
 
-def test_overrides_keep_a_shorter_session_and_refuse_exactly_once() -> None:
-    overrides = tansu_compat.faust_overrides(Settings(session_timeout_seconds=2.0, heartbeat_interval_seconds=0.2))
-    assert (overrides["broker_session_timeout"], overrides["broker_heartbeat_interval"]) == (2.0, 0.2)
-    assert tansu_compat.app_overrides is tansu_compat.faust_overrides
-    with pytest.raises(ValueError, match="at_least_once"):
-        tansu_compat.faust_overrides(Settings(), processing_guarantee="exactly_once")
-
-
-async def test_fetch_wait_replaces_fausts_hard_coded_1500_ms(compat_off: None) -> None:
-    import faust
-
-    app = faust.App(unique_name("fetchwait"), broker="kafka://127.0.0.1:9", web_enabled=False, autodiscover=False)
-    thread = app.consumer._thread
-    before = thread._create_worker_consumer(app.transport)
-    assert before._fetch_max_wait_ms == 1500  # faust's constant: if this changes, revisit the workaround
-    tansu_compat.install(fetch_max_wait_ms=100, only=["fetch_wait"])
-    after = thread._create_worker_consumer(app.transport)
-    assert after._fetch_max_wait_ms == 100
+def test_caught_up_highwater_takes_the_larger_of_listoffsets_and_the_fetch() -> None:
+    assert tansu_compat.caught_up_highwater(1, 10) == 10  # a batch of 10 at offset 0: ListOffsets says 1
+    assert tansu_compat.caught_up_highwater(11, 10) == 11  # a newer batch the consumer has not fetched yet
+    assert tansu_compat.caught_up_highwater(5, None) == 5  # no fetch yet
 
 
 # --- broker behaviour -----------------------------------------------------------------------------------------------
@@ -197,33 +171,33 @@ async def test_a_consumer_leaves_its_group_from_generation_zero(
     assert (generation, members) == (0, 0)
 
 
-# --- faust table state across a worker restart -------------------------------------------------------------------
-
-
-def _load_bench() -> ModuleType:
-    path = ROOT / "bench" / "tansu_recovery_loop.py"
-    spec = importlib.util.spec_from_file_location("tansu_recovery_loop", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.broker
-@pytest.mark.slow
-async def test_faust_table_survives_a_worker_restart(tansu: KafkaTarget, tmp_path: Path) -> None:
-    """A worker writes 200 table updates and stops (SIGTERM, by PID); a new worker with the same app id recovers
-    every one of them from the changelog. Without tansu_compat this loses the tail of the last changelog batch in
-    most runs (bench/tansu_recovery_loop.py measures it)."""
-    bench = _load_bench()
-    t0 = time.monotonic()
-    result: Any = await bench.run_once(tansu.bootstrap, "patched", updates=200, log_dir=tmp_path, timeout=30)
-    assert result.lost == 0, f"missing updates {result.missing_sample} (logs in {tmp_path})"
-    assert result.processed_after_restart == 0  # nothing re-processed: the state came from recovery alone
-    assert result.restart_ready_s < 10
-    assert result.rtt_ms_median < 350, "control round trip slow: is the fetch_wait workaround active?"
-    logs = {p.name: p.read_text() for p in tmp_path.glob(f"{result.app_id}-*.log")}
-    first = next(text for name, text in logs.items() if name.endswith("-first.log"))
-    assert "tansu_compat: left group" in first  # the first worker left from generation 0
-    assert time.monotonic() - t0 < 60
+def test_librdkafka_backlog_check_is_exact_only_with_the_correction(tansu: KafkaTarget, topics: TopicFactory) -> None:
+    """The worker's backlog check before firing deadlines: librdkafka's fresh high watermark of a 10-record batch is
+    1 on Tansu (canary: if it becomes 10, the correction can go); the worker's consumer reports 10 once it fetched."""
+    import asyncio
+
+    from confluent_kafka import Consumer, TopicPartition
+
+    from escalator.stream.kafka import KafkaGroupConsumer
+
+    topic = topics.one("hw")
+    asyncio.run(_produce_one_batch(tansu.bootstrap, topic, 10))
+    raw = Consumer({"bootstrap.servers": tansu.bootstrap, "group.id": unique_name("g")})
+    try:
+        assert raw.get_watermark_offsets(TopicPartition(topic, 0), timeout=10, cached=False) == (0, 1)
+    finally:
+        raw.close()
+    settings = Settings(bootstrap_servers=tansu.bootstrap, broker_flavour="tansu", app_id=unique_name("hw"))
+    consumer = KafkaGroupConsumer(settings)
+    try:
+        consumer._consumer.assign([TopicPartition(topic, 0, 0)])
+        got: list[object] = []
+        deadline = time.monotonic() + 20
+        while len(got) < 10 and time.monotonic() < deadline:
+            got += consumer.consume(100, 0.2)
+        assert len(got) == 10
+        assert consumer.highwater((topic, 0)) == 10
+        assert consumer.query_highwater((topic, 0)) == 10
+    finally:
+        consumer._consumer.close()

@@ -217,8 +217,12 @@ def test_lifecycle_end_to_end(dep: Deployment) -> None:
             l2 = next(r for r in outputs(collector, dep) if r.id == "life-1:first_response:1:esc:L2")
             assert l2.key == b"life-1" and l2.headers["ce_type"] == b"escalation.raised"
             assert orjson.loads(l2.value)["data"]["fired_at"] == format_ms(t0 + 400 + 6000)
-            status, body = worker.get("/tickets/life-1")
-            assert status == 200 and orjson.loads(body)["ticket"]["status"] == "closed"
+
+            def closed() -> bool:  # the closing event has no output: wait until it is applied
+                status, body = worker.get("/tickets/life-1")
+                return status == 200 and orjson.loads(body)["ticket"]["status"] == "closed"
+
+            wait_until(closed, 10, "life-1 to be closed")
     finally:
         assert worker.stop() == 0, worker.log_tail()
 
@@ -303,7 +307,7 @@ def test_failover_survivor_fires_the_dead_workers_deadlines(dep: Deployment) -> 
             feeder = Feeder(dep, docs)
             feeder.start()
             wait_until(lambda: burst_processed([a, b], docs, feeder), 60, "the burst to be processed")
-            # /tickets/{id} answers from either worker (faust routes to the owner)
+            # /tickets/{id} answers from either worker (a worker forwards to the owner)
             ids = {d["subject"] for d in docs[: feeder.sent]}
             ticket = sorted(ids)[0]
             wait_until(

@@ -70,13 +70,12 @@ class Deployment:
             "ESCALATOR_OUTPUT_PARTITIONS": "2",
             "ESCALATOR_POLICY_FILE": str(self.policy_file),
             "ESCALATOR_ALLOWED_LATENESS_SECONDS": "1.0",
-            "ESCALATOR_TIMER_INTERVAL_SECONDS": "0.05",
             "ESCALATOR_SESSION_TIMEOUT_SECONDS": "2",
             "ESCALATOR_HEARTBEAT_INTERVAL_SECONDS": "0.5",
             "ESCALATOR_REBALANCE_TIMEOUT_SECONDS": "2",
             "ESCALATOR_LOG_LEVEL": "INFO",
             "ESCALATOR_RECOVERY_STALL_SECONDS": "10",
-            "ESCALATOR_DEBUG_LOGGERS": "faust.tables.recovery",
+            "ESCALATOR_DEBUG_LOGGERS": "escalator.changelog",
         }
 
     def settings(self) -> Settings:

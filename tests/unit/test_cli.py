@@ -81,12 +81,13 @@ def test_topics_list_names_every_topic_and_compacts_changelogs(
         "ticket-escalations",
         "ticket-notifications",
         "ticket-events.dlq",
-        "esc-ticks",
         "esc-incident-signals",
         "esc-tickets-changelog",
-        "esc-incident_windows-changelog",
+        "esc-incident-windows-changelog",
+        "esc-owners",
     }
     assert "cleanup.policy=compact" in names["esc-tickets-changelog"]
+    assert "cleanup.policy=compact" in names["esc-incident-windows-changelog"]
     assert "cleanup.policy=compact" not in names["ticket-events"]
 
 

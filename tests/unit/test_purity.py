@@ -14,6 +14,8 @@ CORE = Path(__file__).resolve().parents[2] / "services" / "escalator" / "core"
 FORBIDDEN = {
     "faust",
     "aiokafka",
+    "confluent_kafka",
+    "aiohttp",
     "prometheus_client",
     "os",
     "time",

@@ -1,44 +1,45 @@
 """Every workaround for the embedded development broker (Tansu 0.6.0), and nothing else.
 
 Active only when ``Settings.broker_flavour == "tansu"`` (set by the launcher: ``escalator broker``, ``make run`` and
-the test fixtures). Never install it against Apache Kafka: the workarounds replace client behaviour that is correct
-against a real cluster. The worker calls ``activate(settings)`` once, before it creates the ``faust.App``, and
-merges the returned keyword arguments into the app configuration; against Kafka that call returns ``{}`` and
-patches nothing.
+the test fixtures). Never use it against Apache Kafka: the workarounds replace client behaviour that is correct
+against a real cluster. Two kinds of clients talk to the broker:
 
-Workarounds (measured symptoms; numbers in docs/embedded-broker.md, reproduced by bench/tansu_recovery_loop.py):
+* the worker's hot path uses **confluent-kafka** (librdkafka): ``escalator.stream.kafka`` merges
+  :func:`librdkafka_consumer_overrides` / :func:`librdkafka_producer_overrides` into its client configuration and
+  corrects fresh high watermarks with :func:`caught_up_highwater` -- only against Tansu;
+* the tools (``tail``, ``demo``, topic creation, test fixtures) use **aiokafka**: :func:`install` patches it
+  process-wide (``end_offsets``, ``leave_group``).
 
-``end_offsets`` -- ListOffsets(LATEST) returns the base offset of the newest stored batch + 1 instead of the high
-    watermark (a batch of 10 records at offset 0 reports 1). faust reads a changelog partition during table
-    recovery only up to that "end" (``Recovery._build_highwaters`` -> ``consumer.end_offsets``), so it stops early
-    and silently drops the tail of the last batch: updates written by the previous owner are missing after a
-    restart or takeover. The same answer breaks ``seek_to_end``, ``auto_offset_reset="latest"`` and lag computed
-    from end offsets. Fetch responses carry the correct high watermark, so after every ListOffsets request that
-    asks for LATEST, aiokafka's ``Fetcher._proc_offset_request`` (the single place through which ``end_offsets``,
-    ``seek_to_end`` and the "latest" reset go) now sends one Fetch for those partitions at the reported offset
-    (at most the newest batch is transferred) and uses the high watermark of the answer when it is larger.
-    Measured (bench/tansu_recovery_loop.py, 200 updates, worker restart): updates lost in 7 of 10 runs without
-    the patches, 0 of 10 with them; without this one alone, 5 of 5 runs lost updates.
+Workarounds (measured symptoms; numbers in docs/embedded-broker.md):
 
-``fetch_wait`` -- faust hard-codes ``fetch_max_wait_ms=1500`` for its worker consumer. Tansu re-checks a waiting
-    fetch at half the remaining wait, so every hop through a topic took ~358 ms (median) instead of ~13 ms. The
-    worker consumer is created with ``Settings.fetch_max_wait_ms`` (default 100 ms) instead. Measured round trip
-    through a worker (control topic -> worker -> reply topic): 754 ms -> 52 ms median.
+``end_offsets`` (aiokafka) -- ListOffsets(LATEST) returns the base offset of the newest stored batch + 1 instead of
+    the high watermark (a batch of 10 records at offset 0 reports 1). It breaks ``end_offsets``, ``seek_to_end``,
+    ``auto_offset_reset="latest"`` and lag computed from end offsets. Fetch responses carry the correct high
+    watermark, so after every ListOffsets request that asks for LATEST, aiokafka's ``Fetcher._proc_offset_request``
+    (the single place through which all of those go) sends one Fetch for those partitions at the reported offset
+    and uses the high watermark of the answer when it is larger.
 
-``leave_group`` -- Tansu numbers the first group generation 0, and aiokafka sends LeaveGroup on close only when
-    the generation is > 0. A worker stopped in generation 0 stayed a member until its session expired, and a
-    restarted worker waited for it in JoinGroup. The consumer now also leaves the group from generation 0.
-    Measured: members listed right after close 1 -> 0; worker restart with a 10 s session 19.7 s -> 6.6 s to ready.
+``caught_up_highwater`` (librdkafka) -- the same ListOffsets answer, seen by the worker's backlog check
+    (``get_watermark_offsets(cached=False)``, which decides whether a partition's deadlines may fire). The reported
+    offset is the newest batch's base + 1; a consumer positioned beyond it has fetched that whole batch, so the
+    cached high watermark of that fetch covers it: the larger of the two is exact. (The worker's changelog reads
+    stop at librdkafka's end-of-partition event, which comes from fetch responses and is correct as it is.)
 
-``faust_overrides(settings)`` -- configuration, not patches: Tansu holds every JoinGroup answer until half the
-    group's session timeout has passed (faust's default 60 s session -> 31.6 s until "Ready"; 10 s -> 6.6 s;
-    3 s -> 3.6 s; 2 s -> 2.6 s), so the session timeout is capped at ``TANSU_SESSION_TIMEOUT`` with a heartbeat
-    well inside it. Idempotent and transactional producers fail (InitProducerId -> UnknownError), so processing
-    is at-least-once (``exactly_once`` is refused here with a clear error instead of failing at start).
+``leave_group`` (aiokafka) -- Tansu numbers the first group generation 0, and aiokafka sends LeaveGroup on close
+    only when the generation is > 0: a client stopped in generation 0 stayed a member until its session expired.
+    It now also leaves from generation 0. (librdkafka leaves from generation 0 as it is: measured, 0 members after
+    close.)
+
+Configuration (``librdkafka_*_overrides``): Tansu holds every JoinGroup answer until half the group's session
+    timeout has passed, so the session timeout is capped at ``TANSU_SESSION_TIMEOUT`` with a heartbeat well inside
+    it (group join 2.0 s with the 3 s cap). Idempotent and transactional producers fail (InitProducerId ->
+    UnknownError), so idempotence is off and one request is in flight per connection, which keeps retried records
+    in order (the changelog depends on it).
 
 Known limitations with no workaround here (see the docs): compaction is never performed (recovery reads every
 update, tombstones included), DeleteRecords panics a broker thread, CreatePartitions / OffsetDelete /
-OffsetForLeaderEpoch / legacy AlterConfigs are missing, ``offsets_for_times`` uses the broker's write time.
+OffsetForLeaderEpoch / legacy AlterConfigs are missing, DescribeGroups lists no members, ``offsets_for_times``
+uses the broker's write time.
 """
 
 from __future__ import annotations
@@ -54,12 +55,13 @@ __all__ = [
     "TANSU_HEARTBEAT_INTERVAL",
     "TANSU_SESSION_TIMEOUT",
     "WORKAROUNDS",
-    "activate",
-    "app_overrides",
-    "faust_overrides",
+    "caught_up_highwater",
     "fetch_highwaters",
     "install",
     "installed",
+    "librdkafka_consumer_overrides",
+    "librdkafka_producer_overrides",
+    "session_timeout",
     "uninstall",
 ]
 
@@ -71,8 +73,8 @@ TANSU_SESSION_TIMEOUT = 3.0
 #: busy 2-core machine).
 TANSU_HEARTBEAT_INTERVAL = 0.5
 
-#: Names of the monkeypatches ``install()`` applies (all of them by default).
-WORKAROUNDS: tuple[str, ...] = ("end_offsets", "fetch_wait", "leave_group")
+#: Names of the aiokafka monkeypatches ``install()`` applies (all of them by default).
+WORKAROUNDS: tuple[str, ...] = ("end_offsets", "leave_group")
 
 _LATEST = -1  # ListOffsets timestamp meaning "the end of the partition"
 _PROBE_MAX_WAIT_MS = 10  # Tansu answers a Fetch with max_wait 0 with no partitions at all; 10 ms is enough
@@ -80,7 +82,6 @@ _PROBE_PARTITION_BYTES = 1  # the broker still returns the first batch at the of
 
 # name -> (owner, attribute, original) for every attribute replaced by install()
 _originals: dict[str, tuple[Any, str, Any]] = {}
-_fetch_max_wait_ms: int = 100
 _INHERITED = object()  # marks an attribute that the patched class only inherited
 
 
@@ -89,29 +90,18 @@ def installed() -> frozenset[str]:
     return frozenset(_originals)
 
 
-def install(
-    settings: Settings | None = None, *, fetch_max_wait_ms: int | None = None, only: Collection[str] | None = None
-) -> frozenset[str]:
-    """Install the Tansu workarounds process-wide. Idempotent: a second call installs only what is missing and
-    updates the fetch wait.
+def install(settings: Settings | None = None, *, only: Collection[str] | None = None) -> frozenset[str]:
+    """Install the aiokafka workarounds process-wide. Idempotent: a second call installs only what is missing.
 
-    fetch_max_wait_ms: the worker consumer's fetch wait; default ``settings.fetch_max_wait_ms`` (100 ms without
-    settings). only: a subset of ``WORKAROUNDS`` (for measurements); default all. Returns the installed names.
-    Call it only against the embedded broker (``activate(settings)`` checks ``broker_flavour`` for you).
+    only: a subset of ``WORKAROUNDS`` (for measurements); default all. Returns the installed names. Call it only
+    against the embedded broker.
     """
-    global _fetch_max_wait_ms
-    if fetch_max_wait_ms is None:
-        fetch_max_wait_ms = settings.fetch_max_wait_ms if settings is not None else 100
-    if fetch_max_wait_ms < 0:
-        raise ValueError("fetch_max_wait_ms must be >= 0")
     wanted = tuple(WORKAROUNDS if only is None else only)
     unknown = set(wanted) - set(WORKAROUNDS)
     if unknown:
         raise ValueError(f"unknown workaround(s) {sorted(unknown)}; known: {list(WORKAROUNDS)}")
-    _fetch_max_wait_ms = int(fetch_max_wait_ms)
     installers: dict[str, Callable[[], None]] = {
         "end_offsets": _install_end_offsets,
-        "fetch_wait": _install_fetch_wait,
         "leave_group": _install_leave_group,
     }
     for name in wanted:
@@ -131,47 +121,32 @@ def uninstall() -> None:
             setattr(owner, attribute, original)
 
 
-def activate(settings: Settings) -> dict[str, Any]:
-    """The worker's single entry point: against Tansu install the patches and return faust.App overrides.
-
-    Against Kafka (``broker_flavour == "kafka"``) it patches nothing and returns ``{}``.
-    """
-    if settings.broker_flavour != "tansu":
-        return {}
-    install(settings)
-    return faust_overrides(settings)
-
-
-def faust_overrides(settings: Settings | None = None, **app_kwargs: Any) -> dict[str, Any]:
-    """faust.App keyword arguments needed against Tansu.
-
-    Timeouts come from ``settings`` (defaults when None) and are capped for Tansu's JoinGroup behaviour.
-    app_kwargs: the keyword arguments the caller is about to pass; ``processing_guarantee="exactly_once"`` there is
-    refused with a ``ValueError`` (Tansu has no idempotent/transactional producer).
-    """
-    if app_kwargs.get("processing_guarantee") not in (None, "at_least_once"):
-        raise ValueError(
-            "the embedded broker (Tansu) does not support idempotent or transactional producers: "
-            "processing_guarantee must be 'at_least_once'"
-        )
-    if settings is None:
-        from ..settings import Settings
-
-        settings = Settings()
+def _timeouts(settings: Settings) -> tuple[float, float]:
     session = min(settings.session_timeout_seconds, TANSU_SESSION_TIMEOUT)
     heartbeat = min(settings.heartbeat_interval_seconds, TANSU_HEARTBEAT_INTERVAL, session / 3)
-    rebalance = min(settings.rebalance_timeout_seconds, max(session, TANSU_SESSION_TIMEOUT))
-    return {
-        "broker_session_timeout": session,
-        "broker_heartbeat_interval": heartbeat,
-        "broker_rebalance_timeout": rebalance,
-        "processing_guarantee": "at_least_once",
-        "topic_replication_factor": 1,  # a single broker
-    }
+    return session, heartbeat
 
 
-#: The name the worker uses (``tansu_compat.app_overrides(settings)``).
-app_overrides = faust_overrides
+def librdkafka_consumer_overrides(settings: Settings) -> dict[str, Any]:
+    """Group timeouts for Tansu's JoinGroup behaviour (the cap only lowers the settings)."""
+    session, heartbeat = _timeouts(settings)
+    return {"session.timeout.ms": int(session * 1000), "heartbeat.interval.ms": int(heartbeat * 1000)}
+
+
+def librdkafka_producer_overrides(settings: Settings) -> dict[str, Any]:
+    """No idempotence (InitProducerId fails); one request in flight keeps retried records in order."""
+    return {"enable.idempotence": False, "max.in.flight.requests.per.connection": 1}
+
+
+def session_timeout(settings: Settings) -> float:
+    """The session timeout the worker really uses against Tansu (its lease is derived from it)."""
+    return _timeouts(settings)[0]
+
+
+def caught_up_highwater(reported: int, cached: int | None) -> int:
+    """The high watermark from a ListOffsets answer (``reported``: the newest batch's base + 1 on Tansu) and the
+    one cached from the latest fetch: their maximum (see the module docstring)."""
+    return reported if cached is None else max(reported, cached)
 
 
 # --- end_offsets ----------------------------------------------------------------------------------------------
@@ -237,23 +212,6 @@ def _install_end_offsets() -> None:
         return offsets
 
     _replace("end_offsets", Fetcher, "_proc_offset_request", _proc_offset_request)
-
-
-# --- fetch_wait -----------------------------------------------------------------------------------------------
-
-
-def _install_fetch_wait() -> None:
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-
-    original = AIOKafkaConsumerThread._create_worker_consumer
-
-    def _create_worker_consumer(self: Any, transport: Any) -> Any:
-        consumer = original(self, transport)
-        # AIOKafkaConsumer keeps the value until start(), which builds its Fetcher from it.
-        consumer._fetch_max_wait_ms = _fetch_max_wait_ms
-        return consumer
-
-    _replace("fetch_wait", AIOKafkaConsumerThread, "_create_worker_consumer", _create_worker_consumer)
 
 
 # --- leave_group ----------------------------------------------------------------------------------------------

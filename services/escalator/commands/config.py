@@ -36,8 +36,8 @@ def render_docs() -> str:
         lines.append(f"| `{env}` | `{default}` | {text} |")
     lines += [
         "",
-        "Internal topics: `<app_id>-ticks` (timer ticks, co-partitioned with the input) and",
-        "`<app_id>-incident-signals` (incident counting, keyed by the group value), plus faust's table changelogs",
-        "`<app_id>-<table>-changelog` (compacted).",
+        "Internal topics: `<app_id>-incident-signals` (incident signals keyed by rule and group value, and the",
+        "watermarks of every input partition), the compacted state changelogs `<app_id>-tickets-changelog` and",
+        "`<app_id>-incident-windows-changelog`, and `<app_id>-owners` (which worker owns which input partition).",
     ]
     return "\n".join(lines) + "\n"

@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..service.app import KafkaPorts
+    from ..settings import Settings
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -16,7 +21,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, help="state directory (default: ESCALATOR_DATA_DIR)")
 
 
-def run(args: argparse.Namespace) -> int:  # noqa: RET503 (the faust worker exits the process)
+def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from ..core import PolicyError
@@ -53,26 +58,41 @@ def run(args: argparse.Namespace) -> int:  # noqa: RET503 (the faust worker exit
         )
         return 2
 
-    import faust
     from prometheus_client import CollectorRegistry
 
-    from ..service.app import create_app
+    from ..service.app import ConfluentPorts, create_service, run_worker
     from ..service.clock import WallClock
     from ..service.logs import configure_logging
 
-    app = create_app(settings, WallClock(), CollectorRegistry(), policy=policy)
     configure_logging(settings.log_format, settings.log_level, settings.debug_loggers)
+    ports = ConfluentPorts(settings)
+    problems = check_topics(settings, ports)
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        print("error: create the topics with `escalator topics create`", file=sys.stderr)
+        return 2
+    service = create_service(settings, WallClock(), CollectorRegistry(), policy=policy, ports=ports)
     print(
         f"escalator worker: policy {settings.policy_file} (version {policy.version}), broker "
-        f"{settings.bootstrap_servers} ({settings.broker_flavour}), http://{settings.web_host}:{settings.web_port}",
+        f"{settings.bootstrap_servers} ({settings.broker_flavour}), store {settings.store}, "
+        f"http://{settings.web_host}:{settings.web_port}",
         file=sys.stderr,
         flush=True,
     )
-    worker = faust.Worker(
-        app,
-        loglevel=settings.log_level,
-        redirect_stdouts=False,
-        override_logging=False,  # logging is configured above (text or JSON)
-        quiet=True,
-    )
-    worker.execute_from_commandline()  # runs until stopped, then exits the process
+    return run_worker(service)
+
+
+def check_topics(settings: Settings, ports: KafkaPorts) -> list[str]:
+    """Problems with the topics the worker needs: missing ones, and partition counts that do not match
+    ``ESCALATOR_PARTITIONS`` (every input partition is a source of incident watermarks)."""
+    from ..service.topics import topic_specs
+
+    problems = []
+    for spec in topic_specs(settings):
+        found = ports.partitions(spec.name)
+        if found is None:
+            problems.append(f"topic {spec.name} does not exist")
+        elif spec.name in (settings.topic_input, settings.topic_incident_signals) and found != spec.partitions:
+            problems.append(f"topic {spec.name} has {found} partitions, ESCALATOR_PARTITIONS says {spec.partitions}")
+    return problems

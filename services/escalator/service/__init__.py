@@ -1,4 +1,5 @@
-"""The Kafka service: a faust-streaming app (thin adapters) around the pure core.
+"""The worker process around the batched stream processor (``escalator.stream``): the app factory and HTTP API
+(``app``), metrics, logging, the clock seam, topic specs and wire helpers.
 
-``create_app(settings, clock, registry)`` builds the app; ``escalator worker`` runs it.
+``create_service(settings, clock, registry)`` builds a worker; ``escalator worker`` runs it.
 """

@@ -2,19 +2,27 @@
 
 Names: ``escalator_`` prefix, base units (seconds), ``_total`` counters, bounded labels only (event type, reason,
 level, kind, metric, priority, policy id, partition number -- never a ticket id).
+
+The processor reports once per batch (:meth:`Metrics.batch`, the ``Observer`` of ``escalator.stream.runtime``);
+the gauges of held tickets are read at scrape time from counters the processor keeps up to date as states change
+(``escalator.stream.gauges``) -- a scrape never scans tickets.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ..core import ClockOutcome, Emit, parse_rfc3339_ms
-from .index import DeadlineIndex
+from ..stream.codec import PRIORITIES
+
+if TYPE_CHECKING:
+    from ..stream.gauges import PartitionGauges
+    from ..stream.runtime import BatchStats
 
 __all__ = ["Metrics"]
 
@@ -88,8 +96,21 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
-        self.ticks_sent = Counter(
-            "escalator_ticks_sent_total", "Timer ticks sent to the internal tick topic.", registry=registry
+        self.batches = Counter("escalator_batches_total", "Batches processed.", registry=registry)
+        self.batch_records = Counter(
+            "escalator_batch_records_total",
+            "Records consumed in batches (input and incident signals).",
+            registry=registry,
+        )
+        self.changelog_records = Counter(
+            "escalator_changelog_records_total", "State changes written to changelogs.", registry=registry
+        )
+        self.fenced = Counter(
+            "escalator_ownership_checks_total",
+            "Partitions re-validated: lease (a batch outlived the lease), gap (another writer in a changelog), "
+            "released (another worker's claim holds).",
+            ["reason"],
+            registry=registry,
         )
         self.tickets_purged = Counter(
             "escalator_tickets_purged_total",
@@ -107,12 +128,58 @@ class Metrics:
         self.policy_info = Gauge(
             "escalator_policy_info", "The loaded policy file (value 1).", ["version"], registry=registry
         )
-        self.index_rebuild_seconds = Histogram(
-            "escalator_index_rebuild_seconds",
-            "Time to rebuild the deadline index after a rebalance.",
+        self.recovery_seconds = Histogram(
+            "escalator_recovery_seconds",
+            "Time to recover one partition store from its changelog (after an assignment or a re-validation).",
+            ["store"],
             buckets=(0.01, 0.1, 0.5, 1, 5, 15, 60, 300),
             registry=registry,
         )
+        self.recovered_records = Counter(
+            "escalator_recovered_records_total",
+            "Changelog records read during recovery: applied, or ignored (written by an owner whose claim was "
+            "replaced).",
+            ["store", "result"],
+            registry=registry,
+        )
+
+    # -- the processor's Observer -----------------------------------------------------------------------------------
+    def on_batch(self, stats: BatchStats) -> None:
+        self.batches.inc()
+        self.batch_records.inc(stats.records)
+        if stats.changelog_records:
+            self.changelog_records.inc(stats.changelog_records)
+        for etype, n in stats.consumed.items():
+            self.events_consumed.labels(etype).inc(n)
+        for reason, n in stats.rejected.items():
+            self.events_rejected.labels(reason).inc(n)
+        if stats.duplicates:
+            self.events_duplicate.inc(stats.duplicates)
+        if stats.purged:
+            self.tickets_purged.inc(stats.purged)
+        lag = self.event_lag
+        for ms in stats.event_lags_ms:
+            lag.observe(ms / 1000 if ms > 0 else 0.0)
+        for o in stats.outcomes:
+            self.observe_outcome(o)
+        for emit, priority, timer in stats.emits:
+            self.observe_emits((emit,), stats.produced_ms, timer=timer, priority=priority)
+
+    def on_ready(self, ready: bool) -> None:
+        self.ready.set(1 if ready else 0)
+
+    def on_recovered(self, store: str, partition: int, seconds: float, applied: int, ignored: int) -> None:
+        self.recovery_seconds.labels(store).observe(seconds)
+        if applied:
+            self.recovered_records.labels(store, "applied").inc(applied)
+        if ignored:
+            self.recovered_records.labels(store, "ignored").inc(ignored)
+
+    def on_stall(self) -> None:
+        self.recovery_stalls.inc()
+
+    def on_fence(self, reason: str) -> None:
+        self.fenced.labels(reason).inc()
 
     def observe_emits(self, emits: Iterable[Emit], produced_ms: int, *, timer: bool, priority: str = "none") -> None:
         for e in emits:
@@ -140,9 +207,12 @@ class Metrics:
             self.time_to_resolution.labels(o.priority).observe(o.elapsed_ms / 1000)
 
     def add_state_collector(
-        self, index: DeadlineIndex, now_ms: Callable[[], int], lag: Callable[[], dict[int, int]]
+        self,
+        gauges: Callable[[], list[PartitionGauges]],
+        now_ms: Callable[[], int],
+        lag: Callable[[], dict[int, int]],
     ) -> None:
-        self.registry.register(_StateCollector(index, now_ms, lag))
+        self.registry.register(_StateCollector(gauges, now_ms, lag))
 
 
 def _fired_ms(data: dict[str, Any]) -> int | None:
@@ -151,31 +221,41 @@ def _fired_ms(data: dict[str, Any]) -> int | None:
 
 
 class _StateCollector(Collector):
-    """Gauges computed at scrape time from the deadline index and the consumer."""
+    """Gauges read at scrape time from the processor's incrementally kept counts and the consumer."""
 
-    def __init__(self, index: DeadlineIndex, now_ms: Callable[[], int], lag: Callable[[], dict[int, int]]) -> None:
-        self.index = index
+    def __init__(
+        self,
+        gauges: Callable[[], list[PartitionGauges]],
+        now_ms: Callable[[], int],
+        lag: Callable[[], dict[int, int]],
+    ) -> None:
+        self.gauges = gauges
         self.now_ms = now_ms
         self.lag = lag
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
+        parts = self.gauges()
         open_tickets = GaugeMetricFamily(
             "escalator_open_tickets", "Open tickets owned by this worker, by priority.", labels=["priority"]
         )
-        counts = self.index.open_by_priority()
-        for priority in ("low", "normal", "high", "urgent"):
-            open_tickets.add_metric([priority], counts.get(priority, 0))
+        for i, priority in enumerate(PRIORITIES):
+            open_tickets.add_metric([priority], sum(g.open_by_priority[i] for g in parts))
         yield open_tickets
+        now = self.now_ms()
         yield GaugeMetricFamily(
             "escalator_tickets_at_risk",
-            "Open tickets with an SLA threshold within the next 15 minutes (or overdue).",
-            value=self.index.at_risk(self.now_ms(), AT_RISK_HORIZON_MS),
+            "Open tickets with an SLA threshold within the next 15 minutes (to the minute), or overdue.",
+            value=sum(g.at_risk(now, AT_RISK_HORIZON_MS) for g in parts),
         )
         yield GaugeMetricFamily(
-            "escalator_table_tickets", "Tickets held in this worker's table partitions.", value=self.index.tickets()
+            "escalator_table_tickets",
+            "Tickets held in this worker's state stores.",
+            value=sum(g.tickets for g in parts),
         )
         yield GaugeMetricFamily(
-            "escalator_deadline_index_entries", "Entries in the deadline index.", value=self.index.size()
+            "escalator_deadline_index_entries",
+            "Tickets with a deadline or purge instant armed.",
+            value=sum(g.armed for g in parts),
         )
         lag = GaugeMetricFamily(
             "escalator_consumer_lag", "Input records not yet processed, by partition.", labels=["partition"]

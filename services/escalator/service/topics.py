@@ -21,7 +21,6 @@ class TopicSpec:
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     p, r = settings.partitions, settings.replication_factor
     compact = {"cleanup.policy": "compact"}
-    app = settings.app_id
     return [
         TopicSpec(settings.topic_input, p, r, {}, "input ticket events (key: ticket id)"),
         TopicSpec(
@@ -29,14 +28,14 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         ),
         TopicSpec(settings.topic_notifications, settings.output_partitions, r, {}, "notification.requested"),
         TopicSpec(settings.topic_dlq, p, r, {"retention.ms": str(30 * 86_400_000)}, "dead letters"),
-        TopicSpec(settings.topic_ticks, p, r, {"retention.ms": str(86_400_000)}, "internal: timer ticks"),
         TopicSpec(
             settings.topic_incident_signals,
             p,
             r,
             {"retention.ms": str(7 * 86_400_000)},
-            "internal: incident signals (key: rule + group value)",
+            "internal: incident signals (key: rule + group value) and input watermarks",
         ),
-        TopicSpec(f"{app}-tickets-changelog", p, r, compact, "internal: ticket state changelog"),
-        TopicSpec(f"{app}-incident_windows-changelog", p, r, compact, "internal: incident window changelog"),
+        TopicSpec(settings.topic_tickets_changelog, p, r, compact, "internal: ticket state changelog"),
+        TopicSpec(settings.topic_windows_changelog, p, r, compact, "internal: incident window changelog"),
+        TopicSpec(settings.topic_owners, 1, r, compact, "internal: input partition owners (HTTP routing)"),
     ]

@@ -22,13 +22,14 @@ Pure apart from the store and reader it is given.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
 
-from .ports import TP, ChangelogReader, Message
+from .ports import TP, ChangelogReader, Message, OffsetOutOfRange
 from .store import Checkpoint, Marker, PartitionStore
 
 __all__ = [
@@ -42,6 +43,8 @@ __all__ = [
     "new_writer_id",
     "recover",
 ]
+
+log = logging.getLogger("escalator.changelog")
 
 MARKER_KEY = b"\x00escalator:owner"
 H_WRITER = "escalator-writer"
@@ -106,6 +109,15 @@ def recover(store: PartitionStore, reader: ChangelogReader, tp: TP) -> Recovery:
     """Bring ``store`` up to the end of its changelog partition ``tp``, from the store's checkpoint, applying only
     accepted records. Each fetched batch is written with its checkpoint atomically, so an interrupted recovery
     resumes where it stopped."""
+    try:
+        return _recover(store, reader, tp)
+    except OffsetOutOfRange:
+        log.warning("%s[%d]: the local state is ahead of the changelog; rebuilding it from the beginning", *tp)
+        store.wipe()
+        return _recover(store, reader, tp)
+
+
+def _recover(store: PartitionStore, reader: ChangelogReader, tp: TP) -> Recovery:
     start = store.checkpoint()
     lineage = Lineage(start.marker)
     applied = ignored = 0

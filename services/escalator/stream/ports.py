@@ -16,6 +16,7 @@ __all__ = [
     "DeliveryCallback",
     "GroupConsumer",
     "Message",
+    "OffsetOutOfRange",
     "Producer",
     "RebalanceListener",
     "headers_get",
@@ -30,7 +31,7 @@ class Message(Protocol):
     def offset(self) -> int | None: ...
     def key(self) -> bytes | None: ...
     def value(self) -> bytes | None: ...
-    def headers(self) -> list[tuple[str, bytes]] | None: ...
+    def headers(self) -> Any: ...  # list[tuple[str, bytes]] | None as consumed
     def error(self) -> Any: ...
     def timestamp(self) -> tuple[int, int]: ...
 
@@ -109,6 +110,10 @@ class Producer(Protocol):
     def close(self) -> None: ...
 
 
+class OffsetOutOfRange(Exception):
+    """A changelog read started beyond the partition's end (the local state is newer than the changelog)."""
+
+
 class ChangelogReader(Protocol):
     """Reads one changelog partition from an offset to its end (no consumer group)."""
 
@@ -120,10 +125,10 @@ class ChangelogReader(Protocol):
     def close(self) -> None: ...
 
 
-def headers_get(headers: list[tuple[str, bytes]] | None, name: str) -> bytes | None:
+def headers_get(headers: Any, name: str) -> bytes | None:
     """The first value of header ``name`` (``None`` when absent)."""
     if headers:
         for k, v in headers:
             if k == name:
-                return v
+                return bytes(v)
     return None

@@ -112,27 +112,27 @@ class BatchStats:
 
 
 class Observer(Protocol):
-    def batch(self, stats: BatchStats) -> None: ...
-    def ready(self, ready: bool) -> None: ...
-    def recovered(self, store: str, partition: int, seconds: float, applied: int, ignored: int) -> None: ...
-    def stalled(self) -> None: ...
-    def fenced(self, reason: str) -> None: ...
+    def on_batch(self, stats: BatchStats) -> None: ...
+    def on_ready(self, ready: bool) -> None: ...
+    def on_recovered(self, store: str, partition: int, seconds: float, applied: int, ignored: int) -> None: ...
+    def on_stall(self) -> None: ...
+    def on_fence(self, reason: str) -> None: ...
 
 
 class NullObserver:
-    def batch(self, stats: BatchStats) -> None:
+    def on_batch(self, stats: BatchStats) -> None:
         pass
 
-    def ready(self, ready: bool) -> None:
+    def on_ready(self, ready: bool) -> None:
         pass
 
-    def recovered(self, store: str, partition: int, seconds: float, applied: int, ignored: int) -> None:
+    def on_recovered(self, store: str, partition: int, seconds: float, applied: int, ignored: int) -> None:
         pass
 
-    def stalled(self) -> None:
+    def on_stall(self) -> None:
         pass
 
-    def fenced(self, reason: str) -> None:
+    def on_fence(self, reason: str) -> None:
         pass
 
 
@@ -264,7 +264,7 @@ class Runtime:
             self._deliver(outputs)
         kept = self._write_state(stats)
         self._commit(touched, kept)
-        self.observer.batch(stats)
+        self.observer.on_batch(stats)
 
     def _consume_timeout(self) -> float:
         wait = self.config.max_wait_ms
@@ -420,7 +420,7 @@ class Runtime:
             self.monotonic() - self._consumed_at,
             self.config.lease_ms / 1000,
         )
-        self.observer.fenced("lease")
+        self.observer.on_fence("lease")
         self._wm_sent.clear()
         for p in list(self.tickets):
             self._revalidate_tickets(p)
@@ -502,7 +502,7 @@ class Runtime:
                     max(offsets),
                     claim.expected,
                 )
-                self.observer.fenced("gap")
+                self.observer.on_fence("gap")
                 if topic == self.topics.tickets_changelog:
                     self._revalidate_tickets(p)
                     kept.discard((self.topics.input, p))
@@ -607,7 +607,7 @@ class Runtime:
         read. Returns False if another owner's claim holds (a newer generation claimed it first)."""
         started = self.monotonic()
         rec = recover(store, self.reader, tp)
-        self.observer.recovered(tp[0], tp[1], self.monotonic() - started, rec.applied, rec.ignored)
+        self.observer.on_recovered(tp[0], tp[1], self.monotonic() - started, rec.applied, rec.ignored)
         if rec.applied or rec.ignored:
             log.info(
                 "recovered %s[%d]: %d records applied, %d ignored (older owners), %d markers rejected, %.3fs",
@@ -655,7 +655,7 @@ class Runtime:
         self.released.add(p)
         self._parked[(TICKETS, p)] = store
         self.consumer.pause([(self.topics.input, p)])
-        self.observer.fenced("released")
+        self.observer.on_fence("released")
         log.warning("partition %d is owned by another worker now; paused until the next rebalance", p)
         if self.generation < 0:
             self.consumer.rejoin()
@@ -735,7 +735,7 @@ class Runtime:
         elif self.ready:
             self.unready_since = self.monotonic()
         self.ready = ready
-        self.observer.ready(ready)
+        self.observer.on_ready(ready)
 
     def _watch_recovery(self) -> None:
         """A group join or rebalance that makes no progress for ``stall_ms`` is retried by leaving and rejoining the
@@ -745,7 +745,7 @@ class Runtime:
             return
         self.unready_since = now
         self.rejoins += 1
-        self.observer.stalled()
+        self.observer.on_stall()
         if self.rejoins > 3:
             log.error("not ready for %d recovery attempts: exiting so that the worker is restarted", self.rejoins - 1)
             if self.exit is not None:
