@@ -79,7 +79,7 @@ class Settings(BaseSettings):
         "event stamped before a deadline that arrives within this grace is applied first, as replay would.",
     )
     max_batch: int = Field(
-        default=2000,
+        default=5000,
         ge=1,
         le=100_000,
         description="Most records the worker takes in one batch (consumed, applied, produced and committed together).",

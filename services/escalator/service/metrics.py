@@ -10,11 +10,14 @@ the gauges of held tickets are read at scrape time from counters the processor k
 
 from __future__ import annotations
 
+import bisect
+import threading
+from collections import Counter as CounterOf
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from ..core import ClockOutcome, Emit, parse_rfc3339_ms
@@ -70,32 +73,29 @@ class Metrics:
             ["metric", "outcome", "priority", "policy"],
             registry=registry,
         )
-        self.time_to_first_response = Histogram(
+        self.time_to_first_response = BulkHistogram(
             "escalator_time_to_first_response_seconds",
             "Open (calendar) time to the first public agent reply.",
-            ["priority"],
-            buckets=_SLA_BUCKETS,
-            registry=registry,
+            _SLA_BUCKETS,
+            ("priority",),
         )
-        self.time_to_resolution = Histogram(
-            "escalator_time_to_resolution_seconds",
-            "Open (calendar) time to solve.",
-            ["priority"],
-            buckets=_SLA_BUCKETS,
-            registry=registry,
+        self.time_to_resolution = BulkHistogram(
+            "escalator_time_to_resolution_seconds", "Open (calendar) time to solve.", _SLA_BUCKETS, ("priority",)
         )
-        self.timer_lateness = Histogram(
+        registry.register(self.time_to_first_response)
+        registry.register(self.time_to_resolution)
+        self.timer_lateness = BulkHistogram(
             "escalator_timer_lateness_seconds",
             "From a threshold's logical instant to the moment its output was produced.",
-            buckets=_LATENCY_BUCKETS,
-            registry=registry,
+            _LATENCY_BUCKETS,
         )
-        self.event_lag = Histogram(
+        self.event_lag = BulkHistogram(
             "escalator_event_lag_seconds",
             "From an input event's time to the moment it was processed.",
-            buckets=_LATENCY_BUCKETS,
-            registry=registry,
+            _LATENCY_BUCKETS,
         )
+        registry.register(self.timer_lateness)
+        registry.register(self.event_lag)
         self.batches = Counter("escalator_batches_total", "Batches processed.", registry=registry)
         self.batch_records = Counter(
             "escalator_batch_records_total",
@@ -157,13 +157,12 @@ class Metrics:
             self.events_duplicate.inc(stats.duplicates)
         if stats.purged:
             self.tickets_purged.inc(stats.purged)
-        lag = self.event_lag
-        for ms in stats.event_lags_ms:
-            lag.observe(ms / 1000 if ms > 0 else 0.0)
-        for o in stats.outcomes:
-            self.observe_outcome(o)
-        for emit, priority, timer in stats.emits:
-            self.observe_emits((emit,), stats.produced_ms, timer=timer, priority=priority)
+        if stats.event_lags_ms:
+            self.event_lag.observe_ms(stats.event_lags_ms)
+        if stats.outcomes:
+            self.observe_outcomes(stats.outcomes)
+        if stats.emits:
+            self.observe_emits(stats.emits, stats.produced_ms)
 
     def on_ready(self, ready: bool) -> None:
         self.ready.set(1 if ready else 0)
@@ -181,30 +180,61 @@ class Metrics:
     def on_fence(self, reason: str) -> None:
         self.fenced.labels(reason).inc()
 
-    def observe_emits(self, emits: Iterable[Emit], produced_ms: int, *, timer: bool, priority: str = "none") -> None:
-        for e in emits:
+    def observe_emits(self, emits: Iterable[tuple[Emit, str, bool]], produced_ms: int) -> None:
+        """Count a batch's outputs, ``(output, ticket priority, fired by a timer)``: one increment per label set."""
+        escalations: CounterOf[tuple[str, str, str]] = CounterOf()
+        notifications: CounterOf[str] = CounterOf()
+        warnings: CounterOf[tuple[str, str, str]] = CounterOf()
+        breaches: CounterOf[tuple[str, str, str]] = CounterOf()
+        incidents: CounterOf[str] = CounterOf()
+        late: list[int] = []
+        for e, priority, timer in emits:
             data = e.event["data"]
-            if e.type == "escalation.raised":
-                self.escalations.labels(str(data["level"]), data["kind"], data["reason"]).inc()
-            elif e.type == "notification.requested":
+            etype = e.event["type"]
+            if etype == "escalation.raised":
+                escalations[(str(data["level"]), data["kind"], data["reason"])] += 1
+            elif etype == "notification.requested":
                 kind = data["kind"]
-                self.notifications.labels(kind).inc()
-                if kind in ("sla_warning", "sla_breach"):
-                    counter = self.sla_warnings if kind == "sla_warning" else self.sla_breaches
-                    counter.labels(data["metric"], priority, str(data["policy"]["id"])).inc()
-            elif e.type == "incident.detected":
-                self.incidents.labels(data["rule"]).inc()
+                notifications[kind] += 1
+                if kind == "sla_warning":
+                    warnings[(data["metric"], priority, str(data["policy"]["id"]))] += 1
+                elif kind == "sla_breach":
+                    breaches[(data["metric"], priority, str(data["policy"]["id"]))] += 1
+            elif etype == "incident.detected":
+                incidents[data["rule"]] += 1
             if timer:
                 fired = _fired_ms(data)
                 if fired is not None:
-                    self.timer_lateness.observe(max(0.0, (produced_ms - fired) / 1000))
+                    late.append(produced_ms - fired)
+        for labels, n in escalations.items():
+            self.escalations.labels(*labels).inc(n)
+        for kind, n in notifications.items():
+            self.notifications.labels(kind).inc(n)
+        for labels, n in warnings.items():
+            self.sla_warnings.labels(*labels).inc(n)
+        for labels, n in breaches.items():
+            self.sla_breaches.labels(*labels).inc(n)
+        for rule, n in incidents.items():
+            self.incidents.labels(rule).inc(n)
+        if late:
+            self.timer_lateness.observe_ms(late)
 
-    def observe_outcome(self, o: ClockOutcome) -> None:
-        self.sla_outcomes.labels(o.metric, o.outcome, o.priority, str(o.policy_id)).inc()
-        if o.ended == "achieved" and o.metric == "first_response":
-            self.time_to_first_response.labels(o.priority).observe(o.elapsed_ms / 1000)
-        elif o.ended == "achieved" and o.metric == "resolution":
-            self.time_to_resolution.labels(o.priority).observe(o.elapsed_ms / 1000)
+    def observe_outcomes(self, outcomes: Iterable[ClockOutcome]) -> None:
+        counts: CounterOf[tuple[str, str, str, str]] = CounterOf()
+        first_response: dict[str, list[int]] = {}
+        resolution: dict[str, list[int]] = {}
+        for o in outcomes:
+            counts[(o.metric, o.outcome, o.priority, str(o.policy_id))] += 1
+            if o.ended == "achieved" and o.metric == "first_response":
+                first_response.setdefault(o.priority, []).append(o.elapsed_ms)
+            elif o.ended == "achieved" and o.metric == "resolution":
+                resolution.setdefault(o.priority, []).append(o.elapsed_ms)
+        for labels, n in counts.items():
+            self.sla_outcomes.labels(*labels).inc(n)
+        for priority, values in first_response.items():
+            self.time_to_first_response.observe_ms(values, (priority,))
+        for priority, values in resolution.items():
+            self.time_to_resolution.observe_ms(values, (priority,))
 
     def add_state_collector(
         self,
@@ -213,6 +243,59 @@ class Metrics:
         lag: Callable[[], dict[int, int]],
     ) -> None:
         self.registry.register(_StateCollector(gauges, now_ms, lag))
+
+
+class BulkHistogram(Collector):
+    """A histogram observed a batch at a time (one lock and one pass per batch and label set, instead of a lock per
+    value), exposed through the client library's custom-collector interface like any histogram."""
+
+    def __init__(
+        self, name: str, documentation: str, buckets: tuple[float, ...], labelnames: tuple[str, ...] = ()
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.buckets = buckets
+        self.labelnames = labelnames
+        self.bounds_ms = [b * 1000 for b in buckets]
+        self.series: dict[tuple[str, ...], tuple[list[int], list[float]]] = {}  # labels -> (counts, [sum_ms])
+        self.lock = threading.Lock()
+
+    def observe_ms(self, values_ms: Iterable[float], labels: tuple[str, ...] = ()) -> None:
+        """Observe durations given in milliseconds (negative ones count as 0)."""
+        bounds = self.bounds_ms
+        local = [0] * (len(bounds) + 1)  # the last bucket is +Inf
+        total = 0.0
+        for value in values_ms:
+            v = value if value > 0 else 0
+            local[bisect.bisect_left(bounds, v)] += 1
+            total += v
+        with self.lock:
+            counts, sums = self.series.setdefault(labels, ([0] * len(local), [0.0]))
+            for i, n in enumerate(local):
+                counts[i] += n
+            sums[0] += total
+
+    def collect(self) -> Iterable[HistogramMetricFamily]:
+        with self.lock:
+            series = [(labels, list(counts), sums[0] / 1000) for labels, (counts, sums) in self.series.items()]
+        family = HistogramMetricFamily(self.name, self.documentation, labels=list(self.labelnames))
+        bounds = [*(repr(float(b)) for b in self.buckets), "+Inf"]
+        for labels, counts, total in series:
+            running = 0
+            cumulative = []
+            for bound, n in zip(bounds, counts, strict=True):
+                running += n
+                cumulative.append((bound, running))
+            family.add_metric(list(labels), cumulative, total)
+        yield family
+
+    def describe(self) -> Iterable[HistogramMetricFamily]:
+        return []
+
+    def count(self, labels: tuple[str, ...] = ()) -> int:
+        with self.lock:
+            found = self.series.get(labels)
+            return 0 if found is None else sum(found[0])
 
 
 def _fired_ms(data: dict[str, Any]) -> int | None:

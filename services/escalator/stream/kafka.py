@@ -234,17 +234,21 @@ class KafkaProducer:
         partition: int | None = None,
         on_delivery: DeliveryCallback | None = None,
     ) -> None:
-        kwargs: dict[str, Any] = {"on_delivery": on_delivery}
-        if partition is not None:
-            kwargs["partition"] = partition
-        if headers:
-            kwargs["headers"] = headers
-        while True:
-            try:
-                self._producer.produce(topic, value, key, **kwargs)
-                return
-            except BufferError:  # the local queue is full: serve deliveries, then try again
+        # positional: topic, value, key, partition (-1: the partitioner decides), callback, on_delivery, timestamp,
+        # headers (no keyword parsing per record)
+        where = -1 if partition is None else partition
+        args: tuple[Any, ...] = (topic, value, key, where, on_delivery, None, 0, headers)
+        produce: Any = self._producer.produce
+        try:
+            produce(*args)
+        except BufferError:  # the local queue is full: serve deliveries until it takes the record
+            while True:
                 self._producer.poll(0.05)
+                try:
+                    produce(*args)
+                    return
+                except BufferError:
+                    continue
 
     def flush(self, timeout_s: float) -> int:
         remaining: int = self._producer.flush(timeout_s)

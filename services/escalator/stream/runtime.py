@@ -84,7 +84,7 @@ class RuntimeConfig:
     lateness_ms: int = 1_000
     retention_ms: int = 30 * 86_400_000
     max_event_bytes: int = 1_000_000
-    max_batch: int = 2_000
+    max_batch: int = 5_000
     max_wait_ms: int = 100  # longest consume wait when nothing is due
     freshness_ms: int = 20  # shortest interval between two high-watermark checks of one partition
     watermark_interval_ms: int = 200  # incident watermarks: at most this often per source partition ...
