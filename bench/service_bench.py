@@ -267,7 +267,7 @@ def run_child(kind: str, bootstrap: str, topic: str, out: str, n: int, timeout: 
         "-n",
         str(n),
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     for line in reversed(proc.stdout.splitlines()):
         if "{" in line:  # faust may print terminal control codes before it
             return dict(json.loads(line[line.index("{") :]))
@@ -724,9 +724,7 @@ def main() -> int:
         tempfile.TemporaryDirectory(prefix="service-bench-") as tmpdir,
         resolve_broker(log_dir=args.work_dir or tmpdir) as broker,
     ):
-        if args.work_dir:
-            tmpdir = args.work_dir
-        tmp = Path(tmpdir)
+        tmp = Path(args.work_dir or tmpdir)
         result["broker"] = {"source": broker.source, "flavour": broker.flavour}
         capacity = None
         if "throughput" in only:
