@@ -489,19 +489,6 @@ def created_event(ticket: str, at_ms: int, n: int = 0) -> tuple[bytes, bytes]:
     return ticket.encode(), orjson.dumps(doc)
 
 
-def comment_event(ticket: str, at_ms: int, n: int) -> tuple[bytes, bytes]:
-    doc = {
-        "specversion": "1.0",
-        "id": f"{ticket}-m{n}",
-        "source": "bench",
-        "type": "ticket.commented",
-        "time": format_ms(at_ms),
-        "subject": ticket,
-        "data": {"author": "requester", "public": True},
-    }
-    return ticket.encode(), orjson.dumps(doc)
-
-
 class OutputCollector:
     """Reads an output topic from the beginning in a thread: (record timestamp ms, fired_at ms) of each output."""
 
@@ -547,7 +534,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def timers(bootstrap: str, flavour: str, tmp: Path, tickets: int, capacity: float) -> dict[str, Any]:
     """``tickets`` tickets whose first deadline (a 50 % warning of a 2 min target) falls due spread over a minute,
-    plus a paced load at half the worker's capacity."""
+    plus a paced load of synthetic lifecycles at half the worker's capacity (``capacity``: events/s)."""
     print(f"timers: {tickets:,} tickets due over one minute, background load {capacity / 2:,.0f} events/s", flush=True)
     w = Worker(bootstrap, flavour, tmp, store="memory", policy=TIMER_POLICY, app_id=f"bt-{uuid.uuid4().hex[:8]}")
     names = w.create_topics()
@@ -568,11 +555,15 @@ def timers(bootstrap: str, flavour: str, tmp: Path, tickets: int, capacity: floa
         while w.metric("escalator_events_consumed_total{") < tickets:
             time.sleep(0.1)  # polling interval
         rss1 = rss_mib(w.proc.pid)
-        # background load: other tickets, one requester comment each, at half capacity, until the window ends
-        rate = capacity / 2
-        end = first_due + 60_000 + 5_000
+        # background load: synthetic lifecycles (the throughput phase's mix) re-timed to the moment they are sent, at
+        # half the worker's measured capacity, until the window ends
         from confluent_kafka import Producer
 
+        from escalator.synth import lifecycle_events
+
+        rate = capacity / 2
+        end = first_due + 60_000 + 5_000
+        background = lifecycle_events(10**9, seed=5, prefix="B")
         p = Producer(
             {
                 "bootstrap.servers": bootstrap,
@@ -583,29 +574,39 @@ def timers(bootstrap: str, flavour: str, tmp: Path, tickets: int, capacity: floa
         )
         sent = 0
         started = time.time()
+        cpu0 = _cpu_seconds(w.proc.pid)
         while time.time() * 1000 < end:
             due = int((time.time() - started) * rate)
+            now_text = format_ms(int(time.time() * 1000))
             while sent < due:
-                now = int(time.time() * 1000)
-                key, value = comment_event(f"B{sent % 20_000:06d}", now, sent)
-                p.produce(w.topics["input"], value, key)
+                doc = next(background)
+                doc["time"] = now_text
+                p.produce(w.topics["input"], orjson.dumps(doc), doc["subject"].encode())
                 sent += 1
             p.poll(0)
             time.sleep(0.005)  # pacing
         p.flush(60)
+        worker_cpu = (_cpu_seconds(w.proc.pid) - cpu0) / (time.time() - started)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             warned = {s for _ts, _f, s in collector.items if s.startswith("D")}
             if len(warned) >= tickets:
                 break
             time.sleep(0.2)  # polling interval
+        batches = {
+            line.split('le="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+            for line in (w.get("/metrics") or b"").decode().splitlines()
+            if line.startswith("escalator_batch_duration_seconds_bucket")
+        }
         warnings = [(ts, f) for ts, f, s in collector.items if s.startswith("D")]
+        (tmp / "timer-outputs.json").write_bytes(orjson.dumps(collector.items))
         lateness = [max(0.0, (ts - f - 1000)) for ts, f in warnings]
         return {
             "tickets": tickets,
             "warnings_received": len({s for _t, _f, s in collector.items if s.startswith("D")}),
             "background_events": sent,
             "background_events_per_s": rate,
+            "worker_cpu_share": worker_cpu,
             "lateness_ms": {
                 "p50": percentile(lateness, 0.5),
                 "p99": percentile(lateness, 0.99),
@@ -614,6 +615,7 @@ def timers(bootstrap: str, flavour: str, tmp: Path, tickets: int, capacity: floa
             "rss_idle_mib": rss0,
             "rss_tracked_mib": rss1,
             "bytes_per_ticket": (rss1 - rss0) * 1024 * 1024 / tickets,
+            "batch_duration_cumulative": batches,
         }
     finally:
         if collector is not None:
@@ -699,6 +701,7 @@ def main() -> int:
     parser.add_argument("--recovery-tickets", type=int, default=1_000_000)
     parser.add_argument("--only", default="throughput,timers,recovery")
     parser.add_argument("--kinds", default="", help="throughput contenders to run (default: all)")
+    parser.add_argument("--capacity", type=float, help="worker events/s for the timer phase (default: measured)")
     parser.add_argument("--work-dir", help="keep logs here (default: a temporary directory)")
     parser.add_argument("--result", default=str(ROOT / "bench" / "results" / "service.json"))
     args = parser.parse_args()
@@ -726,7 +729,7 @@ def main() -> int:
     ):
         tmp = Path(args.work_dir or tmpdir)
         result["broker"] = {"source": broker.source, "flavour": broker.flavour}
-        capacity = None
+        capacity = args.capacity
         if "throughput" in only:
             kinds = [k for k in args.kinds.split(",") if k]
             result["throughput"] = throughput(

@@ -84,6 +84,13 @@ class Settings(BaseSettings):
         le=100_000,
         description="Most records the worker takes in one batch (consumed, applied, produced and committed together).",
     )
+    max_batch_ms: int = Field(
+        default=50,
+        ge=1,
+        le=10_000,
+        description="Once caught up, batches are sized to take about this long, so that a due deadline waits at most "
+        "about one batch; while catching up a backlog, batches take up to max_batch records.",
+    )
 
     # --- consumer group -----------------------------------------------------------------------------------------
     session_timeout_seconds: float = Field(default=10.0, gt=0, description="Consumer group session timeout.")

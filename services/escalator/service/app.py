@@ -127,6 +127,7 @@ def runtime_config(settings: Settings) -> RuntimeConfig:
         retention_ms=int(settings.closed_retention_seconds * 1000),
         max_event_bytes=settings.max_event_bytes,
         max_batch=settings.max_batch,
+        max_batch_ms=settings.max_batch_ms,
         max_wait_ms=settings.fetch_max_wait_ms or 100,
         lease_ms=int(session * 1000 / 2),  # well before the group can have given our partitions away
         stall_ms=int(settings.recovery_stall_seconds * 1000),
@@ -190,15 +191,10 @@ class Service:
         return p, self.owners.urls.get(p)
 
     def consumer_lag(self) -> dict[int, int]:
-        runtime = self.runtime
-        lag: dict[int, int] = {}
-        for p in runtime.owned() if runtime.ready else ():
-            tp = (self.settings.topic_input, p)
-            high = runtime.consumer.highwater(tp)
-            position = runtime.positions.get(tp, runtime.committed.get(tp))
-            if high is not None and position is not None:
-                lag[p] = max(0, high - position)
-        return lag
+        """Records not yet processed per owned input partition, as the processor saw them at its last poll (a
+        confluent-kafka consumer must not be called from two threads: a scrape calling it while the processor
+        polls can deadlock on the GIL)."""
+        return dict(self.runtime.lag) if self.runtime.ready else {}
 
 
 def create_service(

@@ -97,6 +97,12 @@ class Metrics:
         registry.register(self.timer_lateness)
         registry.register(self.event_lag)
         self.batches = Counter("escalator_batches_total", "Batches processed.", registry=registry)
+        self.batch_seconds = BulkHistogram(
+            "escalator_batch_duration_seconds",
+            "From the end of a poll to the commit of its batch (apply, fire, produce, flush, store, commit).",
+            (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+        )
+        registry.register(self.batch_seconds)
         self.batch_records = Counter(
             "escalator_batch_records_total",
             "Records consumed in batches (input and incident signals).",
@@ -146,6 +152,7 @@ class Metrics:
     # -- the processor's Observer -----------------------------------------------------------------------------------
     def on_batch(self, stats: BatchStats) -> None:
         self.batches.inc()
+        self.batch_seconds.observe_ms((stats.seconds * 1000,))
         self.batch_records.inc(stats.records)
         if stats.changelog_records:
             self.changelog_records.inc(stats.changelog_records)

@@ -16,7 +16,15 @@ from typing import Any
 
 from .ports import TP, DeliveryCallback, Message, RebalanceListener
 
-__all__ = ["MemoryBroker", "MemoryGroupConsumer", "MemoryMessage", "MemoryProducer", "MemoryReader"]
+__all__ = [
+    "MemoryBroker",
+    "MemoryGroupConsumer",
+    "MemoryMessage",
+    "MemoryPorts",
+    "MemoryProducer",
+    "MemoryReader",
+    "MemoryTail",
+]
 
 
 class MemoryMessage:
@@ -304,3 +312,52 @@ class MemoryReader:
 
     def close(self) -> None:
         pass
+
+
+class MemoryTail:
+    """Follows one partition of a topic from the beginning."""
+
+    def __init__(self, broker: MemoryBroker, topic: str, partition: int = 0) -> None:
+        self.broker = broker
+        self.tp = (topic, partition)
+        self.position = 0
+        self.closed = False
+
+    def poll(self, timeout_s: float) -> list[Message]:
+        log = self.broker.topics[self.tp[0]][self.tp[1]]
+        out: list[Message] = list(log[self.position :])
+        self.position = len(log)
+        return out
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class MemoryPorts:
+    """The service's Kafka seam (``escalator.service.app.KafkaPorts``) on an in-memory broker."""
+
+    def __init__(self, broker: MemoryBroker, group: str = "escalator") -> None:
+        self.broker = broker
+        self.group = group
+        self.consumers: list[MemoryGroupConsumer] = []
+        self.producers: list[MemoryProducer] = []
+
+    def consumer(self) -> MemoryGroupConsumer:
+        c = MemoryGroupConsumer(self.broker, self.group)
+        self.consumers.append(c)
+        return c
+
+    def producer(self) -> MemoryProducer:
+        p = MemoryProducer(self.broker)
+        self.producers.append(p)
+        return p
+
+    def reader(self) -> MemoryReader:
+        return MemoryReader(self.broker)
+
+    def tail(self, topic: str) -> MemoryTail:
+        return MemoryTail(self.broker, topic)
+
+    def partitions(self, topic: str) -> int | None:
+        parts = self.broker.topics.get(topic)
+        return None if parts is None else len(parts)

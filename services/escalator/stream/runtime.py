@@ -86,6 +86,7 @@ class RuntimeConfig:
     max_event_bytes: int = 1_000_000
     max_batch: int = 5_000
     max_wait_ms: int = 100  # longest consume wait when nothing is due
+    max_batch_ms: int = 50  # when caught up: batches sized to take about this long (deadlines wait for a batch)
     freshness_ms: int = 20  # shortest interval between two high-watermark checks of one partition
     watermark_interval_ms: int = 200  # incident watermarks: at most this often per source partition ...
     watermark_repeat_ms: int = 1_000  # ... and at least this often (a restarted incident partition relearns them)
@@ -109,6 +110,7 @@ class BatchStats:
     produced_ms: int = 0
     records: int = 0
     changelog_records: int = 0
+    seconds: float = 0.0  # from the end of the poll to the commit
 
 
 class Observer(Protocol):
@@ -193,6 +195,7 @@ class Runtime:
         self.unready_since = monotonic()
         self.generation = -1
         self.positions: dict[TP, int] = {}  # next offset to process, per consumed partition
+        self.lag: dict[int, int] = {}  # input partition -> records not yet processed (as of the last poll)
         self.committed: dict[TP, int] = {}
         self.caught_up_at: dict[int, int] = {}  # input partition -> wall instant at which no backlog was found
         self._queried_at: dict[int, int] = {}
@@ -200,6 +203,7 @@ class Runtime:
         self._parked: dict[tuple[str, int], PartitionStore] = {}
         self._wm_sent: dict[int, tuple[int, int]] = {}  # source partition -> (watermark, sent at)
         self._consumed_at = monotonic()
+        self._record_cost = 100e-6  # seconds per record, measured as batches go by
         self._incidents_on = bool(policy.incidents)
         self._version = policy.version
 
@@ -215,7 +219,7 @@ class Runtime:
             self.shutdown()
 
     def step(self) -> None:
-        records = self.consumer.consume(self.config.max_batch, self._consume_timeout())
+        records = self.consumer.consume(self._batch_size(), self._consume_timeout())
         self._consumed_at = self.monotonic()
         if not self.ready:
             self._watch_recovery()
@@ -264,7 +268,31 @@ class Runtime:
             self._deliver(outputs)
         kept = self._write_state(stats)
         self._commit(touched, kept)
+        stats.seconds = self.monotonic() - self._consumed_at
+        if stats.records >= 32:  # the cost per record, smoothed (sizes batches once caught up)
+            self._record_cost = 0.8 * self._record_cost + 0.2 * (stats.seconds / stats.records)
         self.observer.on_batch(stats)
+
+    def _batch_size(self) -> int:
+        """``max_batch`` while catching up (throughput first); once caught up, as many records as take about
+        ``max_batch_ms`` at the measured cost per record, so that a due deadline never waits long for a batch."""
+        cfg = self.config
+        backlog = 0
+        unknown = False
+        lag: dict[int, int] = {}
+        for p in self.tickets:
+            tp = (self.topics.input, p)
+            high = self.consumer.highwater(tp)
+            position = self.positions.get(tp, self.committed.get(tp))
+            if high is None or position is None:
+                unknown = True
+                continue
+            lag[p] = max(0, high - position)
+            backlog += lag[p]
+        self.lag = lag  # read by the metrics (other threads never call the consumer)
+        if unknown or backlog > cfg.max_batch:
+            return cfg.max_batch
+        return max(64, min(cfg.max_batch, int(cfg.max_batch_ms / 1000 / self._record_cost)))
 
     def _consume_timeout(self) -> float:
         wait = self.config.max_wait_ms
