@@ -495,7 +495,7 @@ class OutputCollector:
     def __init__(self, bootstrap: str, topic: str) -> None:
         import threading
 
-        from confluent_kafka import Consumer
+        from confluent_kafka import Consumer, TopicPartition
 
         self.consumer = Consumer(
             {
@@ -505,7 +505,9 @@ class OutputCollector:
                 "enable.auto.commit": False,
             }
         )
-        self.consumer.subscribe([topic])
+        # assigned, not subscribed: a group join on Tansu waits half the session timeout (22 s by default)
+        partitions = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        self.consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
         self.items: list[tuple[int, int, str]] = []
         self.stop = False
         self.thread = threading.Thread(target=self.run, daemon=True)

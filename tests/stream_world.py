@@ -77,6 +77,7 @@ class World:
         self.broker.create_topic(TOPICS.owners, 1)
         self.config = RuntimeConfig(partitions=partitions, **config)
         self.exits: list[int] = []
+        self.workers: list[Worker] = []
 
     def worker(self, *, stores: dict[tuple[str, int], PartitionStore] | None = None) -> Worker:
         consumer = MemoryGroupConsumer(self.broker, "app")
@@ -101,7 +102,9 @@ class World:
             exit=self.exits.append,
         )
         consumer.subscribe([TOPICS.input, TOPICS.signals], runtime)
-        return Worker(runtime, consumer, producer, observer, kept)
+        worker = Worker(runtime, consumer, producer, observer, kept)
+        self.workers.append(worker)
+        return worker
 
     def assign(self, *plan: tuple[Worker, Iterable[int]]) -> None:
         """A rebalance: each worker gets the input and signal partitions listed (and loses the rest)."""
@@ -120,7 +123,20 @@ class World:
     ) -> None:
         self.broker.append(TOPICS.input, partition, key, value, headers)
 
+    def deliver(self) -> None:
+        """What the workers produced reaches the broker (librdkafka does this in the background)."""
+        for w in self.workers:
+            if not w.producer.freeze:
+                w.producer.flush(0)
+
+    def records(self, topic: str, partition: int | None = None) -> list[MemoryMessage]:
+        """A topic's records, once what the workers produced is delivered."""
+        self.deliver()
+        return self.broker.records(topic, partition)
+
     def outputs(self) -> list[MemoryMessage]:
+        """Every output delivered so far (what the workers produced is delivered first)."""
+        self.deliver()
         return self.broker.records(TOPICS.escalations) + self.broker.records(TOPICS.notifications)
 
     def output_ids(self) -> dict[str, set[bytes]]:

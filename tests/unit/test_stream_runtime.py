@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from escalator.stream.changelog import MARKER_KEY
 from escalator.stream.codec import decode_ticket
 from tests.stream_world import TOPICS, World, drive, oracle, run_until_idle
 from tests.support import envelope, example_policy, ms
@@ -23,22 +24,33 @@ def created(ticket: str, at: str = "2026-11-20T10:00:00Z", **data: object) -> di
     )
 
 
-def test_an_event_is_stored_changelogged_and_committed() -> None:
+def test_an_event_goes_outputs_first_then_changelog_then_store_then_commit() -> None:
+    """The pipeline: a batch's outputs are delivered before its state is produced to the changelog, the changelog
+    records before the store is written, and the input offset is committed last."""
     world = World(PS, T0)
     w = world.worker()
     world.assign((w, [0, 1]))
     w.runtime.step()  # joins: recovers and claims every partition
     assert w.runtime.ready and w.runtime.owned() == [0, 1]
-    world.send([created("T1")])
-    w.runtime.step()
-    p = next(p for p, part in w.runtime.tickets.items() if part.stored("T1") is not None)
-    state = w.runtime.tickets[p].stored("T1")
+    world.send([created("T1", tags=["legal"])])
+    p = next(p for p in (0, 1) if world.broker.records(TOPICS.input, p))
+    part = w.runtime.tickets[p]
+    changelog = lambda: [m.key() for m in world.broker.records(TOPICS.tickets_changelog, p)]  # noqa: E731
+    w.runtime.step()  # the batch: the escalation is produced, nothing else yet
+    assert part.state_of("T1") is not None and part.stored_state("T1") is None
+    assert world.broker.records(TOPICS.escalations) == [] and w.producer.pending  # produced, not yet delivered
+    assert changelog() == [b"\x00escalator:owner"] and w.consumer.commits == []
+    w.runtime.step()  # outputs confirmed -> the state goes to the changelog
+    delivered = world.broker.records(TOPICS.escalations)
+    assert [orjson.loads(m.value() or b"")["id"] for m in delivered] == ["T1:trigger:legal:1"]
+    assert w.producer.pending and part.stored_state("T1") is None and w.consumer.commits == []
+    w.runtime.step()  # the changelog record confirmed -> the store, then the commit
+    assert changelog() == [b"\x00escalator:owner", b"T1"]
+    state = part.stored_state("T1")
     assert state is not None and state.policy_id == "vip-urgent"
-    changelog = world.broker.records(TOPICS.tickets_changelog, p)
-    assert [m.key() for m in changelog] == [b"\x00escalator:owner", b"T1"]
-    assert decode_ticket(changelog[-1].value() or b"").ticket_id == "T1"
+    assert decode_ticket(world.broker.records(TOPICS.tickets_changelog, p)[-1].value() or b"").ticket_id == "T1"
     assert w.consumer.commits[-1] == {(TOPICS.input, p): 1}
-    assert w.observer.batches[-1].consumed["ticket.created"] == 1
+    assert sum(b.consumed["ticket.created"] for b in w.observer.batches) == 1
 
 
 def test_deadlines_fire_at_their_logical_instant_after_the_allowed_lateness() -> None:
@@ -148,27 +160,32 @@ class Crash(Exception):
 
 
 def test_a_crash_between_producing_and_committing_reproduces_identical_outputs() -> None:
-    """Kill the worker after its outputs were flushed but before its state and offsets were written: the new owner
-    re-reads the uncommitted input and emits the same ids with the same bytes (duplicates, never conflicts)."""
+    """Kill the worker after its outputs were delivered but while its state changes were on their way to the
+    changelog: the new owner re-reads the uncommitted input and emits the same ids with the same bytes
+    (duplicates, never conflicts)."""
     world = World(PS, T0)
     a = world.worker()
     world.assign((a, [0, 1]))
     a.runtime.step()
     world.send([created("T1"), created("T2")])
     world.now = ms("2026-11-20T10:20:00Z")  # warnings and the breach are due at once
-    flushes = a.producer.flushes
 
     def crash_on_changelog(topic: str, key: bytes | None) -> bool:
-        if topic == TOPICS.tickets_changelog and a.producer.flushes > flushes + 1:
+        if topic == TOPICS.tickets_changelog and key != MARKER_KEY:
             raise Crash
         return False
 
     a.producer.fail = crash_on_changelog
     with pytest.raises(Crash):
-        a.runtime.step()
+        for _ in range(5):
+            a.runtime.step()
+    a.producer.fail = None
+    a.producer.drop_pending()  # the process is gone with whatever it still held
+    world.workers.remove(a)
     first = world.output_ids()
     assert first and all(len(v) == 1 for v in first.values())
-    assert a.consumer.commits[-1:] != [{(TOPICS.input, 0): 1}]  # nothing committed for this batch
+    assert all(m.key() == MARKER_KEY for m in world.broker.records(TOPICS.tickets_changelog))  # no state stored
+    assert a.consumer.commits == []  # nothing committed
     b = world.worker()
     world.assign((b, [0, 1]))
     run_until_idle(world, b)
@@ -187,10 +204,13 @@ def test_a_failed_delivery_is_produced_again_before_anything_is_committed() -> N
     a.producer.fail = lambda topic, key: topic == TOPICS.escalations and next(failures, False)
     a.runtime.stop.wait = lambda timeout=None: False  # type: ignore[method-assign]  # no backoff sleeps in a unit test
     world.send([created("T1", tags=["legal"])])
-    a.runtime.step()
+    a.runtime.step()  # the batch
+    a.runtime.step()  # its outputs are confirmed: two failed deliveries, produced again until delivered
     (esc,) = world.broker.records(TOPICS.escalations)
     assert orjson.loads(esc.value() or b"")["id"] == "T1:trigger:legal:1"
-    assert a.consumer.commits[-1]
+    assert a.consumer.commits == []
+    a.runtime.step()
+    assert a.consumer.commits and a.consumer.commits[-1]
 
 
 def test_a_zombie_that_wakes_up_after_its_partitions_moved_loses_nothing() -> None:
@@ -222,8 +242,12 @@ def test_a_zombie_that_wakes_up_after_its_partitions_moved_loses_nothing() -> No
         return False
 
     a.producer.fail = freeze_during_flush
-    a.runtime.step()  # A wakes: its flush completes late, after B's records
-    assert "gap" in a.observer.fences or "released" in a.observer.fences
+    a.runtime.step()  # A processes a batch; its outputs wait in its producer
+    a.runtime.step()  # A confirms them: it is stopped in that flush; its records land after B's when it wakes
+    assert frozen_once
+    a.consumer._pending.clear()  # A has not heard of the new assignment yet
+    a.runtime.step()  # A's state changes of that batch land after B's records: a gap
+    assert "gap" in a.observer.fences and "released" in a.observer.fences
     assert a.runtime.owned() == []  # B's newer claim holds: A stops processing (paused until reassigned)
     a.producer.fail = None
     # later the group gives everything back to A: it must recover B's updates, not resume from its own writes
@@ -258,9 +282,7 @@ def test_a_batch_that_outlived_the_lease_is_dropped_unproduced() -> None:
     assert world.outputs() == [] and a.observer.fences == ["lease"]
     assert a.runtime.owned() == [0, 1]  # nobody else claimed them: still ours after re-validation
     a.runtime.step()  # the batch again, in time
-    assert [orjson.loads(m.value() or b"")["id"] for m in world.broker.records(TOPICS.escalations)] == [
-        "T1:trigger:legal:1"
-    ]
+    assert [orjson.loads(m.value() or b"")["id"] for m in world.records(TOPICS.escalations)] == ["T1:trigger:legal:1"]
 
 
 def test_bad_records_become_dead_letters_with_reasons_and_valid_ones_flow() -> None:
@@ -275,7 +297,7 @@ def test_bad_records_become_dead_letters_with_reasons_and_valid_ones_flow() -> N
     world.send_raw(0, b"T6", b'{"x": "' + b"x" * 3000 + b'"}')
     world.send([good])
     w.runtime.step()
-    dead = world.broker.records(TOPICS.dlq)
+    dead = world.records(TOPICS.dlq)
     reasons = [dict(m.headers() or [])["escalator-dlq-reason"] for m in dead]
     assert reasons == [b"invalid_json", b"key_mismatch", b"unknown_type", b"oversize"]
     first = dict(dead[0].headers() or [])
@@ -287,7 +309,7 @@ def test_bad_records_become_dead_letters_with_reasons_and_valid_ones_flow() -> N
     )
     stats = w.observer.batches[-1]
     assert stats.rejected == {"invalid_json": 1, "key_mismatch": 1, "unknown_type": 1, "oversize": 1}
-    assert any(part.stored("ok-1") is not None for part in w.runtime.tickets.values())
+    assert any(part.state_of("ok-1") is not None for part in w.runtime.tickets.values())
 
 
 def test_a_processing_bug_dead_letters_the_record_and_keeps_the_state(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -307,10 +329,10 @@ def test_a_processing_bug_dead_letters_the_record_and_keeps_the_state(monkeypatc
     monkeypatch.setattr(tickets_module, "apply", broken)
     world.send([created("T1"), envelope("ticket.commented", "2026-11-20T10:01:00Z", "T1", {"author": "agent"})])
     w.runtime.step()
-    (dead,) = world.broker.records(TOPICS.dlq)
+    (dead,) = world.records(TOPICS.dlq)
     headers = dict(dead.headers() or [])
     assert headers["escalator-dlq-reason"] == b"processing_error" and b"boom" in headers["escalator-dlq-detail"]
-    (state,) = [s for s in (p.stored("T1") for p in w.runtime.tickets.values()) if s is not None]
+    (state,) = [s for s in (p.state_of("T1") for p in w.runtime.tickets.values()) if s is not None]
     assert state.agent_replies == 0 and len(state.seen) == 1  # the creation only
 
 
@@ -331,13 +353,16 @@ def test_a_closed_ticket_is_purged_after_the_retention() -> None:
     w.runtime.step()
     world.send([created("T1"), envelope("ticket.status_changed", "2026-11-20T10:01:00Z", "T1", {"status": "closed"})])
     w.runtime.step()
-    (part,) = [p for p in w.runtime.tickets.values() if p.stored("T1") is not None]
+    (part,) = [p for p in w.runtime.tickets.values() if p.state_of("T1") is not None]
     assert part.gauges.tickets == 1 and part.next_wake() == ms("2026-11-20T11:01:00Z")
     world.now = ms("2026-11-20T11:01:00Z")
     w.runtime.step()
-    assert part.stored("T1") is None and part.gauges.tickets == 0
+    assert part.state_of("T1") is None and part.gauges.tickets == 0
     assert w.observer.batches[-1].purged == 1
-    assert world.broker.records(TOPICS.tickets_changelog, part.partition)[-1].value() is None  # a tombstone
+    w.runtime.step()
+    w.runtime.step()
+    assert world.records(TOPICS.tickets_changelog, part.partition)[-1].value() is None  # a tombstone
+    assert part.stored_state("T1") is None and part.store.get("T1") is None
 
 
 def test_a_handover_commits_what_was_processed_and_the_old_owner_goes_quiet() -> None:

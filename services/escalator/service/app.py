@@ -180,7 +180,7 @@ class Service:
     def ticket_view(self, ticket: str) -> dict[str, Any] | None:
         """The ticket's clocks if one of this worker's partitions holds it."""
         for part in list(self.runtime.tickets.values()):
-            state = part.stored(ticket)
+            state = part.state_of(ticket)
             if state is not None:
                 return describe(state, self.policy, self.clock.now_ms())
         return None

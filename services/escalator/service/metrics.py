@@ -14,13 +14,13 @@ import bisect
 import threading
 from collections import Counter as CounterOf
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from ..core import ClockOutcome, Emit, parse_rfc3339_ms
+from ..core import ClockOutcome, Emit
 from ..stream.codec import PRIORITIES
 
 if TYPE_CHECKING:
@@ -169,7 +169,9 @@ class Metrics:
         if stats.outcomes:
             self.observe_outcomes(stats.outcomes)
         if stats.emits:
-            self.observe_emits(stats.emits, stats.produced_ms)
+            self.observe_emits(stats.emits)
+        if stats.timer_lateness_ms:
+            self.timer_lateness.observe_ms(stats.timer_lateness_ms)
 
     def on_ready(self, ready: bool) -> None:
         self.ready.set(1 if ready else 0)
@@ -187,15 +189,14 @@ class Metrics:
     def on_fence(self, reason: str) -> None:
         self.fenced.labels(reason).inc()
 
-    def observe_emits(self, emits: Iterable[tuple[Emit, str, bool]], produced_ms: int) -> None:
+    def observe_emits(self, emits: Iterable[tuple[Emit, str, bool]]) -> None:
         """Count a batch's outputs, ``(output, ticket priority, fired by a timer)``: one increment per label set."""
         escalations: CounterOf[tuple[str, str, str]] = CounterOf()
         notifications: CounterOf[str] = CounterOf()
         warnings: CounterOf[tuple[str, str, str]] = CounterOf()
         breaches: CounterOf[tuple[str, str, str]] = CounterOf()
         incidents: CounterOf[str] = CounterOf()
-        late: list[int] = []
-        for e, priority, timer in emits:
+        for e, priority, _timer in emits:
             data = e.event["data"]
             etype = e.event["type"]
             if etype == "escalation.raised":
@@ -209,10 +210,6 @@ class Metrics:
                     breaches[(data["metric"], priority, str(data["policy"]["id"]))] += 1
             elif etype == "incident.detected":
                 incidents[data["rule"]] += 1
-            if timer:
-                fired = _fired_ms(data)
-                if fired is not None:
-                    late.append(produced_ms - fired)
         for labels, n in escalations.items():
             self.escalations.labels(*labels).inc(n)
         for kind, n in notifications.items():
@@ -223,8 +220,6 @@ class Metrics:
             self.sla_breaches.labels(*labels).inc(n)
         for rule, n in incidents.items():
             self.incidents.labels(rule).inc(n)
-        if late:
-            self.timer_lateness.observe_ms(late)
 
     def observe_outcomes(self, outcomes: Iterable[ClockOutcome]) -> None:
         counts: CounterOf[tuple[str, str, str, str]] = CounterOf()
@@ -303,11 +298,6 @@ class BulkHistogram(Collector):
         with self.lock:
             found = self.series.get(labels)
             return 0 if found is None else sum(found[0])
-
-
-def _fired_ms(data: dict[str, Any]) -> int | None:
-    text = data.get("fired_at")
-    return parse_rfc3339_ms(text) if isinstance(text, str) else None
 
 
 class _StateCollector(Collector):

@@ -51,8 +51,11 @@ class IncidentPartition:
         self.held: list[tuple[int, str, str, str, int]] = []  # (time_ms, ticket, rule, group value, offset)
         self.watermarks: dict[int, int] = {}  # source partition -> watermark
         self.malformed = 0
-        self._windows: dict[str, IncidentWindow | None] = {}
-        self._dirty: set[str] = set()
+        self._windows: dict[str, IncidentWindow | None] = {}  # the overlay of windows not stored yet
+        self._dirty: set[str] = set()  # changed since the last snapshot
+        self._snapshot_of: dict[str, int] = {}
+        self._pending: list[tuple[int, list[tuple[str, bytes | None]]]] = []
+        self._seq = 0
 
     def add(self, msg: Message) -> None:
         """Take one record of the signal topic (a signal or a watermark)."""
@@ -110,17 +113,35 @@ class IncidentPartition:
         self._windows[key] = window
         return window
 
-    def changes(self) -> list[tuple[str, bytes | None]]:
+    def snapshot(self) -> tuple[int, list[tuple[str, bytes | None]]]:
+        """End a batch: the windows it changed as store values, under a new snapshot number."""
+        self._seq += 1
+        seq = self._seq
         out: list[tuple[str, bytes | None]] = []
         for key in self._dirty:
             window = self._windows[key]
             out.append((key, None if window is None else orjson.dumps(window.to_dict())))
-        return out
+            self._snapshot_of[key] = seq
+        self._dirty = set()
+        for key in [k for k in self._windows if k not in self._snapshot_of]:
+            del self._windows[key]  # loaded, unchanged
+        if out:
+            self._pending.append((seq, out))
+        return seq, out
 
-    def commit(self, changes: list[tuple[str, bytes | None]], checkpoint: Checkpoint) -> None:
+    def stored(self, seq: int, checkpoint: Checkpoint) -> None:
+        changes: list[tuple[str, bytes | None]] = []
+        while self._pending and self._pending[0][0] <= seq:
+            changes.extend(self._pending.pop(0)[1])
         self.store.write(changes, checkpoint)
-        self.discard()
+        for key, _value in changes:
+            if self._snapshot_of.get(key) == seq and key not in self._dirty:
+                self._windows.pop(key, None)
+                del self._snapshot_of[key]
 
     def discard(self) -> None:
+        """Forget everything not stored (the runtime re-reads the uncommitted signals)."""
         self._windows = {}
         self._dirty = set()
+        self._snapshot_of = {}
+        self._pending = []

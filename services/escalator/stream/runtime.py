@@ -48,12 +48,13 @@ from ..core import (
     PolicySet,
     decode_record,
     encode_event,
+    parse_rfc3339_ms,
 )
 from ..service.codec import dlq_headers, headers_dict, output_headers
 from .changelog import H_WRITER, contiguous, marker_record, new_writer_id, recover
 from .incidents import IncidentPartition, signal_record, watermark_record
 from .partitioner import partition_for
-from .ports import TP, ChangelogReader, DeliveryCallback, GroupConsumer, Message, Producer
+from .ports import TP, ChangelogReader, GroupConsumer, Message, Producer
 from .store import Checkpoint, Marker, PartitionStore, StoreFactory
 from .tickets import TicketPartition
 
@@ -106,6 +107,7 @@ class BatchStats:
     emits: list[tuple[Emit, str, bool]] = field(default_factory=list)  # (output, ticket priority, fired by a timer)
     outcomes: list[ClockOutcome] = field(default_factory=list)
     event_lags_ms: list[int] = field(default_factory=list)
+    timer_lateness_ms: list[int] = field(default_factory=list)  # produced - fired_at, per timer output
     purged: int = 0
     produced_ms: int = 0
     records: int = 0
@@ -156,6 +158,26 @@ class _Out:
     value: bytes | None
     headers: list[tuple[str, bytes]] | None = None
     partition: int | None = None
+    fired_ms: int | None = None  # a timer's output: the logical instant it fired at
+
+
+@dataclass(slots=True)
+class _StageChanges:
+    topic: str  # a changelog
+    partition: int
+    owner: TicketPartition | IncidentPartition
+    seq: int  # the owner's snapshot number
+    changes: list[tuple[str, bytes | None]]
+    landed: list[int] = field(default_factory=list)  # offsets the records landed at
+
+
+@dataclass(slots=True)
+class _Stage:
+    """One batch between the end of its processing and the commit of its offsets."""
+
+    changes: list[_StageChanges] = field(default_factory=list)
+    commits: dict[TP, int] = field(default_factory=dict)
+    produced: bool = False  # its changelog records are produced (its outputs were delivered)
 
 
 class Runtime:
@@ -204,6 +226,8 @@ class Runtime:
         self._wm_sent: dict[int, tuple[int, int]] = {}  # source partition -> (watermark, sent at)
         self._consumed_at = monotonic()
         self._record_cost = 100e-6  # seconds per record, measured as batches go by
+        self._stages: list[_Stage] = []  # batches in flight, oldest first
+        self._failed: list[tuple[_Out, list[int] | None]] = []  # deliveries to produce again
         self._incidents_on = bool(policy.incidents)
         self._version = policy.version
 
@@ -221,13 +245,18 @@ class Runtime:
     def step(self) -> None:
         records = self.consumer.consume(self._batch_size(), self._consume_timeout())
         self._consumed_at = self.monotonic()
+        self._advance()  # earlier batches: confirm outputs, write changelogs, store, commit
         if not self.ready:
             self._watch_recovery()
             if not records:
                 return
-        now = self.now_ms()
         stats = BatchStats(records=len(records))
         outputs: list[_Out] = []
+        # deadlines already due fire first: a batch of events never delays them
+        self._fire_deadlines(self.now_ms(), outputs, stats)
+        if outputs and not self._send(outputs, stats):
+            return
+        now = self.now_ms()
         signals_in: list[Message] = []
         touched: set[TP] = set()
         t_input = self.topics.input
@@ -250,6 +279,7 @@ class Runtime:
                 tp = (self.topics.signals, p)
             self.positions[tp] = offset + 1
             touched.add(tp)
+        now = self.now_ms()
         self._fire_deadlines(now, outputs, stats)
         if self._incidents_on:
             self._send_watermarks(now, outputs)
@@ -260,14 +290,9 @@ class Runtime:
                     self._emit(e, outputs, stats, "none", timer=False)
                 if ipart.held or signals_in:
                     touched.add((self.topics.signals, q))
-        if self._frozen():
-            self._thaw()
+        if outputs and not self._send(outputs, stats):
             return
-        if outputs:
-            stats.produced_ms = self.now_ms()
-            self._deliver(outputs)
-        kept = self._write_state(stats)
-        self._commit(touched, kept)
+        self._end_batch(touched, stats)
         stats.seconds = self.monotonic() - self._consumed_at
         if stats.records >= 32:  # the cost per record, smoothed (sizes batches once caught up)
             self._record_cost = 0.8 * self._record_cost + 0.2 * (stats.seconds / stats.records)
@@ -365,7 +390,13 @@ class Runtime:
 
     def _emit(self, e: Emit, outputs: list[_Out], stats: BatchStats, priority: str, *, timer: bool) -> None:
         topic = self.topics.escalations if e.channel == "escalations" else self.topics.notifications
-        outputs.append(_Out(topic, e.key.encode(), encode_event(e.event), output_headers(e, self._version)))
+        fired = None
+        if timer:
+            fired_at = e.event["data"].get("fired_at")
+            fired = parse_rfc3339_ms(fired_at) if isinstance(fired_at, str) else None
+        outputs.append(
+            _Out(topic, e.key.encode(), encode_event(e.event), output_headers(e, self._version), None, fired)
+        )
         stats.emits.append((e, priority, timer))
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %s", e.type, e.id, extra={"ticket_id": e.event.get("subject"), "output_id": e.id})
@@ -436,9 +467,31 @@ class Runtime:
                 outputs.append(_Out(self.topics.signals, key, value, headers, q))
             self._wm_sent[p] = (wm, now)
 
-    # == produce, store, commit ======================================================================================
+    # == produce, store, commit: the pipeline ========================================================================
+    #
+    # A batch's outputs are produced at its end and not waited for. At the next step, one flush confirms them (and
+    # the changelog records of the batch before); then that batch's state changes go to the changelog, and at the
+    # step after, once they are confirmed too, to the store -- followed by the commit of the batch's input offsets.
+    # So a step never waits for a broker round trip of its own records, and state changes are never produced
+    # before the outputs that go with them are delivered.
+
     def _frozen(self) -> bool:
         return (self.monotonic() - self._consumed_at) * 1000 > self.config.lease_ms
+
+    def _send(self, outputs: list[_Out], stats: BatchStats) -> bool:
+        """Produce outputs (not waited for). False if the lease expired first: then nothing was produced and every
+        partition was re-validated."""
+        if self._frozen():
+            self._thaw()
+            return False
+        produced = self.now_ms()
+        stats.produced_ms = produced
+        for out in outputs:
+            self._enqueue(out, None)
+            if out.fired_ms is not None:
+                stats.timer_lateness_ms.append(produced - out.fired_ms)
+        outputs.clear()
+        return True
 
     def _thaw(self) -> None:
         """The batch took longer than the lease (the process was frozen or starved): the group may have given our
@@ -450,39 +503,47 @@ class Runtime:
         )
         self.observer.on_fence("lease")
         self._wm_sent.clear()
+        self._settle_deliveries()  # what earlier batches produced is in the changelog before we read it
         for p in list(self.tickets):
             self._revalidate_tickets(p)
         for q in list(self.incidents):
             self._revalidate_windows(q)
 
-    def _deliver(self, records: list[_Out], landed: dict[TP, list[int]] | None = None) -> None:
-        """Produce ``records`` and wait until every one is delivered, producing failed ones again (with a backoff);
-        with ``landed``, collect each delivered record's offset under its (topic, partition)."""
-        failed: list[_Out] = []
+    def _enqueue(self, out: _Out, landed: list[int] | None) -> None:
+        """Produce one record; a failed delivery is produced again by :meth:`_settle_deliveries`; ``landed``
+        collects the offset it landed at."""
+        failed = self._failed
 
-        def callback_for(out: _Out) -> DeliveryCallback:
-            def delivered(err: object, msg: Message) -> None:
-                if err is not None:
-                    failed.append(out)
-                elif landed is not None:
-                    landed[(out.topic, out.partition or 0)].append(msg.offset() or 0)
+        def delivered(err: object, msg: Message) -> None:
+            if err is not None:
+                failed.append((out, landed))
+            elif landed is not None:
+                landed.append(msg.offset() or 0)
 
-            return delivered
+        self.producer.produce(out.topic, out.value, out.key, out.headers, out.partition, delivered)
 
-        produce = self.producer.produce
+    def _settle_deliveries(self) -> None:
+        """Flush, and produce failed deliveries again (with a backoff) until everything produced is delivered."""
         attempt = 0
-        pending = records
-        while pending:
-            for out in pending:
-                produce(out.topic, out.value, out.key, out.headers, out.partition, callback_for(out))
+        while True:
             self._flush()
-            pending, failed = failed, []
-            if pending:
-                attempt += 1
-                log.warning("%d deliveries failed; producing them again (attempt %d)", len(pending), attempt)
-                if self.stop.is_set() and attempt > 3:
-                    raise FlushAborted(f"stopping with {len(pending)} undelivered records; the batch is not committed")
-                self.stop.wait(min(5.0, 0.1 * 2**attempt))
+            if not self._failed:
+                return
+            again, self._failed = self._failed, []
+            attempt += 1
+            log.warning("%d deliveries failed; producing them again (attempt %d)", len(again), attempt)
+            if self.stop.is_set() and attempt > 3:
+                raise FlushAborted(f"stopping with {len(again)} undelivered records; they are not committed")
+            self.stop.wait(min(5.0, 0.1 * 2**attempt))
+            for out, landed in again:
+                self._enqueue(out, landed)
+
+    def _deliver(self, records: list[_Out], landed: dict[TP, list[int]] | None = None) -> None:
+        """Produce ``records`` and wait until every one is delivered (claims, the owners directory); with ``landed``,
+        collect each delivered record's offset under its (topic, partition)."""
+        for out in records:
+            self._enqueue(out, None if landed is None else landed[(out.topic, out.partition or 0)])
+        self._settle_deliveries()
 
     def _flush(self) -> None:
         while self.producer.flush(self.config.flush_timeout_s) > 0:
@@ -490,68 +551,90 @@ class Runtime:
             if self.stop.is_set():
                 raise FlushAborted("stopping while the producer cannot flush; the batch is not committed")
 
-    def _write_state(self, stats: BatchStats) -> set[TP]:
-        """Changelog, then stores, for every partition the batch changed. Returns the consumed partitions whose
-        state was stored (the others were re-validated and must not be committed)."""
-        pending: list[tuple[str, int, TicketPartition | IncidentPartition, list[tuple[str, bytes | None]]]] = []
+    def _end_batch(self, touched: set[TP], stats: BatchStats) -> None:
+        """Snapshot the batch's state changes and the offsets to commit once they are stored."""
+        stage = _Stage()
         for p, part in self.tickets.items():
-            changes = part.changes()
+            seq, changes = part.snapshot()
             if changes:
-                pending.append((self.topics.tickets_changelog, p, part, changes))
+                stage.changes.append(_StageChanges(self.topics.tickets_changelog, p, part, seq, changes))
+                stats.changelog_records += len(changes)
         for q, ipart in self.incidents.items():
-            wchanges = ipart.changes()
+            seq, wchanges = ipart.snapshot()
             if wchanges:
-                pending.append((self.topics.windows_changelog, q, ipart, wchanges))
-        landed: dict[TP, list[int]] = {}
-        records: list[_Out] = []
-        for topic, p, _owner, changes in pending:
-            claim = self._claims[(topic, p)]
-            headers = [(H_WRITER, claim.writer.encode())]
-            landed[(topic, p)] = []
-            for key, value in changes:
-                records.append(_Out(topic, key.encode(), value, headers, p))
-        if records:
-            self._deliver(records, landed)
-            stats.changelog_records = len(records)
-        kept = {(self.topics.input, p) for p in self.tickets} | {(self.topics.signals, q) for q in self.incidents}
-        for topic, p, owner, changes in pending:
-            tp = (topic, p)
-            claim = self._claims[tp]
-            offsets = landed[tp]
-            if contiguous(claim.expected, offsets):
-                claim.expected += len(offsets)
-                owner.commit(changes, Checkpoint(claim.expected, owner.store.checkpoint().marker))
-            else:
-                log.warning(
-                    "changelog %s[%d]: records landed at %s..%s, expected from %d: another writer; re-validating",
-                    topic,
-                    p,
-                    min(offsets),
-                    max(offsets),
-                    claim.expected,
-                )
-                self.observer.on_fence("gap")
-                if topic == self.topics.tickets_changelog:
-                    self._revalidate_tickets(p)
-                    kept.discard((self.topics.input, p))
-                else:
-                    self._revalidate_windows(p)
-                    kept.discard((self.topics.signals, p))
-        return kept
-
-    def _commit(self, touched: set[TP], kept: set[TP]) -> None:
-        offsets: dict[TP, int] = {}
-        for tp in touched & kept:
+                stage.changes.append(_StageChanges(self.topics.windows_changelog, q, ipart, seq, wchanges))
+                stats.changelog_records += len(wchanges)
+        for tp in touched:
             position = self.positions.get(tp)
             if position is None:
                 continue
             if tp[0] == self.topics.signals:
                 position = self.incidents[tp[1]].commit_offset(position)
-            if self.committed.get(tp) != position:
-                offsets[tp] = position
-        if offsets:
-            self.consumer.commit(offsets)
-            self.committed.update(offsets)
+            stage.commits[tp] = position
+        if stage.changes or stage.commits:
+            self._stages.append(stage)
+
+    def _advance(self) -> None:
+        """Move the pipeline one step: confirm every delivery; store the stages whose changelog records are now
+        in place and commit their offsets; produce the changelog records of the stages whose outputs are now
+        delivered."""
+        if not self._stages:
+            return
+        self._settle_deliveries()
+        while self._stages and self._stages[0].produced:
+            self._finish(self._stages.pop(0))
+        for stage in self._stages:
+            if not stage.produced:
+                for change in stage.changes:
+                    claim = self._claims[(change.topic, change.partition)]
+                    headers = [(H_WRITER, claim.writer.encode())]
+                    for key, value in change.changes:
+                        self._enqueue(_Out(change.topic, key.encode(), value, headers, change.partition), change.landed)
+                stage.produced = True
+
+    def _drain(self) -> None:
+        """Store and commit every batch in flight (before a revocation or a stop)."""
+        while self._stages:
+            self._advance()
+
+    def _finish(self, stage: _Stage) -> None:
+        """A stage's changelog records are delivered: store them if they landed right after their owner's previous
+        records, else re-validate the partition; then commit the stage's offsets."""
+        for change in stage.changes:
+            tp = (change.topic, change.partition)
+            is_tickets = change.topic == self.topics.tickets_changelog
+            current = (self.tickets if is_tickets else self.incidents).get(change.partition)
+            if current is not change.owner:
+                continue  # re-validated or released since
+            claim = self._claims[tp]
+            if contiguous(claim.expected, change.landed):
+                claim.expected += len(change.landed)
+                change.owner.stored(change.seq, Checkpoint(claim.expected, change.owner.store.checkpoint().marker))
+                continue
+            log.warning(
+                "changelog %s[%d]: records landed at %s..%s, expected from %d: another writer; re-validating",
+                change.topic,
+                change.partition,
+                min(change.landed),
+                max(change.landed),
+                claim.expected,
+            )
+            self.observer.on_fence("gap")
+            if is_tickets:
+                self._revalidate_tickets(change.partition)
+            else:
+                self._revalidate_windows(change.partition)
+        commits = {tp: o for tp, o in stage.commits.items() if self._committable(tp) and self.committed.get(tp) != o}
+        if commits:
+            self.consumer.commit(commits)
+            self.committed.update(commits)
+
+    def _committable(self, tp: TP) -> bool:
+        """Whether offsets of ``tp`` from a stage in flight may still be committed (the partition was not
+        re-validated, released or revoked since)."""
+        table: dict[int, TicketPartition] | dict[int, IncidentPartition]
+        table = self.tickets if tp[0] == self.topics.input else self.incidents
+        return tp[1] in table
 
     # == rebalances: recovery, claims, release =========================================================================
     def assigned(self, partitions: list[TP]) -> None:
@@ -585,6 +668,10 @@ class Runtime:
 
     def revoked(self, partitions: list[TP], lost: bool) -> None:
         self._set_ready(False)
+        if lost:
+            self._stages.clear()  # another owner may be writing already: nothing more from us
+        else:
+            self._drain()
         if not lost:
             gone = set(partitions)
             offsets = {tp: o for tp, o in self.positions.items() if tp in gone and self.committed.get(tp) != o}
@@ -688,9 +775,17 @@ class Runtime:
         if self.generation < 0:
             self.consumer.rejoin()
 
+    def _forget_pending(self, consumed: TP, owner: TicketPartition | IncidentPartition) -> None:
+        """A re-validated partition's batches in flight are dropped (they are read again from the committed
+        offset)."""
+        for stage in self._stages:
+            stage.changes = [c for c in stage.changes if c.owner is not owner]
+            stage.commits.pop(consumed, None)
+
     def _revalidate_tickets(self, p: int) -> None:
         part = self.tickets.pop(p)
         part.discard()
+        self._forget_pending((self.topics.input, p), part)
         tp = (self.topics.tickets_changelog, p)
         if self._still_ours(tp, part.store):
             self._claims[tp].expected = part.store.checkpoint().offset
@@ -706,6 +801,7 @@ class Runtime:
     def _revalidate_windows(self, q: int) -> None:
         ipart = self.incidents.pop(q)
         ipart.discard()
+        self._forget_pending((self.topics.signals, q), ipart)
         tp = (self.topics.windows_changelog, q)
         if self._still_ours(tp, ipart.store):
             self._claims[tp].expected = ipart.store.checkpoint().offset
@@ -786,7 +882,11 @@ class Runtime:
 
     # == stopping ====================================================================================================
     def shutdown(self) -> None:
-        """Leave the group (offsets of what was processed are committed on revocation), flush, close stores."""
+        """Leave the group (the batches in flight are stored and committed on revocation), flush, close stores."""
+        try:
+            self._drain()
+        except FlushAborted as exc:
+            log.warning("%s", exc)
         try:
             self.consumer.close()
         except Exception:

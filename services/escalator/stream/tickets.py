@@ -1,14 +1,20 @@
 """The tickets of one input partition: their states (a partition store), the deadline heap and the gauges.
 
-One batch at a time: :meth:`TicketPartition.apply` for each event (a ticket's state is loaded from the store
-once per batch, however many events touch it), :meth:`fire_due` for the deadlines that are due, then
-:meth:`changes` gives each touched ticket's new store value (written once per batch) and :meth:`commit` writes
-them to the store once the runtime has flushed them to the changelog -- or :meth:`discard` forgets the batch.
+Batches go through three steps, and several batches may be between the first and the last (the runtime produces
+a batch's state changes only once its outputs are delivered, and writes the store only once those changes are in
+the changelog):
+
+1. :meth:`TicketPartition.apply` for each event and :meth:`fire_due` for due deadlines change tickets in an
+   *overlay* of decoded states (a ticket is decoded from the store once, however many events and batches touch it
+   while it is in the overlay);
+2. :meth:`snapshot` ends a batch: each ticket it changed becomes a store value (header + row), the gauges follow;
+3. :meth:`stored` writes a snapshot to the store once its changelog records are in place, and lets the overlay
+   forget tickets no later snapshot changed. :meth:`discard` forgets everything not stored.
 
 The heap holds ``(wake_ms, ticket)``; a ticket's *wake* is its next SLA threshold plus the allowed lateness, or
 the instant its closed state may be purged, whichever comes first. An entry is current only while it equals the
-wake in the ticket's stored header, so re-arming pushes a new entry and never searches for the old one; superseded
-entries are skipped when they surface and the heap is rebuilt from the store when they pile up.
+ticket's wake (overlay first, else the stored header), so re-arming pushes a new entry and never searches for the
+old one; superseded entries are skipped when they surface and dropped when they pile up.
 
 A deadline fires at its logical instant: ``advance(state, limit)`` where ``limit`` (from the runtime) is the
 latest instant up to which every event of this partition is known to be applied. Pure: time comes in as
@@ -20,13 +26,14 @@ from __future__ import annotations
 import heapq
 
 from ..core import Command, Event, PolicySet, TicketState, advance, apply, next_deadline
-from .codec import NO_INSTANT, decode_ticket, encode_ticket, ticket_header
+from .codec import NO_INSTANT, TicketHeader, decode_ticket, encode_ticket, ticket_header
 from .gauges import PartitionGauges
 from .store import Checkpoint, PartitionStore
 
 __all__ = ["TicketPartition"]
 
 _COMPACT_SLACK = 1024
+_MISSING = object()
 
 
 class TicketPartition:
@@ -42,11 +49,16 @@ class TicketPartition:
         self.gauges = PartitionGauges()
         self.applied_max_ms: int | None = None  # the newest event time applied on this partition
         self.purged = 0
-        self._states: dict[str, TicketState | None] = {}  # tickets loaded this batch (None: unknown or purged)
-        self._before: dict[str, bytes | None] = {}  # their store values before the batch
-        self._dirty: set[str] = set()  # changed this batch
-        self._next: dict[str, tuple[int, int]] = {}  # (wake, deadline) of changed tickets, once settled
-        self._popped: set[str] = set()  # tickets whose heap entry fire_due took out this batch
+        self._states: dict[str, TicketState | None] = {}  # the overlay (None: unknown or purged)
+        self._headers: dict[str, TicketHeader | None] = {}  # overlay tickets: header of their latest snapshot
+        self._next: dict[str, tuple[int, int]] = {}  # overlay tickets: (wake, deadline) of the latest state
+        self._dirty: set[str] = set()  # changed since the last snapshot
+        self._unsettled: set[str] = set()  # changed since their wake was last computed
+        self._popped: set[str] = set()  # tickets whose heap entry fire_due took out since their last settle
+        self._snapshot_of: dict[str, int] = {}  # overlay tickets: the latest snapshot that holds them
+        self._loaded: set[str] = set()  # loaded into the overlay since the last snapshot
+        self._pending: list[tuple[int, list[tuple[str, bytes | None]]]] = []  # snapshots not stored yet
+        self._seq = 0
 
     # -- state ------------------------------------------------------------------------------------------------
     def rebuild(self) -> int:
@@ -63,13 +75,21 @@ class TicketPartition:
         self.gauges = gauges
         return gauges.tickets
 
-    def stored(self, ticket: str) -> TicketState | None:
-        """The ticket's state as stored (committed batches only); safe to call from another thread."""
+    def stored_state(self, ticket: str) -> TicketState | None:
+        """The ticket's state as stored (written batches only); safe to call from another thread."""
         raw = self.store.get(ticket)
         return None if raw is None else decode_ticket(raw)
 
+    def state_of(self, ticket: str) -> TicketState | None:
+        """The ticket's latest state, batches in flight included; safe to call from another thread (overlay
+        states are replaced, never changed in place)."""
+        state = self._states.get(ticket, _MISSING)
+        if state is not _MISSING:
+            return state  # type: ignore[return-value]
+        return self.stored_state(ticket)
+
     def priority_of(self, ticket: str) -> str:
-        """The priority of a ticket touched in this batch (a metrics label), ``none`` if unknown."""
+        """The priority of a ticket in the overlay (a metrics label), ``none`` if unknown."""
         state = self._states.get(ticket)
         return "none" if state is None else state.priority
 
@@ -78,21 +98,32 @@ class TicketPartition:
         if ticket in states:
             return states[ticket]
         raw = self.store.get(ticket)
-        self._before[ticket] = raw
-        state = None if raw is None else decode_ticket(raw)
+        if raw is None:
+            state = None
+            self._headers[ticket] = None
+            self._next[ticket] = (NO_INSTANT, NO_INSTANT)
+        else:
+            state = decode_ticket(raw)
+            h = ticket_header(raw)
+            self._headers[ticket] = h
+            self._next[ticket] = (h.wake_ms, h.deadline_ms)
         states[ticket] = state
+        self._loaded.add(ticket)
         return state
 
-    # -- the batch ----------------------------------------------------------------------------------------------
+    def _changed(self, ticket: str, state: TicketState | None) -> None:
+        self._states[ticket] = state
+        self._dirty.add(ticket)
+        self._unsettled.add(ticket)
+
+    # -- a batch ------------------------------------------------------------------------------------------------
     def apply(self, event: Event) -> list[Command]:
         """Apply one event (copy-on-write: if the core raises, the ticket's state is as it was)."""
         tid = event.ticket_id
         state = self._load(tid)
         new, cmds = apply(state, event, self.policy)
         if new is not state:
-            self._states[tid] = new
-            self._dirty.add(tid)
-            self._next.pop(tid, None)
+            self._changed(tid, new)
         t = event.time_ms
         if self.applied_max_ms is None or t > self.applied_max_ms:
             self.applied_max_ms = t
@@ -100,6 +131,7 @@ class TicketPartition:
 
     def next_wake(self) -> int | None:
         """The earliest wake instant armed (superseded entries dropped on the way)."""
+        self._settle()
         heap = self.heap
         while heap:
             wake, tid = heap[0]
@@ -112,7 +144,6 @@ class TicketPartition:
         """The SLA instant of the earliest due deadline entry (``wake <= now``), ``None`` if none is due or the
         earliest due entry is a purge. The runtime uses it to decide whether the partition's backlog must be
         checked before firing."""
-        self._settle()
         wake = self.next_wake()
         if wake is None or wake > now_ms:
             return None
@@ -129,11 +160,12 @@ class TicketPartition:
         heap = self.heap
         out: list[Command] = []
         rearm: list[str] = []
+        fired: set[str] = set()
         policy = self.policy
         while heap and heap[0][0] <= now_ms:
             wake, tid = heap[0]
             current, deadline = self._current(tid)
-            if current != wake:
+            if current != wake or tid in fired:
                 heapq.heappop(heap)
                 continue
             is_deadline = deadline != NO_INSTANT and deadline + self.lateness_ms == wake
@@ -141,93 +173,110 @@ class TicketPartition:
                 break
             heapq.heappop(heap)
             self._popped.add(tid)
+            fired.add(tid)
             state = self._load(tid)
             if state is None:
                 continue
             if state.closed_ms is not None and now_ms >= state.closed_ms + self.retention_ms:
-                self._states[tid] = None
-                self._dirty.add(tid)
-                self._next[tid] = (NO_INSTANT, NO_INSTANT)
+                self._changed(tid, None)
                 self.purged += 1
                 continue
             new, cmds = advance(state, limit_ms, policy)
             out.extend(cmds)
-            if new is not state:
-                self._states[tid] = new
-            self._dirty.add(tid)
-            self._next.pop(tid, None)
+            self._changed(tid, new)
             rearm.append(tid)
         for tid in rearm:  # pushed after the loop: a ticket is fired at most once per call
             self._settle_one(tid)
         return out
 
-    def changes(self) -> list[tuple[str, bytes | None]]:
-        """The batch's changed tickets as store values (``None``: deleted)."""
+    def snapshot(self) -> tuple[int, list[tuple[str, bytes | None]]]:
+        """End a batch: the store values of the tickets it changed (``None``: deleted), under a new snapshot
+        number. The gauges follow the new values now; the store follows at :meth:`stored`."""
         self._settle()
+        self._seq += 1
+        seq = self._seq
         out: list[tuple[str, bytes | None]] = []
+        gauges = self.gauges
+        headers = self._headers
         for tid in self._dirty:
             state = self._states[tid]
             if state is None:
-                out.append((tid, None))
-                continue
-            wake, deadline = self._next[tid]
-            out.append(
-                (
-                    tid,
-                    encode_ticket(
-                        state, None if wake == NO_INSTANT else wake, None if deadline == NO_INSTANT else deadline
-                    ),
+                value = None
+                new = None
+            else:
+                wake, deadline = self._next[tid]
+                value = encode_ticket(
+                    state, None if wake == NO_INSTANT else wake, None if deadline == NO_INSTANT else deadline
                 )
-            )
-        return out
+                new = ticket_header(value)
+            gauges.change(headers.get(tid), new)
+            headers[tid] = new
+            self._snapshot_of[tid] = seq
+            out.append((tid, value))
+        self._dirty = set()
+        for tid in self._loaded:  # loaded but left unchanged (a duplicate, a purge of nothing): nothing to keep
+            if tid not in self._snapshot_of and tid not in self._unsettled:
+                self._forget(tid)
+        self._loaded = set()
+        if out:
+            self._pending.append((seq, out))
+        return seq, out
 
-    def commit(self, changes: list[tuple[str, bytes | None]], checkpoint: Checkpoint) -> None:
-        """Write the batch's changes (flushed to the changelog already) and update the gauges."""
+    def stored(self, seq: int, checkpoint: Checkpoint) -> None:
+        """Write snapshot ``seq`` (and any older one not written yet) to the store with ``checkpoint``, then forget
+        the overlay tickets no later change holds."""
+        changes: list[tuple[str, bytes | None]] = []
+        while self._pending and self._pending[0][0] <= seq:
+            changes.extend(self._pending.pop(0)[1])
         self.store.write(changes, checkpoint)
-        gauges = self.gauges
-        before = self._before
-        for tid, value in changes:
-            old = before.get(tid)
-            gauges.change(None if old is None else ticket_header(old), None if value is None else ticket_header(value))
-        self._reset()
-        if len(self.heap) > 2 * gauges.armed + _COMPACT_SLACK:
+        for tid, _value in changes:
+            if self._snapshot_of.get(tid) == seq and tid not in self._dirty and tid not in self._unsettled:
+                self._forget(tid)
+        if len(self.heap) > 2 * self.gauges.armed + _COMPACT_SLACK:
             self.heap = [e for e in self.heap if self._current(e[1])[0] == e[0]]
             heapq.heapify(self.heap)
 
-    def discard(self) -> None:
-        """Forget the batch (its changes never reach the store). The heap may have lost entries the batch
-        popped: the runtime calls :meth:`rebuild` before the partition is used again."""
-        self._reset()
+    def _forget(self, tid: str) -> None:
+        self._states.pop(tid, None)
+        self._headers.pop(tid, None)
+        self._next.pop(tid, None)
+        self._snapshot_of.pop(tid, None)
+        self._popped.discard(tid)
 
-    def _reset(self) -> None:
+    def discard(self) -> None:
+        """Forget everything not stored. The heap and gauges may be off: the runtime calls :meth:`rebuild` before
+        the partition is used again."""
         self._states = {}
-        self._before = {}
-        self._dirty = set()
+        self._headers = {}
         self._next = {}
+        self._dirty = set()
+        self._unsettled = set()
         self._popped = set()
+        self._snapshot_of = {}
+        self._loaded = set()
+        self._pending = []
 
     # -- wake instants ------------------------------------------------------------------------------------------
     def _current(self, ticket: str) -> tuple[int, int]:
-        """(wake, deadline) of a ticket as of now in the batch (settled changes, else the stored header)."""
-        settled = self._next.get(ticket)
-        if settled is not None:
-            return settled
-        if ticket in self._before:
-            raw = self._before[ticket]
-        else:
-            raw = self.store.get(ticket)
+        """(wake, deadline) of a ticket: its latest state in the overlay, else its stored header."""
+        known = self._next.get(ticket)
+        if known is not None:
+            return known
+        raw = self.store.get(ticket)
         if raw is None:
             return NO_INSTANT, NO_INSTANT
         h = ticket_header(raw)
         return h.wake_ms, h.deadline_ms
 
     def _settle(self) -> None:
-        for tid in self._dirty:
-            if tid not in self._next:
+        if self._unsettled:
+            for tid in list(self._unsettled):
                 self._settle_one(tid)
 
     def _settle_one(self, tid: str) -> None:
+        self._unsettled.discard(tid)
         state = self._states[tid]
+        old_wake = self._next.get(tid, (NO_INSTANT, NO_INSTANT))[0]
         if state is None:
             self._next[tid] = (NO_INSTANT, NO_INSTANT)
             return
@@ -236,8 +285,7 @@ class TicketPartition:
         if state.closed_ms is not None:
             purge = state.closed_ms + self.retention_ms
             wake = purge if wake == NO_INSTANT else min(wake, purge)
-        old = self._before.get(tid)
-        old_wake = NO_INSTANT if old is None else ticket_header(old).wake_ms
         self._next[tid] = (wake, NO_INSTANT if deadline is None else deadline)
         if wake != NO_INSTANT and (wake != old_wake or tid in self._popped):
             heapq.heappush(self.heap, (wake, tid))
+        self._popped.discard(tid)
