@@ -11,7 +11,14 @@ import orjson
 
 from escalator.core import Emit, PolicySet, decode_record, encode_event
 from escalator.replay.simulate import simulate
-from escalator.stream.inmemory import MemoryBroker, MemoryGroupConsumer, MemoryMessage, MemoryProducer, MemoryReader
+from escalator.stream.inmemory import (
+    MemoryBroker,
+    MemoryGroupConsumer,
+    MemoryMessage,
+    MemoryProbe,
+    MemoryProducer,
+    MemoryReader,
+)
 from escalator.stream.partitioner import partition_for
 from escalator.stream.runtime import BatchStats, Runtime, RuntimeConfig, Topics
 from escalator.stream.store import MemoryStore, PartitionStore
@@ -95,6 +102,7 @@ class World:
             consumer=consumer,
             producer=producer,
             reader=MemoryReader(self.broker),
+            probe=MemoryProbe(self.broker),
             stores=store,
             now_ms=lambda: self.now,
             monotonic=lambda: self.mono,

@@ -40,12 +40,12 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
-def make(settings: Settings, broker: MemoryBroker | None = None) -> tuple[Service, MemoryBroker, MemoryPorts]:
-    broker = broker or MemoryBroker(lambda: T0)
+def make(settings: Settings) -> tuple[Service, MemoryBroker, MemoryPorts]:
+    clock = ManualClock(T0)
+    broker = MemoryBroker(clock.now_ms)  # the broker's clock is the worker's
     for spec in topic_specs(settings):
         broker.create_topic(spec.name, spec.partitions)
     ports = MemoryPorts(broker, settings.app_id)
-    clock = ManualClock(T0)
     service = create_service(settings, clock, CollectorRegistry(), policy=PS, ports=ports, monotonic=lambda: 0.0)
     service.runtime.consumer.subscribe([settings.topic_input, settings.topic_incident_signals], service.runtime)
     return service, broker, ports

@@ -35,7 +35,7 @@ from ..core import PolicySet, describe
 from ..policy_file import load_policy_file
 from ..settings import Settings
 from ..stream.partitioner import partition_for
-from ..stream.ports import ChangelogReader, GroupConsumer, Message, Producer
+from ..stream.ports import ChangelogReader, GroupConsumer, HighwaterProbe, Message, Producer
 from ..stream.runtime import Runtime, RuntimeConfig, Topics
 from ..stream.store import StoreFactory, store_factory
 from .clock import Clock
@@ -60,6 +60,7 @@ class KafkaPorts(Protocol):
     def consumer(self) -> GroupConsumer: ...
     def producer(self) -> Producer: ...
     def reader(self) -> ChangelogReader: ...
+    def probe(self, now_ms: Callable[[], int]) -> HighwaterProbe: ...
     def tail(self, topic: str) -> Tail: ...
     def partitions(self, topic: str) -> int | None:
         """How many partitions ``topic`` has (``None``: it does not exist)."""
@@ -84,6 +85,11 @@ class ConfluentPorts:
         from ..stream.kafka import KafkaChangelogReader
 
         return KafkaChangelogReader(self.settings)
+
+    def probe(self, now_ms: Callable[[], int]) -> HighwaterProbe:
+        from ..stream.kafka import KafkaHighwaterProbe
+
+        return KafkaHighwaterProbe(self.settings, now_ms)
 
     def tail(self, topic: str) -> Tail:
         from ..stream.kafka import KafkaTail
@@ -241,6 +247,7 @@ def create_service(
         consumer=ports.consumer(),
         producer=ports.producer(),
         reader=ports.reader(),
+        probe=ports.probe(clock.now_ms),
         stores=stores,
         now_ms=clock.now_ms,
         monotonic=monotonic,

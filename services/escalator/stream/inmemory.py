@@ -21,6 +21,7 @@ __all__ = [
     "MemoryGroupConsumer",
     "MemoryMessage",
     "MemoryPorts",
+    "MemoryProbe",
     "MemoryProducer",
     "MemoryReader",
     "MemoryTail",
@@ -203,8 +204,8 @@ class MemoryGroupConsumer:
             return None
         return len(self.broker.topics[tp[0]][tp[1]])
 
-    def query_highwater(self, tp: TP) -> int | None:
-        return len(self.broker.topics[tp[0]][tp[1]])
+    def corrected_highwater(self, tp: TP, reported: int) -> int:
+        return reported
 
     def seek(self, tp: TP, offset: int) -> None:
         self.positions[tp] = offset
@@ -291,6 +292,25 @@ def _partition_for(key: bytes | None, partitions: int) -> int:
     return 0 if key is None else partition_for(key, partitions)
 
 
+class MemoryProbe:
+    """Answers at once, at the broker's clock."""
+
+    def __init__(self, broker: MemoryBroker) -> None:
+        self.broker = broker
+        self.answers: dict[TP, tuple[int, int]] = {}
+        self.requests = 0
+
+    def request(self, tp: TP) -> None:
+        self.requests += 1
+        self.answers[tp] = (self.broker.now_ms(), len(self.broker.topics[tp[0]][tp[1]]))
+
+    def latest(self, tp: TP) -> tuple[int, int] | None:
+        return self.answers.get(tp)
+
+    def close(self) -> None:
+        pass
+
+
 class MemoryReader:
     def __init__(self, broker: MemoryBroker, batch: int = 1000) -> None:
         self.broker = broker
@@ -354,6 +374,9 @@ class MemoryPorts:
 
     def reader(self) -> MemoryReader:
         return MemoryReader(self.broker)
+
+    def probe(self, now_ms: Callable[[], int]) -> MemoryProbe:
+        return MemoryProbe(self.broker)
 
     def tail(self, topic: str) -> MemoryTail:
         return MemoryTail(self.broker, topic)

@@ -13,8 +13,9 @@ when ``broker_flavour`` is ``tansu``.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
 from ..settings import Settings
@@ -25,6 +26,7 @@ __all__ = [
     "ChangelogReadError",
     "KafkaChangelogReader",
     "KafkaGroupConsumer",
+    "KafkaHighwaterProbe",
     "KafkaProducer",
     "KafkaTail",
     "client_config",
@@ -172,19 +174,10 @@ class KafkaGroupConsumer:
             return None
         return None if high < 0 else int(high)
 
-    def query_highwater(self, tp: TP) -> int | None:
-        from confluent_kafka import TopicPartition
-
-        try:
-            _low, high = self._consumer.get_watermark_offsets(TopicPartition(*tp), timeout=5, cached=False)
-        except Exception as exc:
-            log.debug("high watermark of %s: %s", tp, exc)
-            return None
-        if high < 0:
-            return None
+    def corrected_highwater(self, tp: TP, reported: int) -> int:
         if self._tansu is not None:
-            high = self._tansu.caught_up_highwater(high, self.highwater(tp))
-        return int(high)
+            return int(self._tansu.caught_up_highwater(reported, self.highwater(tp)))
+        return reported
 
     def seek(self, tp: TP, offset: int) -> None:
         from confluent_kafka import TopicPartition
@@ -256,6 +249,58 @@ class KafkaProducer:
 
     def close(self) -> None:
         self._producer.flush(10)
+
+
+class KafkaHighwaterProbe:
+    """High watermarks asked on a daemon thread with a consumer of its own (no group, no fetches), so that the
+    question never waits behind the processor's long-polling fetch on a shared connection."""
+
+    def __init__(self, settings: Settings, now_ms: Callable[[], int]) -> None:
+        from confluent_kafka import Consumer
+
+        self._consumer = Consumer({**client_config(settings), "group.id": f"{settings.app_id}-probe"})
+        self._now_ms = now_ms
+        self._wanted: set[TP] = set()
+        self._answers: dict[TP, tuple[int, int]] = {}
+        self._wake = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="escalator-highwater", daemon=True)
+        self._thread.start()
+
+    def request(self, tp: TP) -> None:
+        with self._wake:
+            self._wanted.add(tp)
+            self._wake.notify()
+
+    def latest(self, tp: TP) -> tuple[int, int] | None:
+        return self._answers.get(tp)
+
+    def _run(self) -> None:
+        from confluent_kafka import TopicPartition
+
+        while True:
+            with self._wake:
+                while not self._wanted and not self._closed:
+                    self._wake.wait()
+                if self._closed:
+                    return
+                wanted, self._wanted = self._wanted, set()
+            for tp in wanted:
+                asked = self._now_ms()
+                try:
+                    _low, high = self._consumer.get_watermark_offsets(TopicPartition(*tp), timeout=5, cached=False)
+                except Exception as exc:  # no answer: the processor asks again
+                    log.debug("high watermark of %s: %s", tp, exc)
+                    continue
+                if high >= 0:
+                    self._answers[tp] = (asked, int(high))
+
+    def close(self) -> None:
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self._thread.join(timeout=10)
+        self._consumer.close()
 
 
 class KafkaChangelogReader:

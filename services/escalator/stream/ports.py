@@ -15,6 +15,7 @@ __all__ = [
     "ChangelogReader",
     "DeliveryCallback",
     "GroupConsumer",
+    "HighwaterProbe",
     "Message",
     "OffsetOutOfRange",
     "Producer",
@@ -70,8 +71,9 @@ class GroupConsumer(Protocol):
         """The high watermark seen in the latest fetch response (``None`` until one arrived). No I/O."""
         ...
 
-    def query_highwater(self, tp: TP) -> int | None:
-        """The high watermark asked of the broker now (one request; ``None`` if it did not answer)."""
+    def corrected_highwater(self, tp: TP, reported: int) -> int:
+        """A high watermark the :class:`HighwaterProbe` got from the broker, as this consumer must compare it with its
+        position (the embedded broker's answer needs the fetch's high watermark beside it; elsewhere: as is)."""
         ...
 
     def seek(self, tp: TP, offset: int) -> None: ...
@@ -86,6 +88,21 @@ class GroupConsumer(Protocol):
 
     def rejoin(self) -> None:
         """Leave and rejoin the group (a new generation, a fresh assignment)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class HighwaterProbe(Protocol):
+    """Asks the broker for high watermarks off the processor's thread (its own connection: on one connection the
+    request would queue behind the consumer's long-polling fetch)."""
+
+    def request(self, tp: TP) -> None:
+        """Ask for ``tp``'s high watermark (again); the answer shows up in :meth:`latest`."""
+        ...
+
+    def latest(self, tp: TP) -> tuple[int, int] | None:
+        """(instant the question was asked, in epoch ms; the answer) of the newest answer, ``None`` before one."""
         ...
 
     def close(self) -> None: ...

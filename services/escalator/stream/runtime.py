@@ -54,7 +54,7 @@ from ..service.codec import dlq_headers, headers_dict, output_headers
 from .changelog import H_WRITER, contiguous, marker_record, new_writer_id, recover
 from .incidents import IncidentPartition, signal_record, watermark_record
 from .partitioner import partition_for
-from .ports import TP, ChangelogReader, GroupConsumer, Message, Producer
+from .ports import TP, ChangelogReader, GroupConsumer, HighwaterProbe, Message, Producer
 from .store import Checkpoint, Marker, PartitionStore, StoreFactory
 from .tickets import TicketPartition
 
@@ -190,6 +190,7 @@ class Runtime:
         consumer: GroupConsumer,
         producer: Producer,
         reader: ChangelogReader,
+        probe: HighwaterProbe,
         stores: StoreFactory,
         now_ms: Callable[[], int],
         monotonic: Callable[[], float],
@@ -202,6 +203,7 @@ class Runtime:
         self.consumer = consumer
         self.producer = producer
         self.reader = reader
+        self.probe = probe
         self.stores = stores
         self.now_ms = now_ms
         self.monotonic = monotonic
@@ -415,21 +417,21 @@ class Runtime:
         return best
 
     def _check_backlog(self, p: int) -> None:
-        """Ask the broker for partition ``p``'s high watermark (at most every ``freshness_ms``); if everything stored
-        is already applied, remember the instant of the question."""
-        asked = self.now_ms()
-        if asked - self._queried_at.get(p, _NEVER) < self.config.freshness_ms:
-            return
-        self._queried_at[p] = asked
+        """Use the newest high watermark the probe got for partition ``p``: if everything stored when it was asked is
+        applied, remember the instant of the question. Ask again when that answer is older than ``freshness_ms``."""
         tp = (self.topics.input, p)
-        position = self.positions.get(tp, self.committed.get(tp))
-        if position is None:
+        answer = self.probe.latest(tp)
+        now = self.now_ms()
+        if answer is None or now - answer[0] >= self.config.freshness_ms:
+            self.probe.request(tp)
+            answer = self.probe.latest(tp)  # a probe that answers at once (tests) is used right away
+        if answer is None:
             return
-        cached = self.consumer.highwater(tp)
-        if cached is None or position < cached:
-            return  # no fetch answer yet, or a backlog we know of
-        fresh = self.consumer.query_highwater(tp)
-        if fresh is not None and position >= fresh:
+        asked, reported = answer
+        if asked <= self.caught_up_at.get(p, _NEVER):
+            return
+        position = self.positions.get(tp, self.committed.get(tp))
+        if position is not None and position >= self.consumer.corrected_highwater(tp, reported):
             self.caught_up_at[p] = asked
 
     def _fire_deadlines(self, now: int, outputs: list[_Out], stats: BatchStats) -> None:
@@ -904,6 +906,7 @@ class Runtime:
             self.incidents.clear()
             self._parked.clear()
             self.reader.close()
+            self.probe.close()
             self.producer.close()
             self._set_ready(False)
 
