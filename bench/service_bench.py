@@ -572,6 +572,7 @@ def timers(bootstrap: str, flavour: str, tmp: Path, tickets: int, capacity: floa
                 "enable.idempotence": False,
                 "linger.ms": 5,
                 "partitioner": "murmur2_random",
+                "queue.buffering.max.messages": 1_000_000,
             }
         )
         sent = 0
@@ -583,7 +584,12 @@ def timers(bootstrap: str, flavour: str, tmp: Path, tickets: int, capacity: floa
             while sent < due:
                 doc = next(background)
                 doc["time"] = now_text
-                p.produce(w.topics["input"], orjson.dumps(doc), doc["subject"].encode())
+                while True:
+                    try:
+                        p.produce(w.topics["input"], orjson.dumps(doc), doc["subject"].encode())
+                        break
+                    except BufferError:  # the broker is behind: wait for deliveries
+                        p.poll(0.01)
                 sent += 1
             p.poll(0)
             time.sleep(0.005)  # pacing

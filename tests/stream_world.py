@@ -132,10 +132,10 @@ class World:
         self.broker.append(TOPICS.input, partition, key, value, headers)
 
     def deliver(self) -> None:
-        """What the workers produced reaches the broker (librdkafka does this in the background)."""
+        """What the workers produced reaches the broker (librdkafka transmits in the background; the workers see
+        the delivery reports at their next step)."""
         for w in self.workers:
-            if not w.producer.freeze:
-                w.producer.flush(0)
+            w.producer.transmit()
 
     def records(self, topic: str, partition: int | None = None) -> list[MemoryMessage]:
         """A topic's records, once what the workers produced is delivered."""
@@ -163,6 +163,7 @@ def run_until_idle(world: World, *workers: Worker, steps: int = 10_000, tick_ms:
 
     for _ in range(steps):
         world.now += tick_ms
+        world.deliver()
         before = size()
         for w in workers:
             w.runtime.step()
@@ -173,7 +174,12 @@ def run_until_idle(world: World, *workers: Worker, steps: int = 10_000, tick_ms:
             if tp not in w.consumer.paused and tp[0] != TOPICS.signals
         )
         held = any(part.held for w in workers for part in w.runtime.incidents.values())
-        if size() == before and not backlog and not held:
+        in_flight = any(  # state changes or input offsets not yet stored and committed (watermarks never stop)
+            stage.changes or any(tp[0] == TOPICS.input for tp in stage.commits)
+            for w in workers
+            for stage in w.runtime._stages
+        )
+        if size() == before and not backlog and not held and not in_flight:
             return
     raise AssertionError(f"the workers did not become idle within {steps} steps")
 
@@ -202,6 +208,7 @@ def drive(world: World, workers: list[Worker], docs: list[dict[str, Any]], end_m
         else:
             t += every_ms
         world.now = min(t, end_ms)
+        world.deliver()
         for w in workers:
             w.runtime.step()
         if t >= end_ms:

@@ -40,16 +40,20 @@ def test_an_event_goes_outputs_first_then_changelog_then_store_then_commit() -> 
     assert part.state_of("T1") is not None and part.stored_state("T1") is None
     assert world.broker.records(TOPICS.escalations) == [] and w.producer.pending  # produced, not yet delivered
     assert changelog() == [b"\x00escalator:owner"] and w.consumer.commits == []
-    w.runtime.step()  # outputs confirmed -> the state goes to the changelog
+    w.runtime.step()  # nothing is confirmed yet: nothing moves, nothing waits
+    assert changelog() == [b"\x00escalator:owner"] and w.consumer.commits == []
+    world.deliver()  # the outputs reach the broker
+    w.runtime.step()  # their delivery reports -> the state goes to the changelog
     delivered = world.broker.records(TOPICS.escalations)
     assert [orjson.loads(m.value() or b"")["id"] for m in delivered] == ["T1:trigger:legal:1"]
     assert w.producer.pending and part.stored_state("T1") is None and w.consumer.commits == []
+    world.deliver()
     w.runtime.step()  # the changelog record confirmed -> the store, then the commit
     assert changelog() == [b"\x00escalator:owner", b"T1"]
     state = part.stored_state("T1")
     assert state is not None and state.policy_id == "vip-urgent"
     assert decode_ticket(world.broker.records(TOPICS.tickets_changelog, p)[-1].value() or b"").ticket_id == "T1"
-    assert w.consumer.commits[-1] == {(TOPICS.input, p): 1}
+    assert [c[(TOPICS.input, p)] for c in w.consumer.commits if (TOPICS.input, p) in c] == [1]
     assert sum(b.consumed["ticket.created"] for b in w.observer.batches) == 1
 
 
@@ -176,9 +180,10 @@ def test_a_crash_between_producing_and_committing_reproduces_identical_outputs()
         return False
 
     a.producer.fail = crash_on_changelog
-    with pytest.raises(Crash):
+    with pytest.raises(Crash):  # the process dies while its state changes are on the wire
         for _ in range(5):
             a.runtime.step()
+            world.deliver()
     a.producer.fail = None
     a.producer.drop_pending()  # the process is gone with whatever it still held
     world.workers.remove(a)
@@ -205,12 +210,15 @@ def test_a_failed_delivery_is_produced_again_before_anything_is_committed() -> N
     a.runtime.stop.wait = lambda timeout=None: False  # type: ignore[method-assign]  # no backoff sleeps in a unit test
     world.send([created("T1", tags=["legal"])])
     a.runtime.step()  # the batch
-    a.runtime.step()  # its outputs are confirmed: two failed deliveries, produced again until delivered
+    for _ in range(3):  # two failed deliveries, each produced again at the next step
+        world.deliver()
+        a.runtime.step()
+        assert not any((TOPICS.input, 0) in c or (TOPICS.input, 1) in c for c in a.consumer.commits)
     (esc,) = world.broker.records(TOPICS.escalations)
     assert orjson.loads(esc.value() or b"")["id"] == "T1:trigger:legal:1"
-    assert a.consumer.commits == []
-    a.runtime.step()
-    assert a.consumer.commits and a.consumer.commits[-1]
+    run_until_idle(world, a)
+    assert any((TOPICS.input, 0) in c or (TOPICS.input, 1) in c for c in a.consumer.commits)
+    assert len(world.broker.records(TOPICS.escalations)) == 1
 
 
 def test_a_zombie_that_wakes_up_after_its_partitions_moved_loses_nothing() -> None:
@@ -228,25 +236,18 @@ def test_a_zombie_that_wakes_up_after_its_partitions_moved_loses_nothing() -> No
     rest = docs[third:]
     world.send(rest[:20])
     world.now = ms(str(rest[19]["time"]))
-    frozen_once = []
-
-    def freeze_during_flush(topic: str, key: bytes | None) -> bool:
-        if not frozen_once:
-            frozen_once.append(1)
-            # A is stopped here, past its session: B takes over, processes and writes its own updates
-            world.assign((b, [0, 1]))
-            run_until_idle(world, b)
-            world.send(rest[20:40])
-            world.now = ms(str(rest[39]["time"]))
-            run_until_idle(world, b)
-        return False
-
-    a.producer.fail = freeze_during_flush
-    a.runtime.step()  # A processes a batch; its outputs wait in its producer
-    a.runtime.step()  # A confirms them: it is stopped in that flush; its records land after B's when it wakes
-    assert frozen_once
-    a.consumer._pending.clear()  # A has not heard of the new assignment yet
-    a.runtime.step()  # A's state changes of that batch land after B's records: a gap
+    a.runtime.step()  # A processes a batch; its outputs wait in its producer ...
+    a.producer.freeze = True  # ... and A is stopped (SIGSTOP) past its session
+    world.assign((b, [0, 1]))  # B takes over, processes and writes its own updates
+    run_until_idle(world, b)
+    world.send(rest[20:40])
+    world.now = ms(str(rest[39]["time"]))
+    run_until_idle(world, b)
+    a.producer.freeze = False  # A wakes up; it has not heard of the new assignment yet
+    a.consumer._pending.clear()
+    for _ in range(3):  # its stale outputs land after B's; then its state changes of that batch: a gap
+        world.deliver()
+        a.runtime.step()
     assert "gap" in a.observer.fences and "released" in a.observer.fences
     assert a.runtime.owned() == []  # B's newer claim holds: A stops processing (paused until reassigned)
     a.producer.fail = None
@@ -359,8 +360,7 @@ def test_a_closed_ticket_is_purged_after_the_retention() -> None:
     w.runtime.step()
     assert part.state_of("T1") is None and part.gauges.tickets == 0
     assert w.observer.batches[-1].purged == 1
-    w.runtime.step()
-    w.runtime.step()
+    run_until_idle(world, w)
     assert world.records(TOPICS.tickets_changelog, part.partition)[-1].value() is None  # a tombstone
     assert part.stored_state("T1") is None and part.store.get("T1") is None
 

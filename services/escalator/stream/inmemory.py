@@ -232,14 +232,16 @@ class MemoryGroupConsumer:
 
 
 class MemoryProducer:
-    """Records wait in ``pending`` until :meth:`flush` appends them (in order) and runs the delivery callbacks."""
+    """Records wait in ``pending`` until they are transmitted -- by :meth:`transmit` (the network, called by the
+    test) or by a blocking :meth:`flush` -- and their delivery reports wait until a :meth:`flush` serves them (a
+    ``flush(0)`` serves what was transmitted and waits for nothing, like librdkafka's)."""
 
     def __init__(self, broker: MemoryBroker) -> None:
         self.broker = broker
         self.pending: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None, int | None, Any]] = []
+        self.reports: list[tuple[Any, Any, MemoryMessage]] = []  # (callback, error, message) not served yet
         self.fail: Callable[[str, bytes | None], bool] | None = None  # -> True: this delivery fails
-        self.held: list[MemoryMessage] = []  # records of a frozen producer, appended by release_held()
-        self.freeze = False
+        self.freeze = False  # a frozen process transmits nothing
         self.flushes = 0
         self.closed = False
 
@@ -256,31 +258,35 @@ class MemoryProducer:
             raise KeyError(f"unknown topic {topic}")
         self.pending.append((topic, value, key, headers, partition, on_delivery))
 
-    def flush(self, timeout_s: float) -> int:
-        self.flushes += 1
+    def transmit(self) -> None:
+        """Everything produced so far reaches the broker, in order; reports wait for a flush."""
+        if self.freeze:
+            return
         pending, self.pending = self.pending, []
         for topic, value, key, headers, chosen, callback in pending:
             partition = _partition_for(key, self.broker.partitions(topic)) if chosen is None else chosen
             if self.fail is not None and self.fail(topic, key):
-                if callback is not None:
-                    callback("delivery failed (injected)", MemoryMessage(topic, partition, -1, key, value, headers))
-                continue
-            if self.freeze:  # the process froze: the records reach the broker later (release_held)
-                self.held.append(MemoryMessage(topic, partition, -1, key, value, headers))
+                self.reports.append(
+                    (callback, "delivery failed (injected)", MemoryMessage(topic, partition, -1, key, value))
+                )
                 continue
             msg = self.broker.append(topic, partition, key, value, headers)
-            if callback is not None:
-                callback(None, msg)
-        return 0
+            self.reports.append((callback, None, msg))
 
-    def release_held(self) -> None:
-        held, self.held = self.held, []
-        for m in held:
-            self.broker.append(m.topic(), m.partition(), m.key(), m.value(), m.headers())
+    def flush(self, timeout_s: float) -> int:
+        self.flushes += 1
+        if timeout_s > 0:
+            self.transmit()
+        reports, self.reports = self.reports, []
+        for callback, error, msg in reports:
+            if callback is not None:
+                callback(error, msg)
+        return len(self.pending)
 
     def drop_pending(self) -> None:
-        """A crash: whatever was produced but not flushed never reaches the broker."""
+        """A crash: whatever was produced but not transmitted never reaches the broker."""
         self.pending.clear()
+        self.reports.clear()
 
     def close(self) -> None:
         self.closed = True

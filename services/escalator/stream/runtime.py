@@ -92,6 +92,7 @@ class RuntimeConfig:
     watermark_interval_ms: int = 200  # incident watermarks: at most this often per source partition ...
     watermark_repeat_ms: int = 1_000  # ... and at least this often (a restarted incident partition relearns them)
     lease_ms: int = 1_500  # a batch that took longer than this (or a frozen process) is dropped and re-validated
+    max_in_flight: int = 8  # batches whose outputs or state changes are not confirmed yet (then the loop waits)
     stall_ms: int = 30_000
     flush_timeout_s: float = 30.0
     owner_url: str = ""
@@ -173,11 +174,13 @@ class _StageChanges:
 
 @dataclass(slots=True)
 class _Stage:
-    """One batch between the end of its processing and the commit of its offsets."""
+    """One batch from its first output to the commit of its offsets."""
 
     changes: list[_StageChanges] = field(default_factory=list)
     commits: dict[TP, int] = field(default_factory=dict)
-    produced: bool = False  # its changelog records are produced (its outputs were delivered)
+    pending: int = 0  # records produced and not yet delivered (outputs, then changelog records)
+    logged: bool = False  # its changelog records are produced (its outputs were all delivered)
+    closed: bool = False  # the batch is over: its changes and commits are known
 
 
 class Runtime:
@@ -229,7 +232,8 @@ class Runtime:
         self._consumed_at = monotonic()
         self._record_cost = 100e-6  # seconds per record, measured as batches go by
         self._stages: list[_Stage] = []  # batches in flight, oldest first
-        self._failed: list[tuple[_Out, list[int] | None]] = []  # deliveries to produce again
+        self._failed: list[tuple[_Out, _Stage | None, list[int] | None]] = []  # deliveries to produce again
+        self._retries = 0
         self._incidents_on = bool(policy.incidents)
         self._version = policy.version
 
@@ -253,10 +257,11 @@ class Runtime:
             if not records:
                 return
         stats = BatchStats(records=len(records))
+        stage = _Stage()
         outputs: list[_Out] = []
         # deadlines already due fire first: a batch of events never delays them
         self._fire_deadlines(self.now_ms(), outputs, stats)
-        if outputs and not self._send(outputs, stats):
+        if outputs and not self._send(outputs, stats, stage):
             return
         now = self.now_ms()
         signals_in: list[Message] = []
@@ -292,9 +297,9 @@ class Runtime:
                     self._emit(e, outputs, stats, "none", timer=False)
                 if ipart.held or signals_in:
                     touched.add((self.topics.signals, q))
-        if outputs and not self._send(outputs, stats):
+        if outputs and not self._send(outputs, stats, stage):
             return
-        self._end_batch(touched, stats)
+        self._end_batch(stage, touched, stats)
         stats.seconds = self.monotonic() - self._consumed_at
         if stats.records >= 32:  # the cost per record, smoothed (sizes batches once caught up)
             self._record_cost = 0.8 * self._record_cost + 0.2 * (stats.seconds / stats.records)
@@ -471,25 +476,28 @@ class Runtime:
 
     # == produce, store, commit: the pipeline ========================================================================
     #
-    # A batch's outputs are produced at its end and not waited for. At the next step, one flush confirms them (and
-    # the changelog records of the batch before); then that batch's state changes go to the changelog, and at the
-    # step after, once they are confirmed too, to the store -- followed by the commit of the batch's input offsets.
-    # So a step never waits for a broker round trip of its own records, and state changes are never produced
-    # before the outputs that go with them are delivered.
+    # A batch's outputs are produced as soon as they are known and never waited for. Each batch is a *stage* that
+    # counts its records not yet delivered. Once its outputs are all delivered, its state changes are produced to
+    # the changelogs (in batch order: a partition's changelog stays in order); once those are delivered too, the
+    # store is written (if they landed right after the owner's previous records) and the batch's input offsets
+    # are committed -- stages finish in order. The loop waits for deliveries only when ``max_in_flight`` batches
+    # are unconfirmed, before a revocation and at the stop.
 
     def _frozen(self) -> bool:
         return (self.monotonic() - self._consumed_at) * 1000 > self.config.lease_ms
 
-    def _send(self, outputs: list[_Out], stats: BatchStats) -> bool:
+    def _send(self, outputs: list[_Out], stats: BatchStats, stage: _Stage) -> bool:
         """Produce outputs (not waited for). False if the lease expired first: then nothing was produced and every
         partition was re-validated."""
         if self._frozen():
             self._thaw()
             return False
+        if not stage.pending and stage not in self._stages:
+            self._stages.append(stage)
         produced = self.now_ms()
         stats.produced_ms = produced
         for out in outputs:
-            self._enqueue(out, None)
+            self._enqueue(out, stage, None)
             if out.fired_ms is not None:
                 stats.timer_lateness_ms.append(produced - out.fired_ms)
         outputs.clear()
@@ -505,46 +513,60 @@ class Runtime:
         )
         self.observer.on_fence("lease")
         self._wm_sent.clear()
-        self._settle_deliveries()  # what earlier batches produced is in the changelog before we read it
+        self._stages = [stage for stage in self._stages if stage.closed]  # this batch's stage ends here
+        self._settle_deliveries()  # what earlier batches produced is in place before we read the changelogs
         for p in list(self.tickets):
             self._revalidate_tickets(p)
         for q in list(self.incidents):
             self._revalidate_windows(q)
 
-    def _enqueue(self, out: _Out, landed: list[int] | None) -> None:
-        """Produce one record; a failed delivery is produced again by :meth:`_settle_deliveries`; ``landed``
-        collects the offset it landed at."""
+    def _enqueue(self, out: _Out, stage: _Stage | None, landed: list[int] | None) -> None:
+        """Produce one record for ``stage`` (counted until delivered); a failed delivery is produced again by
+        :meth:`_retry`; ``landed`` collects the offset it landed at."""
         failed = self._failed
+        if stage is not None:
+            stage.pending += 1
 
         def delivered(err: object, msg: Message) -> None:
             if err is not None:
-                failed.append((out, landed))
-            elif landed is not None:
+                failed.append((out, stage, landed))
+                return
+            if landed is not None:
                 landed.append(msg.offset() or 0)
+            if stage is not None:
+                stage.pending -= 1
 
         self.producer.produce(out.topic, out.value, out.key, out.headers, out.partition, delivered)
 
+    def _retry(self) -> None:
+        """Produce failed deliveries again (their stages keep counting them), with a growing pause."""
+        if not self._failed:
+            return
+        again, self._failed = self._failed, []
+        self._retries += 1
+        log.warning("%d deliveries failed; producing them again (attempt %d)", len(again), self._retries)
+        if self.stop.is_set() and self._retries > 3:
+            raise FlushAborted(f"stopping with {len(again)} undelivered records; they are not committed")
+        self.stop.wait(min(5.0, 0.05 * 2**self._retries))
+        for out, stage, landed in again:
+            if stage is not None:
+                stage.pending -= 1  # counted again by _enqueue
+            self._enqueue(out, stage, landed)
+
     def _settle_deliveries(self) -> None:
-        """Flush, and produce failed deliveries again (with a backoff) until everything produced is delivered."""
-        attempt = 0
+        """Wait until everything produced is delivered (failed deliveries produced again)."""
         while True:
             self._flush()
             if not self._failed:
+                self._retries = 0
                 return
-            again, self._failed = self._failed, []
-            attempt += 1
-            log.warning("%d deliveries failed; producing them again (attempt %d)", len(again), attempt)
-            if self.stop.is_set() and attempt > 3:
-                raise FlushAborted(f"stopping with {len(again)} undelivered records; they are not committed")
-            self.stop.wait(min(5.0, 0.1 * 2**attempt))
-            for out, landed in again:
-                self._enqueue(out, landed)
+            self._retry()
 
     def _deliver(self, records: list[_Out], landed: dict[TP, list[int]] | None = None) -> None:
         """Produce ``records`` and wait until every one is delivered (claims, the owners directory); with ``landed``,
         collect each delivered record's offset under its (topic, partition)."""
         for out in records:
-            self._enqueue(out, None if landed is None else landed[(out.topic, out.partition or 0)])
+            self._enqueue(out, None, None if landed is None else landed[(out.topic, out.partition or 0)])
         self._settle_deliveries()
 
     def _flush(self) -> None:
@@ -553,9 +575,8 @@ class Runtime:
             if self.stop.is_set():
                 raise FlushAborted("stopping while the producer cannot flush; the batch is not committed")
 
-    def _end_batch(self, touched: set[TP], stats: BatchStats) -> None:
-        """Snapshot the batch's state changes and the offsets to commit once they are stored."""
-        stage = _Stage()
+    def _end_batch(self, stage: _Stage, touched: set[TP], stats: BatchStats) -> None:
+        """Close the batch's stage: its state changes (snapshots) and the offsets to commit once they are stored."""
         for p, part in self.tickets.items():
             seq, changes = part.snapshot()
             if changes:
@@ -573,30 +594,49 @@ class Runtime:
             if tp[0] == self.topics.signals:
                 position = self.incidents[tp[1]].commit_offset(position)
             stage.commits[tp] = position
-        if stage.changes or stage.commits:
+        stage.closed = True
+        if (stage.changes or stage.commits) and stage not in self._stages:
             self._stages.append(stage)
+        if len(self._stages) > self.config.max_in_flight:
+            self._settle_deliveries()
 
     def _advance(self) -> None:
-        """Move the pipeline one step: confirm every delivery; store the stages whose changelog records are now
-        in place and commit their offsets; produce the changelog records of the stages whose outputs are now
-        delivered."""
+        """Move the pipeline on without waiting: take the delivery reports that arrived, produce again what failed,
+        produce the changelog records of the oldest stage whose outputs are delivered, finish stages whose changelog
+        records are delivered."""
         if not self._stages:
             return
-        self._settle_deliveries()
-        while self._stages and self._stages[0].produced:
-            self._finish(self._stages.pop(0))
-        for stage in self._stages:
-            if not stage.produced:
-                for change in stage.changes:
-                    claim = self._claims[(change.topic, change.partition)]
-                    headers = [(H_WRITER, claim.writer.encode())]
-                    for key, value in change.changes:
-                        self._enqueue(_Out(change.topic, key.encode(), value, headers, change.partition), change.landed)
-                stage.produced = True
+        self.producer.flush(0)  # serves the delivery callbacks of whatever arrived; does not wait
+        self._retry()
+        stages = self._stages
+        progressed = True
+        while progressed:
+            progressed = False
+            while stages and stages[0].logged and not stages[0].pending:
+                self._finish(stages.pop(0))
+                progressed = True
+            for stage in stages:
+                if stage.logged:
+                    continue
+                if stage.closed and not stage.pending:
+                    self._log_changes(stage)
+                    progressed = True
+                break  # the oldest stage not logged yet decides; later ones wait for it
+            if progressed:
+                self.producer.flush(0)
+
+    def _log_changes(self, stage: _Stage) -> None:
+        for change in stage.changes:
+            claim = self._claims[(change.topic, change.partition)]
+            headers = [(H_WRITER, claim.writer.encode())]
+            for key, value in change.changes:
+                self._enqueue(_Out(change.topic, key.encode(), value, headers, change.partition), stage, change.landed)
+        stage.logged = True
 
     def _drain(self) -> None:
         """Store and commit every batch in flight (before a revocation or a stop)."""
         while self._stages:
+            self._settle_deliveries()
             self._advance()
 
     def _finish(self, stage: _Stage) -> None:
