@@ -601,11 +601,17 @@ def timers(bootstrap: str, flavour: str, tmp: Path, tickets: int, capacity: floa
             if len(warned) >= tickets:
                 break
             time.sleep(0.2)  # polling interval
-        batches = {
-            line.split('le="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
-            for line in (w.get("/metrics") or b"").decode().splitlines()
-            if line.startswith("escalator_batch_duration_seconds_bucket")
-        }
+        scraped = (w.get("/metrics") or b"").decode().splitlines()
+
+        def cumulative(name: str) -> dict[str, float]:
+            return {
+                line.split('le="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+                for line in scraped
+                if line.startswith(f"{name}_bucket")
+            }
+
+        batches = cumulative("escalator_batch_duration_seconds")
+        event_lag = cumulative("escalator_event_lag_seconds")
         warnings = [(ts, f) for ts, f, s in collector.items if s.startswith("D")]
         (tmp / "timer-outputs.json").write_bytes(orjson.dumps(collector.items))
         lateness = [max(0.0, (ts - f - 1000)) for ts, f in warnings]
@@ -624,6 +630,7 @@ def timers(bootstrap: str, flavour: str, tmp: Path, tickets: int, capacity: floa
             "rss_tracked_mib": rss1,
             "bytes_per_ticket": (rss1 - rss0) * 1024 * 1024 / tickets,
             "batch_duration_cumulative": batches,
+            "event_lag_cumulative": event_lag,
         }
     finally:
         if collector is not None:

@@ -273,6 +273,9 @@ class MemoryProducer:
             msg = self.broker.append(topic, partition, key, value, headers)
             self.reports.append((callback, None, msg))
 
+    def poll(self) -> None:
+        self.flush(0)
+
     def flush(self, timeout_s: float) -> int:
         self.flushes += 1
         if timeout_s > 0:

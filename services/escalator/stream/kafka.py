@@ -243,6 +243,11 @@ class KafkaProducer:
                 except BufferError:
                     continue
 
+    def poll(self) -> None:
+        # poll, not flush(0): a flush makes librdkafka send partial batches at once (linger.ms ignored); called at
+        # every step it would turn each batch into many small produce requests
+        self._producer.poll(0)
+
     def flush(self, timeout_s: float) -> int:
         remaining: int = self._producer.flush(timeout_s)
         return remaining

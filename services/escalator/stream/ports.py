@@ -119,9 +119,13 @@ class Producer(Protocol):
         on_delivery: DeliveryCallback | None = None,
     ) -> None: ...
 
+    def poll(self) -> None:
+        """Run the delivery callbacks of records delivered (or failed) so far; never waits, never hurries a send."""
+        ...
+
     def flush(self, timeout_s: float) -> int:
-        """Wait until every produced record is delivered or failed (callbacks run here); returns how many are
-        still pending when the timeout expired."""
+        """Send now and wait until every produced record is delivered or failed (callbacks run here); returns how
+        many are still pending when the timeout expired."""
         ...
 
     def close(self) -> None: ...

@@ -61,6 +61,7 @@ from .tickets import TicketPartition
 __all__ = ["BatchStats", "NullObserver", "Observer", "Runtime", "RuntimeConfig", "Topics"]
 
 log = logging.getLogger("escalator.worker")
+timers_log = logging.getLogger("escalator.timers")
 
 TICKETS = "tickets"
 WINDOWS = "incident-windows"
@@ -92,7 +93,7 @@ class RuntimeConfig:
     watermark_interval_ms: int = 200  # incident watermarks: at most this often per source partition ...
     watermark_repeat_ms: int = 1_000  # ... and at least this often (a restarted incident partition relearns them)
     lease_ms: int = 1_500  # a batch that took longer than this (or a frozen process) is dropped and re-validated
-    max_in_flight: int = 8  # batches whose outputs or state changes are not confirmed yet (then the loop waits)
+    max_in_flight: int = 64  # batches whose outputs or state changes are not confirmed yet (then the loop waits)
     stall_ms: int = 30_000
     flush_timeout_s: float = 30.0
     owner_url: str = ""
@@ -256,6 +257,7 @@ class Runtime:
             self._watch_recovery()
             if not records:
                 return
+        started = self.monotonic()
         stats = BatchStats(records=len(records))
         stage = _Stage()
         outputs: list[_Out] = []
@@ -299,10 +301,11 @@ class Runtime:
                     touched.add((self.topics.signals, q))
         if outputs and not self._send(outputs, stats, stage):
             return
+        busy = self.monotonic() - started  # the work on the records (no waiting for the broker in it)
         self._end_batch(stage, touched, stats)
         stats.seconds = self.monotonic() - self._consumed_at
         if stats.records >= 32:  # the cost per record, smoothed (sizes batches once caught up)
-            self._record_cost = 0.8 * self._record_cost + 0.2 * (stats.seconds / stats.records)
+            self._record_cost = 0.8 * self._record_cost + 0.2 * (busy / stats.records)
         self.observer.on_batch(stats)
 
     def _batch_size(self) -> int:
@@ -448,6 +451,17 @@ class Runtime:
                 self._check_backlog(p)
                 applied = self._applied_until(p, part)
             limit = _NEVER if applied is None else min(bound, applied)
+            if due is not None and due > limit and timers_log.isEnabledFor(logging.DEBUG):
+                timers_log.debug(
+                    "partition %d: a deadline due since %d ms waits: events applied up to %s, caught up at %s, "
+                    "position %s, high watermark %s",
+                    p,
+                    bound - due,
+                    part.applied_max_ms,
+                    self.caught_up_at.get(p),
+                    self.positions.get((self.topics.input, p)),
+                    self.consumer.highwater((self.topics.input, p)),
+                )
             purged = part.purged
             cmds = part.fire_due(limit, now)
             stats.purged += part.purged - purged
@@ -606,7 +620,7 @@ class Runtime:
         records are delivered."""
         if not self._stages:
             return
-        self.producer.flush(0)  # serves the delivery callbacks of whatever arrived; does not wait
+        self.producer.poll()  # the delivery callbacks of whatever arrived; does not wait
         self._retry()
         stages = self._stages
         progressed = True
@@ -623,7 +637,7 @@ class Runtime:
                     progressed = True
                 break  # the oldest stage not logged yet decides; later ones wait for it
             if progressed:
-                self.producer.flush(0)
+                self.producer.poll()
 
     def _log_changes(self, stage: _Stage) -> None:
         for change in stage.changes:
