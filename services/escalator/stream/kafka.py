@@ -206,7 +206,7 @@ class KafkaProducer:
             **client_config(settings),
             "acks": "all",
             "enable.idempotence": True,  # no duplicates, no reordering on retries (changelog order matters)
-            "linger.ms": 5,
+            "linger.ms": settings.linger_ms,
             "batch.num.messages": 10_000,
             "queue.buffering.max.messages": 1_000_000,
             "queue.buffering.max.kbytes": 1_048_576,
