@@ -61,6 +61,10 @@ bench: setup ## benchmarks (core throughput, simulate on the full ServiceNow log
 	$(PY) bench/simulate_bench.py
 
 
+bench-service: setup ## the live worker against raw loops and faust on the embedded broker: throughput, timers, recovery (~15 min)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) bench/service_bench.py
+
 schemas: setup ## regenerate schemas/ from the code
 	$(BIN)/escalator schemas write
 

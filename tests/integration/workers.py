@@ -183,6 +183,12 @@ class WorkerProcess:
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
 
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
     def log_tail(self, lines: int = 60) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
