@@ -557,6 +557,11 @@ def timers(bootstrap: str, flavour: str, tmp: Path, tickets: int, capacity: floa
         while w.metric("escalator_events_consumed_total{") < tickets:
             time.sleep(0.1)  # polling interval
         rss1 = rss_mib(w.proc.pid)
+        scrape = []
+        for _ in range(5):
+            t = time.perf_counter()
+            assert w.get("/metrics")
+            scrape.append(time.perf_counter() - t)
         # background load: synthetic lifecycles (the throughput phase's mix) re-timed to the moment they are sent, at
         # half the worker's measured capacity, until the window ends
         from confluent_kafka import Producer
@@ -570,7 +575,7 @@ def timers(bootstrap: str, flavour: str, tmp: Path, tickets: int, capacity: floa
             {
                 "bootstrap.servers": bootstrap,
                 "enable.idempotence": False,
-                "linger.ms": 5,
+                "linger.ms": 25,
                 "partitioner": "murmur2_random",
                 "queue.buffering.max.messages": 1_000_000,
             }
@@ -629,6 +634,7 @@ def timers(bootstrap: str, flavour: str, tmp: Path, tickets: int, capacity: floa
             "rss_idle_mib": rss0,
             "rss_tracked_mib": rss1,
             "bytes_per_ticket": (rss1 - rss0) * 1024 * 1024 / tickets,
+            "metrics_scrape_ms_median": statistics.median(scrape) * 1000,
             "batch_duration_cumulative": batches,
             "event_lag_cumulative": event_lag,
         }
@@ -642,10 +648,12 @@ def timers(bootstrap: str, flavour: str, tmp: Path, tickets: int, capacity: floa
 # --- recovery ---------------------------------------------------------------------------------------------------------
 
 
-def recovery(bootstrap: str, flavour: str, tmp: Path, tickets: int) -> dict[str, Any]:
-    print(f"recovery: {tickets:,} tickets, SIGKILL, restart (memory store: the whole changelog is read)", flush=True)
+def recovery(bootstrap: str, flavour: str, tmp: Path, tickets: int, store: str = "memory") -> dict[str, Any]:
+    """``tickets`` tickets ingested, SIGKILL, restart: with the memory store the whole changelog is read back; with
+    RocksDB on the same data directory only what came after the store's checkpoint."""
+    print(f"recovery: {tickets:,} tickets, SIGKILL, restart ({store} store)", flush=True)
     app_id = f"br-{uuid.uuid4().hex[:8]}"
-    w = Worker(bootstrap, flavour, tmp, store="memory", policy=TIMER_POLICY, app_id=app_id)
+    w = Worker(bootstrap, flavour, tmp, store=store, policy=TIMER_POLICY, app_id=app_id)
     names = w.create_topics()
     try:
         w.start()
@@ -675,7 +683,7 @@ def recovery(bootstrap: str, flavour: str, tmp: Path, tickets: int) -> dict[str,
         while time.time() * 1000 < due_at + 1000:
             time.sleep(0.05)  # the deadline passes while no worker runs
         collector = OutputCollector(bootstrap, w.topics["notifications"])
-        restarted = Worker(bootstrap, flavour, tmp, store="memory", policy=TIMER_POLICY, app_id=app_id)
+        restarted = Worker(bootstrap, flavour, tmp, store=store, policy=TIMER_POLICY, app_id=app_id)
         t0 = time.monotonic()
         restarted.start()
         ready_s = restarted.wait_ready(timeout=600)
@@ -689,6 +697,7 @@ def recovery(bootstrap: str, flavour: str, tmp: Path, tickets: int) -> dict[str,
             collector.close()
             restarted.stop()
         return {
+            "store": store,
             "tickets": tickets,
             "ingest_seconds": ingest_s,
             "ingest_events_per_s": tickets / ingest_s,
@@ -714,7 +723,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--timer-tickets", type=int, default=100_000)
     parser.add_argument("--recovery-tickets", type=int, default=1_000_000)
-    parser.add_argument("--only", default="throughput,timers,recovery")
+    parser.add_argument("--only", default="throughput,timers,recovery,recovery-rocksdb")
     parser.add_argument("--kinds", default="", help="throughput contenders to run (default: all)")
     parser.add_argument("--capacity", type=float, help="worker events/s for the timer phase (default: measured)")
     parser.add_argument("--work-dir", help="keep logs here (default: a temporary directory)")
@@ -759,6 +768,11 @@ def main() -> int:
         if "recovery" in only:
             result["recovery"] = recovery(broker.bootstrap, broker.flavour, tmp, args.recovery_tickets)
             print(f"  {json.dumps(result['recovery'])}", flush=True)
+        if "recovery-rocksdb" in only:
+            result["recovery_rocksdb"] = recovery(
+                broker.bootstrap, broker.flavour, tmp, args.recovery_tickets, store="rocksdb"
+            )
+            print(f"  {json.dumps(result['recovery_rocksdb'])}", flush=True)
     out = Path(args.result)
     out.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(out.read_text()) if out.exists() else {}

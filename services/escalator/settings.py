@@ -98,7 +98,16 @@ class Settings(BaseSettings):
     max_poll_interval_seconds: float = Field(
         default=300.0, gt=0, description="Longest a worker may take between two polls (recovery included)."
     )
-    fetch_max_wait_ms: int = Field(default=100, ge=0, le=10_000, description="Longest a fetch waits for data.")
+    fetch_max_wait_ms: int = Field(
+        default=100, ge=0, le=10_000, description="Longest a fetch waits for fetch_min_bytes of data."
+    )
+    fetch_min_bytes: int = Field(
+        default=1,
+        ge=1,
+        le=10_000_000,
+        description="A fetch answers once this much data is there (or after fetch_max_wait_ms): larger values mean "
+        "fewer, fuller fetches and less broker load, at up to fetch_max_wait_ms more delay.",
+    )
     linger_ms: int = Field(
         default=25,
         ge=0,

@@ -139,6 +139,7 @@ class MemoryGroupConsumer:
         self._topics: list[str] = []
         self._pending: list[tuple[int, list[TP]]] = []
         self._lost = False
+        self._revoking = False
         self.assignment: list[TP] = []
         self.positions: dict[TP, int] = {}
         self.paused: set[TP] = set()
@@ -161,7 +162,11 @@ class MemoryGroupConsumer:
             generation, parts = self._pending.pop(0)
             if self.assignment:
                 old, self.assignment = self.assignment, []
-                self._listener.revoked(old, False)
+                self._revoking = True  # like Kafka: a member may still commit while it gives partitions back
+                try:
+                    self._listener.revoked(old, False)
+                finally:
+                    self._revoking = False
             self.positions.clear()
             self.fetched.clear()
             self.paused.clear()
@@ -191,7 +196,7 @@ class MemoryGroupConsumer:
         return out
 
     def commit(self, offsets: Mapping[TP, int], *, wait: bool = False) -> None:
-        if self._lost or self._generation != self._g.generation:
+        if self._lost or (self._generation != self._g.generation and not self._revoking):
             return  # a commit from an old generation is refused by the coordinator
         self.commits.append(dict(offsets))
         self._g.committed.update(offsets)

@@ -97,6 +97,7 @@ class KafkaGroupConsumer:
             "heartbeat.interval.ms": int(settings.heartbeat_interval_seconds * 1000),
             "max.poll.interval.ms": int(settings.max_poll_interval_seconds * 1000),
             "fetch.wait.max.ms": settings.fetch_max_wait_ms,
+            "fetch.min.bytes": settings.fetch_min_bytes,
             "partition.assignment.strategy": "range",  # input partition i and signal partition i go together
             "isolation.level": "read_uncommitted",  # nothing here is transactional
             "on_commit": self._committed_cb,
