@@ -530,9 +530,9 @@ class Runtime:
         self._stages = [stage for stage in self._stages if stage.closed]  # this batch's stage ends here
         self._settle_deliveries()  # what earlier batches produced is in place before we read the changelogs
         for p in list(self.tickets):
-            self._revalidate_tickets(p)
+            self._revalidate(TICKETS, p)
         for q in list(self.incidents):
-            self._revalidate_windows(q)
+            self._revalidate(WINDOWS, q)
 
     def _enqueue(self, out: _Out, stage: _Stage | None, landed: list[int] | None) -> None:
         """Produce one record for ``stage`` (counted until delivered); a failed delivery is produced again by
@@ -676,10 +676,7 @@ class Runtime:
                 claim.expected,
             )
             self.observer.on_fence("gap")
-            if is_tickets:
-                self._revalidate_tickets(change.partition)
-            else:
-                self._revalidate_windows(change.partition)
+            self._revalidate(TICKETS if is_tickets else WINDOWS, change.partition)
         commits = {tp: o for tp, o in stage.commits.items() if self._committable(tp) and self.committed.get(tp) != o}
         if commits:
             self.consumer.commit(commits)
@@ -707,9 +704,9 @@ class Runtime:
         self.committed = self.consumer.committed(partitions)
         for topic, p in sorted(partitions):
             if topic == self.topics.input:
-                self._take_tickets(p)
+                self._take(TICKETS, p)
             elif topic == self.topics.signals:
-                self._take_windows(p)
+                self._take(WINDOWS, p)
         for key in list(self._parked):
             self._parked.pop(key).close()  # stores of partitions that went to other workers
         self._publish_owners()
@@ -754,24 +751,30 @@ class Runtime:
     def _store(self, kind: str, p: int) -> PartitionStore:
         return self._parked.pop((kind, p), None) or self.stores(kind, p)
 
-    def _take_tickets(self, p: int) -> None:
-        store = self._store(TICKETS, p)
-        if not self._claim((self.topics.tickets_changelog, p), store):
-            self._release(p, store)
-            return
-        part = TicketPartition(
-            p, store, self.policy, lateness_ms=self.config.lateness_ms, retention_ms=self.config.retention_ms
-        )
-        part.rebuild()
-        self.tickets[p] = part
+    def _changelog(self, kind: str, p: int) -> TP:
+        return (self.topics.tickets_changelog if kind == TICKETS else self.topics.windows_changelog, p)
 
-    def _take_windows(self, q: int) -> None:
-        store = self._store(WINDOWS, q)
-        if not self._claim((self.topics.windows_changelog, q), store):
-            self._parked[(WINDOWS, q)] = store
-            self.consumer.pause([(self.topics.signals, q)])
-            return
-        self.incidents[q] = IncidentPartition(q, store, self.policy, self.config.partitions)
+    def _consumed(self, kind: str, p: int) -> TP:
+        return (self.topics.input if kind == TICKETS else self.topics.signals, p)
+
+    def _take(self, kind: str, p: int) -> None:
+        """Recover and claim a newly assigned partition, or release it when another owner's claim holds."""
+        store = self._store(kind, p)
+        if self._claim(self._changelog(kind, p), store):
+            self._open(kind, p, store)
+        else:
+            self._release(kind, p, store)
+
+    def _open(self, kind: str, p: int, store: PartitionStore) -> None:
+        """Start processing partition ``p`` from its recovered and claimed ``store``."""
+        if kind == TICKETS:
+            part = TicketPartition(
+                p, store, self.policy, lateness_ms=self.config.lateness_ms, retention_ms=self.config.retention_ms
+            )
+            part.rebuild()
+            self.tickets[p] = part
+        else:
+            self.incidents[p] = IncidentPartition(p, store, self.policy, self.config.partitions)
 
     def _claim(self, tp: TP, store: PartitionStore) -> bool:
         """Recover ``store`` from changelog partition ``tp`` and append our ownership marker right after what we
@@ -821,13 +824,14 @@ class Runtime:
                 return False
         return False
 
-    def _release(self, p: int, store: PartitionStore) -> None:
+    def _release(self, kind: str, p: int, store: PartitionStore) -> None:
         """Another owner's claim holds: stop processing ``p`` until the group assigns it again."""
-        self.released.add(p)
-        self._parked[(TICKETS, p)] = store
-        self.consumer.pause([(self.topics.input, p)])
+        if kind == TICKETS:
+            self.released.add(p)
+        self._parked[(kind, p)] = store
+        self.consumer.pause([self._consumed(kind, p)])
         self.observer.on_fence("released")
-        log.warning("partition %d is owned by another worker now; paused until the next rebalance", p)
+        log.warning("%s partition %d is owned by another worker now; paused until the next rebalance", kind, p)
         if self.generation < 0:
             self.consumer.rejoin()
 
@@ -838,34 +842,22 @@ class Runtime:
             stage.changes = [c for c in stage.changes if c.owner is not owner]
             stage.commits.pop(consumed, None)
 
-    def _revalidate_tickets(self, p: int) -> None:
-        part = self.tickets.pop(p)
-        part.discard()
-        self._forget_pending((self.topics.input, p), part)
-        tp = (self.topics.tickets_changelog, p)
-        if self._still_ours(tp, part.store):
-            self._claims[tp].expected = part.store.checkpoint().offset
-            fresh = TicketPartition(
-                p, part.store, self.policy, lateness_ms=self.config.lateness_ms, retention_ms=self.config.retention_ms
-            )
-            fresh.rebuild()
-            self.tickets[p] = fresh
-            self._rewind((self.topics.input, p))
-            return
-        self._release(p, part.store)
-
-    def _revalidate_windows(self, q: int) -> None:
-        ipart = self.incidents.pop(q)
-        ipart.discard()
-        self._forget_pending((self.topics.signals, q), ipart)
-        tp = (self.topics.windows_changelog, q)
-        if self._still_ours(tp, ipart.store):
-            self._claims[tp].expected = ipart.store.checkpoint().offset
-            self.incidents[q] = IncidentPartition(q, ipart.store, self.policy, self.config.partitions)
-            self._rewind((self.topics.signals, q))
-            return
-        self._parked[(WINDOWS, q)] = ipart.store
-        self.consumer.pause([(self.topics.signals, q)])
+    def _revalidate(self, kind: str, p: int) -> None:
+        """Forget what partition ``p`` has not stored, read its changelog from the store's checkpoint, and go on from
+        the committed offset if our claim still holds; else release the partition."""
+        table: dict[int, TicketPartition] | dict[int, IncidentPartition]
+        table = self.tickets if kind == TICKETS else self.incidents
+        owner = table.pop(p)
+        owner.discard()
+        consumed = self._consumed(kind, p)
+        self._forget_pending(consumed, owner)
+        tp = self._changelog(kind, p)
+        if self._still_ours(tp, owner.store):
+            self._claims[tp].expected = owner.store.checkpoint().offset
+            self._open(kind, p, owner.store)
+            self._rewind(consumed)
+        else:
+            self._release(kind, p, owner.store)
 
     def _still_ours(self, tp: TP, store: PartitionStore) -> bool:
         """Read changelog partition ``tp`` from the store's checkpoint: True if our claim still holds, or if the claim
