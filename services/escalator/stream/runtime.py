@@ -170,18 +170,32 @@ class _StageChanges:
     owner: TicketPartition | IncidentPartition
     seq: int  # the owner's snapshot number
     changes: list[tuple[str, bytes | None]]
-    landed: list[int] = field(default_factory=list)  # offsets the records landed at
 
 
 @dataclass(slots=True)
 class _Stage:
-    """One batch from its first output to the commit of its offsets."""
+    """One batch from its first output to the commit of its offsets; also the delivery callback of its records
+    (one bound method for all of them: no closure per record)."""
 
     changes: list[_StageChanges] = field(default_factory=list)
     commits: dict[TP, int] = field(default_factory=dict)
+    outputs: list[_Out] = field(default_factory=list)  # produced, kept until delivered (to produce them again)
+    records: list[_Out] = field(default_factory=list)  # its changelog records, once produced
+    landed: dict[TP, list[int]] = field(default_factory=dict)  # changelog partition -> offsets its records got
     pending: int = 0  # records produced and not yet delivered (outputs, then changelog records)
+    failed: int = 0  # deliveries that failed since the records were (re)produced
     logged: bool = False  # its changelog records are produced (its outputs were all delivered)
     closed: bool = False  # the batch is over: its changes and commits are known
+
+    def delivered(self, err: object, msg: Message) -> None:
+        if err is not None:
+            self.failed += 1
+            return
+        self.pending -= 1
+        if self.logged:
+            landed = self.landed.get((msg.topic() or "", msg.partition() or 0))
+            if landed is not None:
+                landed.append(msg.offset() or 0)
 
 
 class Runtime:
@@ -233,7 +247,6 @@ class Runtime:
         self._consumed_at = monotonic()
         self._record_cost = 100e-6  # seconds per record, measured as batches go by
         self._stages: list[_Stage] = []  # batches in flight, oldest first
-        self._failed: list[tuple[_Out, _Stage | None, list[int] | None]] = []  # deliveries to produce again
         self._retries = 0
         self._incidents_on = bool(policy.incidents)
         self._version = policy.version
@@ -510,10 +523,14 @@ class Runtime:
             self._stages.append(stage)
         produced = self.now_ms()
         stats.produced_ms = produced
+        produce = self.producer.produce
+        callback = stage.delivered
         for out in outputs:
-            self._enqueue(out, stage, None)
+            produce(out.topic, out.value, out.key, out.headers, out.partition, callback)
             if out.fired_ms is not None:
                 stats.timer_lateness_ms.append(produced - out.fired_ms)
+        stage.pending += len(outputs)
+        stage.outputs.extend(outputs)
         outputs.clear()
         return True
 
@@ -534,54 +551,66 @@ class Runtime:
         for q in list(self.incidents):
             self._revalidate(WINDOWS, q)
 
-    def _enqueue(self, out: _Out, stage: _Stage | None, landed: list[int] | None) -> None:
-        """Produce one record for ``stage`` (counted until delivered); a failed delivery is produced again by
-        :meth:`_retry`; ``landed`` collects the offset it landed at."""
-        failed = self._failed
-        if stage is not None:
-            stage.pending += 1
-
-        def delivered(err: object, msg: Message) -> None:
-            if err is not None:
-                failed.append((out, stage, landed))
-                return
-            if landed is not None:
-                landed.append(msg.offset() or 0)
-            if stage is not None:
-                stage.pending -= 1
-
-        self.producer.produce(out.topic, out.value, out.key, out.headers, out.partition, delivered)
+    def _produce_stage(self, stage: _Stage, records: list[_Out]) -> None:
+        produce = self.producer.produce
+        callback = stage.delivered
+        for out in records:
+            produce(out.topic, out.value, out.key, out.headers, out.partition, callback)
+        stage.pending += len(records)
 
     def _retry(self) -> None:
-        """Produce failed deliveries again (their stages keep counting them), with a growing pause."""
-        if not self._failed:
+        """Produce again the records of every stage a delivery failed in (all of them: a delivery report does not
+        say which record it was; outputs are idempotent, and changelog records landing twice are a gap that the
+        partition's re-validation reads back), with a growing pause."""
+        failed = [stage for stage in self._stages if stage.failed]
+        if not failed:
             return
-        again, self._failed = self._failed, []
         self._retries += 1
-        log.warning("%d deliveries failed; producing them again (attempt %d)", len(again), self._retries)
+        log.warning(
+            "%d deliveries failed; producing them again (attempt %d)", sum(st.failed for st in failed), self._retries
+        )
         if self.stop.is_set() and self._retries > 3:
-            raise FlushAborted(f"stopping with {len(again)} undelivered records; they are not committed")
+            raise FlushAborted("stopping with undelivered records; they are not committed")
         self.stop.wait(min(5.0, 0.05 * 2**self._retries))
-        for out, stage, landed in again:
-            if stage is not None:
-                stage.pending -= 1  # counted again by _enqueue
-            self._enqueue(out, stage, landed)
+        for stage in failed:
+            stage.failed = 0
+            stage.pending = 0
+            if stage.logged:
+                for landed in stage.landed.values():
+                    landed.clear()
+                self._produce_stage(stage, stage.records)
+            else:
+                self._produce_stage(stage, stage.outputs)
 
     def _settle_deliveries(self) -> None:
         """Wait until everything produced is delivered (failed deliveries produced again)."""
         while True:
             self._flush()
-            if not self._failed:
+            if not any(stage.failed for stage in self._stages):
                 self._retries = 0
                 return
             self._retry()
 
-    def _deliver(self, records: list[_Out], landed: dict[TP, list[int]] | None = None) -> None:
-        """Produce ``records`` and wait until every one is delivered (claims, the owners directory); with ``landed``,
-        collect each delivered record's offset under its (topic, partition)."""
-        for out in records:
-            self._enqueue(out, None, None if landed is None else landed[(out.topic, out.partition or 0)])
-        self._settle_deliveries()
+    def _deliver(self, records: list[_Out]) -> dict[TP, list[int]]:
+        """Produce ``records`` and wait until every one is delivered (claims, the owners directory); returns where
+        they landed, by (topic, partition)."""
+        stage = _Stage(logged=True, closed=True)
+        stage.records = records
+        stage.landed = {(out.topic, out.partition or 0): [] for out in records}
+        self._produce_stage(stage, records)
+        while True:
+            self._flush()
+            if not stage.failed:
+                return stage.landed
+            self._retries += 1
+            log.warning("%d deliveries failed; producing them again", stage.failed)
+            if self.stop.is_set() and self._retries > 3:
+                raise FlushAborted("stopping with undelivered records")
+            self.stop.wait(min(5.0, 0.05 * 2**self._retries))
+            stage.failed = stage.pending = 0
+            for landed in stage.landed.values():
+                landed.clear()
+            self._produce_stage(stage, records)
 
     def _flush(self) -> None:
         while self.producer.flush(self.config.flush_timeout_s) > 0:
@@ -640,12 +669,17 @@ class Runtime:
                 self.producer.poll()
 
     def _log_changes(self, stage: _Stage) -> None:
+        records: list[_Out] = []
         for change in stage.changes:
             claim = self._claims[(change.topic, change.partition)]
             headers = [(H_WRITER, claim.writer.encode())]
+            stage.landed[(change.topic, change.partition)] = []
             for key, value in change.changes:
-                self._enqueue(_Out(change.topic, key.encode(), value, headers, change.partition), stage, change.landed)
+                records.append(_Out(change.topic, key.encode(), value, headers, change.partition))
+        stage.outputs = []  # delivered: nothing to produce again
+        stage.records = records
         stage.logged = True
+        self._produce_stage(stage, records)
 
     def _drain(self) -> None:
         """Store and commit every batch in flight (before a revocation or a stop)."""
@@ -663,16 +697,17 @@ class Runtime:
             if current is not change.owner:
                 continue  # re-validated or released since
             claim = self._claims[tp]
-            if contiguous(claim.expected, change.landed):
-                claim.expected += len(change.landed)
+            landed = stage.landed.get(tp, [])
+            if contiguous(claim.expected, landed):
+                claim.expected += len(landed)
                 change.owner.stored(change.seq, Checkpoint(claim.expected, change.owner.store.checkpoint().marker))
                 continue
             log.warning(
                 "changelog %s[%d]: records landed at %s..%s, expected from %d: another writer; re-validating",
                 change.topic,
                 change.partition,
-                min(change.landed),
-                max(change.landed),
+                min(landed, default=-1),
+                max(landed, default=-1),
                 claim.expected,
             )
             self.observer.on_fence("gap")
@@ -798,9 +833,7 @@ class Runtime:
             seen = -1 if checkpoint.marker is None else checkpoint.marker.offset
             writer = new_writer_id(tp[1], generation)
             key, value, headers = marker_record(writer, generation, seen, self.config.owner_url)
-            landed: dict[TP, list[int]] = {tp: []}
-            self._deliver([_Out(tp[0], key, value, headers, tp[1])], landed)
-            (offset,) = landed[tp]
+            (offset,) = self._deliver([_Out(tp[0], key, value, headers, tp[1])])[tp]
             if offset == checkpoint.offset:
                 marker = Marker(offset, writer, generation, seen)
                 store.write([], Checkpoint(offset + 1, marker))
