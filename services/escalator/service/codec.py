@@ -1,53 +1,12 @@
-"""Wire helpers of the service: table values, tick messages, output and dead-letter headers. Pure."""
+"""Wire helpers of the service: output and dead-letter headers. Pure (store values: ``escalator.stream.codec``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 
-import orjson
+from ..core import DecodeError, Emit
 
-from ..core import DecodeError, Emit, TicketState
-
-__all__ = [
-    "decode_table_value",
-    "decode_tick",
-    "dlq_headers",
-    "encode_table_value",
-    "encode_tick",
-    "headers_dict",
-    "output_headers",
-    "table_json",
-]
-
-TABLE_FORMAT = 1
-
-
-def encode_table_value(partition: int, state: TicketState) -> bytes:
-    """Ticket state plus the partition it lives on (the rebuild of the deadline index filters by it)."""
-    return orjson.dumps({"f": TABLE_FORMAT, "p": partition, "s": state.to_dict()})
-
-
-def table_json(raw: Any) -> Any:
-    """A table value as JSON data: the memory store hands back the bytes written, the RocksDB store hands them
-    back already JSON-decoded."""
-    return orjson.loads(raw) if isinstance(raw, (bytes, bytearray, memoryview, str)) else raw
-
-
-def decode_table_value(raw: bytes | str | Mapping[str, Any]) -> tuple[int, TicketState]:
-    doc = table_json(raw)
-    if doc.get("f") != TABLE_FORMAT:
-        raise ValueError(f"unsupported table value format {doc.get('f')!r}")
-    return int(doc["p"]), TicketState.from_dict(doc["s"])
-
-
-def encode_tick(ticket: str, wake_ms: int) -> bytes:
-    return orjson.dumps({"ticket": ticket, "wake_ms": wake_ms})
-
-
-def decode_tick(raw: bytes) -> tuple[str, int]:
-    doc = orjson.loads(raw)
-    return str(doc["ticket"]), int(doc["wake_ms"])
+__all__ = ["dlq_headers", "headers_dict", "output_headers"]
 
 
 def headers_dict(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None) -> dict[str, bytes]:

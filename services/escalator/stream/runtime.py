@@ -230,9 +230,7 @@ class Runtime:
         self.stop = threading.Event()
         self.tickets: dict[int, TicketPartition] = {}
         self.incidents: dict[int, IncidentPartition] = {}
-        self.released: set[int] = set()  # input partitions assigned to us that another owner has claimed since
         self.ready = False
-        self.joined = False
         self.rejoins = 0
         self.unready_since = monotonic()
         self.generation = -1
@@ -240,7 +238,6 @@ class Runtime:
         self.lag: dict[int, int] = {}  # input partition -> records not yet processed (as of the last poll)
         self.committed: dict[TP, int] = {}
         self.caught_up_at: dict[int, int] = {}  # input partition -> wall instant at which no backlog was found
-        self._queried_at: dict[int, int] = {}
         self._claims: dict[TP, _Claim] = {}  # changelog partition -> our claim
         self._parked: dict[tuple[str, int], PartitionStore] = {}
         self._wm_sent: dict[int, tuple[int, int]] = {}  # source partition -> (watermark, sent at)
@@ -519,8 +516,8 @@ class Runtime:
         if self._frozen():
             self._thaw()
             return False
-        if not stage.pending and stage not in self._stages:
-            self._stages.append(stage)
+        if not self._stages or self._stages[-1] is not stage:
+            self._stages.append(stage)  # the batch being processed is always the newest stage
         produced = self.now_ms()
         stats.produced_ms = produced
         produce = self.producer.produce
@@ -638,7 +635,7 @@ class Runtime:
                 position = self.incidents[tp[1]].commit_offset(position)
             stage.commits[tp] = position
         stage.closed = True
-        if (stage.changes or stage.commits) and stage not in self._stages:
+        if (stage.changes or stage.commits) and (not self._stages or self._stages[-1] is not stage):
             self._stages.append(stage)
         if len(self._stages) > self.config.max_in_flight:
             self._settle_deliveries()
@@ -730,10 +727,7 @@ class Runtime:
         ``consume``)."""
         started = self.monotonic()
         self.generation = self.consumer.generation()
-        self.joined = True
-        self.released.clear()
         self.caught_up_at.clear()
-        self._queried_at.clear()
         self._wm_sent.clear()
         self.positions.clear()
         self.committed = self.consumer.committed(partitions)
@@ -859,8 +853,6 @@ class Runtime:
 
     def _release(self, kind: str, p: int, store: PartitionStore) -> None:
         """Another owner's claim holds: stop processing ``p`` until the group assigns it again."""
-        if kind == TICKETS:
-            self.released.add(p)
         self._parked[(kind, p)] = store
         self.consumer.pause([self._consumed(kind, p)])
         self.observer.on_fence("released")
