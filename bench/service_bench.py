@@ -712,6 +712,24 @@ def recovery(bootstrap: str, flavour: str, tmp: Path, tickets: int, store: str =
         delete_topics(bootstrap, names)
 
 
+def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of every number over the runs (nested dicts too), with the runs themselves under ``runs``."""
+
+    def merge(values: list[Any]) -> Any:
+        first = values[0]
+        if isinstance(first, dict):
+            return {k: merge([v[k] for v in values if k in v]) for k in first}
+        if isinstance(first, int | float) and not isinstance(first, bool):
+            return statistics.median(values)
+        return first
+
+    for run in runs:
+        print(f"  {json.dumps({k: v for k, v in run.items() if 'cumulative' not in k})}", flush=True)
+    out: dict[str, Any] = merge(runs)
+    out["runs"] = runs
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--child")
@@ -763,16 +781,21 @@ def main() -> int:
         if "timers" in only:
             if capacity is None:
                 capacity = 10_000.0
-            result["timers"] = timers(broker.bootstrap, broker.flavour, tmp, args.timer_tickets, capacity)
-            print(f"  {json.dumps(result['timers'])}", flush=True)
-        if "recovery" in only:
-            result["recovery"] = recovery(broker.bootstrap, broker.flavour, tmp, args.recovery_tickets)
-            print(f"  {json.dumps(result['recovery'])}", flush=True)
-        if "recovery-rocksdb" in only:
-            result["recovery_rocksdb"] = recovery(
-                broker.bootstrap, broker.flavour, tmp, args.recovery_tickets, store="rocksdb"
+            load = capacity
+            result["timers"] = medians(
+                [timers(broker.bootstrap, broker.flavour, tmp, args.timer_tickets, load) for _ in range(args.repeat)]
             )
-            print(f"  {json.dumps(result['recovery_rocksdb'])}", flush=True)
+        if "recovery" in only:
+            result["recovery"] = medians(
+                [recovery(broker.bootstrap, broker.flavour, tmp, args.recovery_tickets) for _ in range(args.repeat)]
+            )
+        if "recovery-rocksdb" in only:
+            result["recovery_rocksdb"] = medians(
+                [
+                    recovery(broker.bootstrap, broker.flavour, tmp, args.recovery_tickets, store="rocksdb")
+                    for _ in range(args.repeat)
+                ]
+            )
     out = Path(args.result)
     out.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(out.read_text()) if out.exists() else {}
