@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(BIN)/escalator: pyproject.toml
+$(BIN)/escalator: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
@@ -52,9 +52,10 @@ soak: setup ## flakiness budget: restart + failover tests SOAK_RUNS times in a r
 	  else echo "run $$i: FAIL" | tee -a $$out; cat /tmp/escalator-soak.log; exit 1; fi; \
 	done; echo "$(SOAK_RUNS) runs in a row passed ($$(date -u +%FT%TZ), broker: $${KAFKA_BOOTSTRAP_SERVERS:-embedded Tansu})" | tee -a $$out
 
-test: lint typecheck ## everything CI runs: lint, types, the whole test suite
+test: lint typecheck ## everything CI runs: lint, types, the whole test suite (compiled core), the unit tests again on the plain core
 	$(BIN)/escalator schemas check
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+	ESCALATOR_PURE_PYTHON=1 $(BIN)/pytest tests/unit -q -p no:randomly $(PYTEST_ARGS)
 
 bench: setup ## benchmarks (core throughput, simulate on the full ServiceNow log); results go to bench/results/
 	$(PY) bench/core_bench.py
@@ -70,3 +71,4 @@ schemas: setup ## regenerate schemas/ from the code
 
 clean: ## remove caches and build leftovers (keeps .venv)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist services/*.egg-info
+	find services -name '*.so' -delete  # the compiled core (make setup builds it again)

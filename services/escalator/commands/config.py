@@ -16,9 +16,12 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "docs":
         sys.stdout.write(render_docs())
         return 0
+    from ..build_info import core_build
+
     settings = Settings()
     for name, value in settings.model_dump().items():
         print(f"{name} = {value}")  # SecretStr values print as **********
+    print(f"# core: {core_build()} (ESCALATOR_PURE_PYTHON=1 selects the plain modules)")
     return 0
 
 

@@ -73,9 +73,11 @@ def run(args: argparse.Namespace) -> int:
         print("error: create the topics with `escalator topics create`", file=sys.stderr)
         return 2
     service = create_service(settings, WallClock(), CollectorRegistry(), policy=policy, ports=ports)
+    from ..build_info import core_build
+
     print(
         f"escalator worker: policy {settings.policy_file} (version {policy.version}), broker "
-        f"{settings.bootstrap_servers} ({settings.broker_flavour}), store {settings.store}, "
+        f"{settings.bootstrap_servers} ({settings.broker_flavour}), store {settings.store}, core {core_build()}, "
         f"http://{settings.web_host}:{settings.web_port}",
         file=sys.stderr,
         flush=True,
