@@ -22,6 +22,7 @@ COMPILED = [
     "services/escalator/core/state.py",
     "services/escalator/core/engine.py",
     "services/escalator/core/incidents.py",
+    "services/escalator/core/events.py",  # the decoder (its pydantic models live in envelopes.py, interpreted)
 ]
 
 

@@ -28,6 +28,7 @@ COMPILED_MODULES = (
     "escalator.core.state",
     "escalator.core.engine",
     "escalator.core.incidents",
+    "escalator.core.events",
 )
 _HERE = Path(__file__).resolve().parent
 

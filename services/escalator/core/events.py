@@ -1,4 +1,5 @@
-"""Event contract v1, input side: CloudEvents 1.0 ticket events, their pydantic models and a pure decoder.
+"""Event contract v1, input side: the pure decoder of CloudEvents 1.0 ticket events (their pydantic models are in
+:mod:`escalator.core.envelopes` and re-exported here).
 
 A record on ``ticket-events`` carries one CloudEvent in *structured* mode (the JSON envelope is the value) or in
 *binary* mode (``ce_*`` headers carry the attributes, the value is the ``data`` JSON). The record key, when present,
@@ -10,23 +11,49 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, get_args
+from typing import Any, Final, get_args
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import ValidationError
 
+from .envelopes import (
+    DATA_VALIDATORS,
+    ENVELOPES,
+    EVENT_TYPES,
+    MAX_EVENT_BYTES,
+    MAX_TEXT,
+    VALIDATORS,
+    CommentedData,
+    CreatedData,
+    DlqReason,
+    EscalationAcknowledgedData,
+    EscalationRequestedData,
+    EventData,
+    Priority,
+    RatedData,
+    Status,
+    StatusChangedData,
+    TicketChanges,
+    TicketEventEnvelope,
+    UpdatedData,
+    envelope_adapter,
+)
 from .timefmt import parse_rfc3339_ms
 
 __all__ = [
+    "ENVELOPES",
     "EVENT_TYPES",
     "MAX_EVENT_BYTES",
     "CommentedData",
     "CreatedData",
     "DecodeError",
+    "DlqReason",
     "EscalationAcknowledgedData",
     "EscalationRequestedData",
     "Event",
+    "Priority",
     "RatedData",
+    "Status",
     "StatusChangedData",
     "TicketChanges",
     "TicketEventEnvelope",
@@ -34,179 +61,6 @@ __all__ = [
     "decode_record",
     "event_from_envelope",
 ]
-
-MAX_EVENT_BYTES = 1_000_000
-Priority = Literal["low", "normal", "high", "urgent"]
-Status = Literal["new", "open", "pending", "on_hold", "solved", "closed"]
-FieldValue = str | int | float | bool
-NonEmpty = Annotated[str, Field(min_length=1, max_length=1024)]
-
-
-class _Data(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Requester(_Data):
-    id: NonEmpty
-    tier: Annotated[str, Field(min_length=1, max_length=100)] = "standard"
-
-
-class CreatedData(_Data):
-    priority: Priority
-    status: Status = "new"
-    requester: Requester
-    group: str | None = None
-    assignee: str | None = None
-    channel: str | None = None
-    tags: list[str] = Field(default_factory=list, max_length=500)
-    product: str | None = None
-    category: str | None = None
-    fields: dict[str, FieldValue] = Field(default_factory=dict)
-
-
-class TicketChanges(_Data):
-    """Attributes that changed; absent keys are unchanged. ``tags`` is the new full list; in ``fields`` a ``null``
-    value removes the field. ``group``/``assignee``/``product``/``category`` may be set to ``null``."""
-
-    priority: Priority | None = None
-    group: str | None = None
-    assignee: str | None = None
-    tags: list[str] | None = Field(default=None, max_length=500)
-    product: str | None = None
-    category: str | None = None
-    requester_tier: Annotated[str, Field(min_length=1, max_length=100)] | None = None
-    fields: dict[str, FieldValue | None] | None = None
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> TicketChanges:
-        if not self.model_fields_set:
-            raise ValueError("changes must name at least one attribute")
-        return self
-
-
-class UpdatedData(_Data):
-    changes: TicketChanges
-
-
-class CommentedData(_Data):
-    author: Literal["agent", "requester"]
-    public: bool = True
-
-
-class StatusChangedData(_Data):
-    status: Status
-
-
-class EscalationRequestedData(_Data):
-    reason: str | None = None
-    by: str | None = None
-
-
-class EscalationAcknowledgedData(_Data):
-    by: NonEmpty
-    escalation_id: str | None = None
-    level: int | None = Field(default=None, ge=1, le=99)
-
-
-class RatedData(_Data):
-    score: int = Field(ge=1, le=5)
-    comment: str | None = None
-
-
-class _Envelope(BaseModel):
-    # CloudEvents extension attributes are allowed (and ignored) on the envelope.
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    specversion: Literal["1.0"]
-    id: NonEmpty
-    source: NonEmpty
-    time: str = Field(
-        json_schema_extra={"format": "date-time"}, description="RFC 3339 timestamp with an offset (Z or +hh:mm)"
-    )
-    subject: NonEmpty = Field(description="The ticket id; equals the Kafka record key when one is present.")
-    datacontenttype: Literal["application/json"] | None = None
-    dataschema: str | None = None
-
-    @field_validator("time")
-    @classmethod
-    def _time(cls, v: str) -> str:
-        parse_rfc3339_ms(v)
-        return v
-
-
-class TicketCreated(_Envelope):
-    type: Literal["ticket.created"]
-    data: CreatedData
-
-
-class TicketUpdated(_Envelope):
-    type: Literal["ticket.updated"]
-    data: UpdatedData
-
-
-class TicketCommented(_Envelope):
-    type: Literal["ticket.commented"]
-    data: CommentedData
-
-
-class TicketStatusChanged(_Envelope):
-    type: Literal["ticket.status_changed"]
-    data: StatusChangedData
-
-
-class TicketEscalationRequested(_Envelope):
-    type: Literal["ticket.escalation_requested"]
-    data: EscalationRequestedData = Field(default_factory=EscalationRequestedData)
-
-
-class TicketEscalationAcknowledged(_Envelope):
-    type: Literal["ticket.escalation_acknowledged"]
-    data: EscalationAcknowledgedData
-
-
-class TicketRated(_Envelope):
-    type: Literal["ticket.rated"]
-    data: RatedData
-
-
-TicketEventEnvelope = Annotated[
-    TicketCreated
-    | TicketUpdated
-    | TicketCommented
-    | TicketStatusChanged
-    | TicketEscalationRequested
-    | TicketEscalationAcknowledged
-    | TicketRated,
-    Field(discriminator="type"),
-]
-ENVELOPES: dict[str, type[_Envelope]] = {
-    "ticket.created": TicketCreated,
-    "ticket.updated": TicketUpdated,
-    "ticket.commented": TicketCommented,
-    "ticket.status_changed": TicketStatusChanged,
-    "ticket.escalation_requested": TicketEscalationRequested,
-    "ticket.escalation_acknowledged": TicketEscalationAcknowledged,
-    "ticket.rated": TicketRated,
-}
-EVENT_TYPES = tuple(ENVELOPES)
-# The models' own validators, called directly (what ``model_validate`` does, without its per-call overhead).
-_VALIDATORS = {name: model.__pydantic_validator__ for name, model in ENVELOPES.items()}
-_MAX_TEXT = 1024  # NonEmpty's max_length
-_DATA_VALIDATORS = {
-    name: model.model_fields["data"].annotation.__pydantic_validator__  # type: ignore[union-attr]
-    for name, model in ENVELOPES.items()
-}
-_ADAPTER: TypeAdapter[Any] = TypeAdapter(TicketEventEnvelope)
-
-EventData = (
-    CreatedData
-    | UpdatedData
-    | CommentedData
-    | StatusChangedData
-    | EscalationRequestedData
-    | EscalationAcknowledgedData
-    | RatedData
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,23 +79,10 @@ class Event:
         return f"{self.source}\x1f{self.id}"
 
 
-#: Why a record was dead-lettered (``processing_error``: it decoded, but applying it failed -- a bug, isolated).
-DlqReason = Literal[
-    "oversize",
-    "invalid_json",
-    "not_an_object",
-    "unsupported_specversion",
-    "unknown_type",
-    "schema_violation",
-    "key_mismatch",
-    "processing_error",
-]
-
-
 class DecodeError(ValueError):
     """A record that is not a valid v1 ticket event. ``reason`` is one of :data:`DecodeError.REASONS`."""
 
-    REASONS: tuple[str, ...] = get_args(DlqReason)
+    REASONS: Final[tuple[str, ...]] = get_args(DlqReason)
 
     def __init__(self, reason: str, detail: str, event_id: str | None = None) -> None:
         assert reason in self.REASONS, reason
@@ -251,14 +92,14 @@ class DecodeError(ValueError):
         super().__init__(f"{reason}: {detail}")
 
 
-def event_from_envelope(env: _Envelope) -> Event:
+def event_from_envelope(env: Any) -> Event:
     return Event(
         id=env.id,
         source=env.source,
-        type=env.type,  # type: ignore[attr-defined]
+        type=env.type,
         time_ms=parse_rfc3339_ms(env.time),
         ticket_id=env.subject,
-        data=env.data,  # type: ignore[attr-defined]
+        data=env.data,
     )
 
 
@@ -358,7 +199,7 @@ def _document(
 
 def _model_event(doc: dict[str, Any], etype: str, event_id: str | None) -> Event:
     try:
-        env = _VALIDATORS[etype].validate_python(doc)
+        env = VALIDATORS[etype].validate_python(doc)
     except ValidationError as exc:
         raise DecodeError("schema_violation", _format_errors(exc), event_id) from None
     return event_from_envelope(env)
@@ -378,9 +219,9 @@ def _fast_event(doc: dict[str, Any], etype: str) -> Event | None:
         or type(source) is not str
         or type(subject) is not str
         or type(time_text) is not str
-        or not 0 < len(event_id) <= _MAX_TEXT
-        or not 0 < len(source) <= _MAX_TEXT
-        or not 0 < len(subject) <= _MAX_TEXT
+        or not 0 < len(event_id) <= MAX_TEXT
+        or not 0 < len(source) <= MAX_TEXT
+        or not 0 < len(subject) <= MAX_TEXT
         or "data" not in doc
     ):
         return None
@@ -392,7 +233,7 @@ def _fast_event(doc: dict[str, Any], etype: str) -> Event | None:
         return None
     try:
         time_ms = parse_rfc3339_ms(time_text)
-        data = _DATA_VALIDATORS[etype].validate_python(doc["data"])
+        data = DATA_VALIDATORS[etype].validate_python(doc["data"])
     except (ValueError, ValidationError):  # ValidationError is a ValueError; both named for clarity
         return None
     return Event(event_id, source, etype, time_ms, subject, data)
@@ -409,4 +250,4 @@ def _check_key(key: bytes, subject: str, event_id: str | None) -> None:
 
 def validate_envelope(doc: Mapping[str, Any]) -> Any:
     """Validate a JSON-ready mapping against the whole v1 union (used by tests and tooling)."""
-    return _ADAPTER.validate_python(doc)
+    return envelope_adapter.validate_python(doc)

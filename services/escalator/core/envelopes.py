@@ -1,0 +1,222 @@
+"""Event contract v1, input side: the pydantic models of the CloudEvents 1.0 ticket events (the definition of the
+contract and of its JSON Schemas). The decoder that applies them to Kafka records is :mod:`escalator.core.events`.
+
+Kept apart from the decoder so that the decoder can be compiled (mypyc compiles no pydantic models).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+
+from .timefmt import parse_rfc3339_ms
+
+__all__ = [
+    "DATA_VALIDATORS",
+    "ENVELOPES",
+    "EVENT_TYPES",
+    "MAX_EVENT_BYTES",
+    "MAX_TEXT",
+    "VALIDATORS",
+    "CommentedData",
+    "CreatedData",
+    "DlqReason",
+    "EscalationAcknowledgedData",
+    "EscalationRequestedData",
+    "EventData",
+    "Priority",
+    "RatedData",
+    "Status",
+    "StatusChangedData",
+    "TicketChanges",
+    "TicketEventEnvelope",
+    "UpdatedData",
+    "envelope_adapter",
+]
+
+MAX_EVENT_BYTES = 1_000_000
+Priority = Literal["low", "normal", "high", "urgent"]
+Status = Literal["new", "open", "pending", "on_hold", "solved", "closed"]
+FieldValue = str | int | float | bool
+NonEmpty = Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Requester(_Data):
+    id: NonEmpty
+    tier: Annotated[str, Field(min_length=1, max_length=100)] = "standard"
+
+
+class CreatedData(_Data):
+    priority: Priority
+    status: Status = "new"
+    requester: Requester
+    group: str | None = None
+    assignee: str | None = None
+    channel: str | None = None
+    tags: list[str] = Field(default_factory=list, max_length=500)
+    product: str | None = None
+    category: str | None = None
+    fields: dict[str, FieldValue] = Field(default_factory=dict)
+
+
+class TicketChanges(_Data):
+    """Attributes that changed; absent keys are unchanged. ``tags`` is the new full list; in ``fields`` a ``null``
+    value removes the field. ``group``/``assignee``/``product``/``category`` may be set to ``null``."""
+
+    priority: Priority | None = None
+    group: str | None = None
+    assignee: str | None = None
+    tags: list[str] | None = Field(default=None, max_length=500)
+    product: str | None = None
+    category: str | None = None
+    requester_tier: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    fields: dict[str, FieldValue | None] | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> TicketChanges:
+        if not self.model_fields_set:
+            raise ValueError("changes must name at least one attribute")
+        return self
+
+
+class UpdatedData(_Data):
+    changes: TicketChanges
+
+
+class CommentedData(_Data):
+    author: Literal["agent", "requester"]
+    public: bool = True
+
+
+class StatusChangedData(_Data):
+    status: Status
+
+
+class EscalationRequestedData(_Data):
+    reason: str | None = None
+    by: str | None = None
+
+
+class EscalationAcknowledgedData(_Data):
+    by: NonEmpty
+    escalation_id: str | None = None
+    level: int | None = Field(default=None, ge=1, le=99)
+
+
+class RatedData(_Data):
+    score: int = Field(ge=1, le=5)
+    comment: str | None = None
+
+
+class _Envelope(BaseModel):
+    # CloudEvents extension attributes are allowed (and ignored) on the envelope.
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    specversion: Literal["1.0"]
+    id: NonEmpty
+    source: NonEmpty
+    time: str = Field(
+        json_schema_extra={"format": "date-time"}, description="RFC 3339 timestamp with an offset (Z or +hh:mm)"
+    )
+    subject: NonEmpty = Field(description="The ticket id; equals the Kafka record key when one is present.")
+    datacontenttype: Literal["application/json"] | None = None
+    dataschema: str | None = None
+
+    @field_validator("time")
+    @classmethod
+    def _time(cls, v: str) -> str:
+        parse_rfc3339_ms(v)
+        return v
+
+
+class TicketCreated(_Envelope):
+    type: Literal["ticket.created"]
+    data: CreatedData
+
+
+class TicketUpdated(_Envelope):
+    type: Literal["ticket.updated"]
+    data: UpdatedData
+
+
+class TicketCommented(_Envelope):
+    type: Literal["ticket.commented"]
+    data: CommentedData
+
+
+class TicketStatusChanged(_Envelope):
+    type: Literal["ticket.status_changed"]
+    data: StatusChangedData
+
+
+class TicketEscalationRequested(_Envelope):
+    type: Literal["ticket.escalation_requested"]
+    data: EscalationRequestedData = Field(default_factory=EscalationRequestedData)
+
+
+class TicketEscalationAcknowledged(_Envelope):
+    type: Literal["ticket.escalation_acknowledged"]
+    data: EscalationAcknowledgedData
+
+
+class TicketRated(_Envelope):
+    type: Literal["ticket.rated"]
+    data: RatedData
+
+
+TicketEventEnvelope = Annotated[
+    TicketCreated
+    | TicketUpdated
+    | TicketCommented
+    | TicketStatusChanged
+    | TicketEscalationRequested
+    | TicketEscalationAcknowledged
+    | TicketRated,
+    Field(discriminator="type"),
+]
+ENVELOPES: dict[str, type[_Envelope]] = {
+    "ticket.created": TicketCreated,
+    "ticket.updated": TicketUpdated,
+    "ticket.commented": TicketCommented,
+    "ticket.status_changed": TicketStatusChanged,
+    "ticket.escalation_requested": TicketEscalationRequested,
+    "ticket.escalation_acknowledged": TicketEscalationAcknowledged,
+    "ticket.rated": TicketRated,
+}
+EVENT_TYPES = tuple(ENVELOPES)
+# The models' own validators, called directly (what ``model_validate`` does, without its per-call overhead).
+VALIDATORS = {name: model.__pydantic_validator__ for name, model in ENVELOPES.items()}
+MAX_TEXT = 1024  # NonEmpty's max_length
+DATA_VALIDATORS = {
+    name: model.model_fields["data"].annotation.__pydantic_validator__  # type: ignore[union-attr]
+    for name, model in ENVELOPES.items()
+}
+envelope_adapter: TypeAdapter[Any] = TypeAdapter(TicketEventEnvelope)
+
+EventData = (
+    CreatedData
+    | UpdatedData
+    | CommentedData
+    | StatusChangedData
+    | EscalationRequestedData
+    | EscalationAcknowledgedData
+    | RatedData
+)
+
+
+#: Why a record was dead-lettered (``processing_error``: it decoded, but applying it failed -- a bug, isolated).
+DlqReason = Literal[
+    "oversize",
+    "invalid_json",
+    "not_an_object",
+    "unsupported_specversion",
+    "unknown_type",
+    "schema_violation",
+    "key_mismatch",
+    "processing_error",
+]
