@@ -1,21 +1,28 @@
-"""Benchmark: the pure core's single-core throughput on generated, realistic ticket lifecycles.
+"""Benchmark: the pure core's single-core throughput on generated, realistic ticket lifecycles, both builds, against
+the wire.
 
-Measures, on one core and in one process:
-* decode: bytes -> validated Event (orjson + pydantic), events/s;
-* core: apply() per event plus advance() for every deadline that falls due (a heap of next deadlines, exactly what
-  the simulator and the worker's timer index do), events/s, with both example policies in play (24x7 and
-  Amsterdam office hours with holidays).
+In one run:
+* for the compiled core and for the plain Python one (``ESCALATOR_PURE_PYTHON=1``), each in its own process:
+  - decode: bytes -> validated Event (orjson + pydantic), events/s;
+  - core: apply() per event plus advance() for every deadline that falls due (a heap of next deadlines, exactly what
+    the simulator and the worker do), events/s, copy-on-write and in place, with both example policies in play
+    (24x7 and Amsterdam office hours with holidays);
+* the raw aiokafka consume -> produce loop of ``bench/service_bench.py`` on an embedded broker (or
+  KAFKA_BOOTSTRAP_SERVERS), the same number of events: what decode + core have to keep up with.
 
-Usage: python bench/core_bench.py [--tickets N] [--out bench/results/core.json]
+Usage: python bench/core_bench.py [--tickets N] [--no-wire] [--out bench/results/core.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import heapq
+import os
 import platform
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,19 +36,16 @@ from escalator.core import advance, apply, decode_record, load_policy_text, next
 from escalator.synth import lifecycle_events  # noqa: E402
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--tickets", type=int, default=20_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "core.json"))
-    args = parser.parse_args()
+def measure(tickets: int, repeat: int) -> dict[str, object]:
+    """Decode and core throughput of the core this process runs."""
+    from escalator.build_info import core_build
 
     policy = load_policy_text((ROOT / "examples" / "policy.yaml").read_text(), "examples/policy.yaml")
-    raw = [orjson.dumps(e) for e in lifecycle_events(args.tickets, seed=11)]
+    raw = [orjson.dumps(e) for e in lifecycle_events(tickets, seed=11)]
     n = len(raw)
 
     decode_times = []
-    for _ in range(args.repeat):
+    for _ in range(repeat):
         t0 = time.perf_counter()
         events = [decode_record(r) for r in raw]
         decode_times.append(time.perf_counter() - t0)
@@ -80,18 +84,15 @@ def main() -> int:
     core_times = []
     in_place_times = []
     commands = 0
-    for _ in range(args.repeat):
+    for _ in range(repeat):
         elapsed, commands = run_core(in_place=False)
         core_times.append(elapsed)
         in_place_times.append(run_core(in_place=True)[0])
 
     best_decode, best_core = min(decode_times), min(core_times)
-    result = {
-        "benchmark": "core",
-        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "python": platform.python_version(),
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "tickets": args.tickets,
+    return {
+        "build": core_build(),
+        "tickets": tickets,
         "events": n,
         "commands": commands,
         "decode_events_per_s": round(n / best_decode),
@@ -100,17 +101,84 @@ def main() -> int:
         "decode_plus_core_events_per_s": round(n / (best_decode + best_core)),
         "core_seconds_runs": [round(t, 3) for t in core_times],
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "target_core_events_per_s": 100_000,
     }
+
+
+def child(build: str, tickets: int, repeat: int) -> dict[str, object]:
+    env = {k: v for k, v in os.environ.items() if k != "ESCALATOR_PURE_PYTHON"}
+    if build == "pure-python":
+        env["ESCALATOR_PURE_PYTHON"] = "1"
+    cmd = [sys.executable, __file__, "--child", "--tickets", str(tickets), "--repeat", str(repeat)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True, timeout=1800)
+    return dict(orjson.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def raw_loop(events: int, tickets: int) -> float:
+    """The raw aiokafka consume -> produce loop on the same number of records (events/s, best of 3)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import uuid
+
+    import service_bench as sb
+
+    from escalator.broker.select import resolve_broker
+
+    records = sb.synth_records(tickets)[:events]
+    rates = []
+    with tempfile.TemporaryDirectory(prefix="core-bench-") as tmp, resolve_broker(log_dir=tmp) as broker:
+        for _ in range(3):
+            topic, out = f"cb-{uuid.uuid4().hex[:8]}", f"cbo-{uuid.uuid4().hex[:8]}"
+            sb.create_topics(broker.bootstrap, [topic, out])
+            try:
+                sb.produce(broker.bootstrap, topic, records)
+                res = sb.run_child("raw-aiokafka", broker.bootstrap, topic, out, len(records))
+                rates.append(res["events"] / res["seconds"])
+            finally:
+                sb.delete_topics(broker.bootstrap, [topic, out])
+    return max(rates)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tickets", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no-wire", action="store_true", help="skip the raw aiokafka loop (no broker)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "core.json"))
+    args = parser.parse_args()
+    if args.child:
+        print(orjson.dumps(measure(args.tickets, args.repeat)).decode(), flush=True)
+        return 0
+    builds = {b: child(b, args.tickets, args.repeat) for b in ("pure-python", "compiled")}
+    compiled, plain = builds["compiled"], builds["pure-python"]
+    result: dict[str, object] = {
+        "benchmark": "core",
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "builds": builds,
+        "compiled_over_pure": {
+            k: round(int(compiled[k]) / int(plain[k]), 2)  # type: ignore[call-overload]
+            for k in ("decode_events_per_s", "core_events_per_s", "core_in_place_events_per_s")
+        },
+    }
+    for b, r in builds.items():
+        print(
+            f"{b:12s} core {r['core_events_per_s']:,} events/s copy-on-write, {r['core_in_place_events_per_s']:,} in "
+            f"place; decode {r['decode_events_per_s']:,}; decode+core {r['decode_plus_core_events_per_s']:,} "
+            f"({r['events']:,} events, {r['tickets']:,} tickets)"
+        )
+    if compiled["build"] != "compiled":
+        print("(no compiled core is installed: both runs used the plain modules)")
+    if not args.no_wire:
+        raw = raw_loop(int(compiled["events"]), args.tickets)  # type: ignore[call-overload]
+        result["raw_aiokafka_events_per_s"] = round(raw)
+        result["decode_plus_core_over_raw"] = round(int(compiled["decode_plus_core_events_per_s"]) / raw, 2)  # type: ignore[call-overload]
+        ratio = result["decode_plus_core_over_raw"]
+        print(f"raw aiokafka consume->produce loop: {raw:,.0f} events/s; decode+core / raw: {ratio}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
-    print(
-        f"core: {result['core_events_per_s']:,} events/s copy-on-write, {result['core_in_place_events_per_s']:,} "
-        f"in place ({n:,} events, {args.tickets:,} tickets, {commands:,} commands); decode: "
-        f"{result['decode_events_per_s']:,} events/s; "
-        f"peak RSS {result['peak_rss_mib']} MiB -> {out}"
-    )
+    print(f"-> {out}")
     return 0
 
 
