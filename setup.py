@@ -50,7 +50,11 @@ def extensions() -> list[object]:
     except ImportError:
         print("escalator: mypyc is not available; using the pure-Python core", file=sys.stderr)
         return []
-    return list(mypycify(COMPILED, opt_level="3", debug_level="0", target_dir="build/mypyc"))
+    try:
+        return list(mypycify(COMPILED, opt_level="3", debug_level="0", target_dir="build/mypyc"))
+    except BaseException as exc:  # mypyc stops with SystemExit on a type error: the plain core still works
+        print(f"escalator: mypyc could not compile the core ({exc!r}); using the pure-Python core", file=sys.stderr)
+        return []
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
