@@ -23,6 +23,7 @@ COMPILED = [
     "services/escalator/core/engine.py",
     "services/escalator/core/incidents.py",
     "services/escalator/core/events.py",  # the decoder (its pydantic models live in envelopes.py, interpreted)
+    "services/escalator/core/outputs.py",  # the commands and output builders (models: output_models.py)
 ]
 
 

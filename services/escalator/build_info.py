@@ -29,6 +29,7 @@ COMPILED_MODULES = (
     "escalator.core.engine",
     "escalator.core.incidents",
     "escalator.core.events",
+    "escalator.core.outputs",
 )
 _HERE = Path(__file__).resolve().parent
 

@@ -1,0 +1,140 @@
+"""Event contract v1, output side: the pydantic models of the published events and of the dead-letter headers.
+They generate the JSON Schemas in ``schemas/``, and the tests validate every emitted event against them. The engine
+builds plain dicts (:mod:`escalator.core.outputs`, compiled); these models stay interpreted.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .envelopes import DlqReason
+
+__all__ = [
+    "DeadLetterHeaders",
+    "EscalationData",
+    "EscalationRaised",
+    "IncidentData",
+    "IncidentDetected",
+    "Metric",
+    "NotificationData",
+    "NotificationRequested",
+    "PolicyRef",
+    "Recipient",
+    "TicketSnapshot",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Recipient(_Model):
+    type: Literal["role", "team", "user", "group", "requester"]
+    id: str
+
+
+class PolicyRef(_Model):
+    id: str | None = Field(description="The matched policy's id (null for trigger escalations on unmatched tickets).")
+    version: str = Field(description="Content hash of the policy file that produced the event.")
+
+
+class TicketSnapshot(_Model):
+    priority: Literal["low", "normal", "high", "urgent"]
+    status: Literal["new", "open", "pending", "on_hold", "solved", "closed"]
+    group: str | None
+    assignee: str | None
+    requester_tier: str
+    tags: list[str]
+
+
+Metric = Literal["first_response", "next_reply", "periodic_update", "resolution"]
+
+
+class EscalationData(_Model):
+    escalation_id: str = Field(description="Equals the CloudEvent id; deterministic, so redelivery is harmless.")
+    ticket_id: str
+    level: int = Field(ge=1)
+    kind: Literal["automatic", "hierarchical", "functional"]
+    reason: Literal["sla_breach", "trigger", "requester_request", "incident"]
+    metric: Metric | None = Field(description="The SLA metric (reason sla_breach), else null.")
+    trigger: str | None = Field(description="The trigger id (reason trigger / requester_request), else null.")
+    cycle: int = Field(ge=1, description="Metric cycle, or the how-many-th firing of the trigger.")
+    threshold: str = Field(
+        description="Which threshold fired: esc:L2, esc:L3:r1 (repeat), ack1 (ack timeout), trigger, incident."
+    )
+    policy: PolicyRef
+    targets: list[Recipient]
+    due_at: str | None = Field(description="When the SLA target was (or is) due; null for triggers.")
+    fired_at: str = Field(description="The logical instant the threshold was crossed (not the send time).")
+    ticket: TicketSnapshot
+    incident_id: str | None = None
+
+
+class NotificationData(_Model):
+    notification_id: str = Field(description="Equals the CloudEvent id.")
+    ticket_id: str | None = Field(description="Null for incident notifications.")
+    kind: Literal["sla_warning", "sla_breach", "escalation", "requester_update", "incident"]
+    recipients: list[Recipient]
+    severity: Literal["info", "warning", "high", "critical"]
+    subject: str
+    body: str
+    escalation_id: str | None = None
+    incident_id: str | None = None
+    metric: Metric | None = None
+    cycle: int | None = None
+    due_at: str | None = None
+    fired_at: str
+    policy: PolicyRef
+
+
+class IncidentData(_Model):
+    incident_id: str
+    rule: str
+    group_by: str
+    group_value: str
+    count: int = Field(ge=1, description="Tickets created in the window when the incident was detected.")
+    window: str = Field(description="The rule's window, e.g. 15m.")
+    level: int = Field(ge=1)
+    tickets: list[str] = Field(description="Ids of the tickets in the window (at most 100, oldest first).")
+    first_at: str
+    fired_at: str
+    targets: list[Recipient]
+    policy: PolicyRef
+
+
+class _OutEnvelope(_Model):
+    specversion: Literal["1.0"]
+    id: str
+    source: Literal["urn:escalator"]
+    subject: str
+    time: str = Field(json_schema_extra={"format": "date-time"})
+    datacontenttype: Literal["application/json"]
+    dataschema: str
+
+
+class EscalationRaised(_OutEnvelope):
+    type: Literal["escalation.raised"]
+    data: EscalationData
+
+
+class NotificationRequested(_OutEnvelope):
+    type: Literal["notification.requested"]
+    data: NotificationData
+
+
+class IncidentDetected(_OutEnvelope):
+    type: Literal["incident.detected"]
+    data: IncidentData
+
+
+class DeadLetterHeaders(_Model):
+    """Headers added to a dead-lettered record (the original key, value and headers are kept as they were)."""
+
+    escalator_dlq_reason: DlqReason = Field(alias="escalator-dlq-reason")
+    escalator_dlq_detail: str = Field(alias="escalator-dlq-detail")
+    escalator_dlq_topic: str = Field(alias="escalator-dlq-topic")
+    escalator_dlq_partition: str = Field(alias="escalator-dlq-partition")
+    escalator_dlq_offset: str = Field(alias="escalator-dlq-offset")
+    escalator_dlq_event_id: str | None = Field(default=None, alias="escalator-dlq-event-id")
