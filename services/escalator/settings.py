@@ -12,7 +12,13 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+__all__ = ["NO_BROKER", "Settings"]
+
+#: What every command that needs Kafka says when none is configured.
+NO_BROKER = (
+    "no Kafka broker configured: set ESCALATOR_BOOTSTRAP_SERVERS (or KAFKA_BOOTSTRAP_SERVERS), or use `make run`, "
+    "which starts the embedded development broker"
+)
 
 
 class Settings(BaseSettings):

@@ -93,11 +93,10 @@ class Deployment:
         }
 
     def create_topics(self) -> None:
-        from escalator.commands.topics import _create
-        from escalator.service.topics import topic_specs
+        from escalator.service.topics import create_topics, topic_specs
 
         settings = self.settings()
-        assert asyncio.run(_create(settings, topic_specs(settings))) == 0
+        assert asyncio.run(create_topics(settings, topic_specs(settings))) == 0
 
     def worker(self, index: int = 0, store: str = "memory", **env: str) -> WorkerProcess:
         return WorkerProcess(self, index, store, env)

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from escalator.commands.worker import check_topics
 from escalator.service.app import FORWARDED, Service, create_service, web_app
-from escalator.service.clock import ManualClock
+from escalator.service.timesource import ManualTime
 from escalator.service.topics import topic_specs
 from escalator.settings import Settings
 from escalator.stream.inmemory import MemoryBroker, MemoryPorts
@@ -41,7 +41,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def make(settings: Settings) -> tuple[Service, MemoryBroker, MemoryPorts]:
-    clock = ManualClock(T0)
+    clock = ManualTime(T0)
     broker = MemoryBroker(clock.now_ms)  # the broker's clock is the worker's
     for spec in topic_specs(settings):
         broker.create_topic(spec.name, spec.partitions)
@@ -137,7 +137,7 @@ async def test_metrics_report_per_batch_counts_and_incremental_gauges(settings: 
         )
     send(broker, settings, envelope("ticket.commented", "2026-11-20T10:00:05Z", "T0", {"author": "agent"}))
     service.runtime.step()
-    clock: ManualClock = service.clock  # type: ignore[assignment]
+    clock: ManualTime = service.clock  # type: ignore[assignment]
     clock.set(ms("2026-11-20T10:07:31Z"))  # the 50 % warnings of T1 and T2 are due
     service.runtime.step()
     status, text = await get(web_app(service), "/metrics")

@@ -75,9 +75,8 @@ def run(args: argparse.Namespace) -> int:
     import uuid
 
     from ..broker.select import resolve_broker
-    from ..commands.topics import _create
     from ..policy_file import load_policy_file
-    from ..service.topics import topic_specs
+    from ..service.topics import create_topics, topic_specs
     from ..settings import Settings
 
     load_policy_file(args.policy)  # fail fast, naming file/line/field
@@ -105,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         settings = Settings(
             bootstrap_servers=choice.bootstrap, broker_flavour=choice.flavour, app_id=env["ESCALATOR_APP_ID"]
         )
-        if asyncio.run(_create(settings, topic_specs(settings), verbose=False)) != 0:
+        if asyncio.run(create_topics(settings, topic_specs(settings), verbose=False)) != 0:
             print("error: could not create the topics (see above)", file=sys.stderr)
             return 1
         print("topics   created", flush=True)

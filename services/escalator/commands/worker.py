@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..core import PolicyError
     from ..policy_file import load_policy_file
-    from ..settings import Settings
+    from ..settings import NO_BROKER, Settings
 
     overrides = {
         k: v
@@ -51,18 +51,14 @@ def run(args: argparse.Namespace) -> int:
         print("error: the worker does not start with an invalid policy file", file=sys.stderr)
         return 2
     if settings.bootstrap_servers is None:
-        print(
-            "error: no Kafka broker configured: set ESCALATOR_BOOTSTRAP_SERVERS (or KAFKA_BOOTSTRAP_SERVERS), "
-            "or use `make run`, which starts the embedded development broker",
-            file=sys.stderr,
-        )
+        print(f"error: {NO_BROKER}", file=sys.stderr)
         return 2
 
     from prometheus_client import CollectorRegistry
 
     from ..service.app import ConfluentPorts, create_service, run_worker
-    from ..service.clock import WallClock
     from ..service.logs import configure_logging
+    from ..service.timesource import WallTime
 
     configure_logging(settings.log_format, settings.log_level, settings.debug_loggers)
     ports = ConfluentPorts(settings)
@@ -72,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {problem}", file=sys.stderr)
         print("error: create the topics with `escalator topics create`", file=sys.stderr)
         return 2
-    service = create_service(settings, WallClock(), CollectorRegistry(), policy=policy, ports=ports)
+    service = create_service(settings, WallTime(), CollectorRegistry(), policy=policy, ports=ports)
     from ..build_info import core_build
 
     print(

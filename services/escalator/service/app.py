@@ -33,13 +33,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from ..core import PolicySet, describe
 from ..policy_file import load_policy_file
-from ..settings import Settings
+from ..settings import NO_BROKER, Settings
 from ..stream.partitioner import partition_for
 from ..stream.ports import ChangelogReader, GroupConsumer, HighwaterProbe, Message, Producer
 from ..stream.runtime import Runtime, RuntimeConfig, Topics
 from ..stream.store import StoreFactory, store_factory
-from .clock import Clock
 from .metrics import Metrics
+from .timesource import TimeSource
 
 __all__ = ["ConfluentPorts", "KafkaPorts", "Service", "create_service", "run_worker", "web_app"]
 
@@ -176,7 +176,7 @@ class Service:
 
     settings: Settings
     policy: PolicySet
-    clock: Clock
+    clock: TimeSource
     registry: CollectorRegistry
     metrics: Metrics
     runtime: Runtime
@@ -205,7 +205,7 @@ class Service:
 
 def create_service(
     settings: Settings,
-    clock: Clock,
+    clock: TimeSource,
     registry: CollectorRegistry,
     *,
     policy: PolicySet | None = None,
@@ -215,10 +215,7 @@ def create_service(
 ) -> Service:
     """Build the worker. The policy file is loaded (and validated) here unless given."""
     if settings.bootstrap_servers is None and ports is None:
-        raise ValueError(
-            "no Kafka broker configured: set ESCALATOR_BOOTSTRAP_SERVERS (or KAFKA_BOOTSTRAP_SERVERS), "
-            "or use `make run`, which starts the embedded development broker"
-        )
+        raise ValueError(NO_BROKER)
     if policy is None:
         policy = load_policy_file(settings.policy_file)
     ports = ports or ConfluentPorts(settings)

@@ -1,12 +1,14 @@
-"""The topics escalator needs, with their configs (used by ``escalator topics create`` and the docs)."""
+"""The topics escalator needs, with their configs, and their creation (``escalator topics create``, ``make run``,
+the tests)."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 from ..settings import Settings
 
-__all__ = ["TopicSpec", "topic_specs"]
+__all__ = ["TopicSpec", "create_topics", "topic_specs"]
 
 
 @dataclass(frozen=True)
@@ -39,3 +41,35 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_windows_changelog, p, r, compact, "internal: incident window changelog"),
         TopicSpec(settings.topic_owners, 1, r, compact, "internal: input partition owners (HTTP routing)"),
     ]
+
+
+async def create_topics(settings: Settings, specs: list[TopicSpec], *, verbose: bool = True) -> int:
+    """Create the missing topics; returns 0, or 1 if any failed (failures are always printed on stderr)."""
+    say = print if verbose else (lambda *a, **k: None)
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, **settings.kafka_client_kwargs())
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        failures = 0
+        for spec in specs:
+            if spec.name in existing:
+                say(f"exists   {spec.name}")
+                continue
+            topic = NewTopic(spec.name, spec.partitions, spec.replication, topic_configs=spec.configs)
+            try:
+                resp = await admin.create_topics([topic])
+            except TopicAlreadyExistsError:
+                say(f"exists   {spec.name}")
+                continue
+            errors = [e for e in getattr(resp, "topic_errors", []) if e[1] not in (0, 36)]
+            if errors:
+                failures += 1
+                print(f"FAILED   {spec.name}: {errors}", file=sys.stderr)
+            else:
+                say(f"created  {spec.name} (partitions={spec.partitions}, replication={spec.replication})")
+        return 1 if failures else 0
+    finally:
+        await admin.close()

@@ -32,8 +32,8 @@ __all__ = [
     "EventWriter",
     "ImportStats",
     "LocalTime",
-    "cloud_event",
     "read_csv",
+    "ticket_event_line",
 ]
 
 DEFAULT_CHUNK = 100_000
@@ -130,7 +130,7 @@ class LocalTime:
         return int(local.timestamp() * 1000)
 
 
-def cloud_event(event_id: str, source: str, etype: str, ticket: str, time_ms: int, data: dict[str, Any]) -> bytes:
+def ticket_event_line(event_id: str, source: str, etype: str, ticket: str, time_ms: int, data: dict[str, Any]) -> bytes:
     """One v1 ticket event as a JSON line (without the newline)."""
     return orjson.dumps(
         {

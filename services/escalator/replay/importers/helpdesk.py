@@ -48,7 +48,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from .common import BadRow, EventWriter, ImportStats, LocalTime, cloud_event, read_csv
+from .common import BadRow, EventWriter, ImportStats, LocalTime, read_csv, ticket_event_line
 
 __all__ = ["ACTIVITIES", "SOURCE", "import_helpdesk"]
 
@@ -285,6 +285,6 @@ def _emit_case(case: str, rows: list[_Row], writer: EventWriter, stats: ImportSt
 def _add(
     writer: EventWriter, stats: ImportStats, event_id: str, etype: str, ticket: str, time_ms: int, data: dict[str, Any]
 ) -> None:
-    writer.add(time_ms, cloud_event(event_id, SOURCE, etype, ticket, time_ms, data))
+    writer.add(time_ms, ticket_event_line(event_id, SOURCE, etype, ticket, time_ms, data))
     stats.events += 1
     stats.events_by_type[etype] += 1

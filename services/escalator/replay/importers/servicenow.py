@@ -31,7 +31,7 @@ import csv
 from collections.abc import Callable
 from typing import Any, NamedTuple, TextIO
 
-from .common import BadRow, EventWriter, ImportStats, LocalTime, cloud_event, read_csv
+from .common import BadRow, EventWriter, ImportStats, LocalTime, read_csv, ticket_event_line
 
 __all__ = ["PRIORITIES", "SOURCE", "import_servicenow", "map_state"]
 
@@ -259,6 +259,6 @@ def _emit_incident(number: str, rows: list[_Row], writer: EventWriter, stats: Im
 def _add(
     writer: EventWriter, stats: ImportStats, event_id: str, etype: str, ticket: str, time_ms: int, data: dict[str, Any]
 ) -> None:
-    writer.add(time_ms, cloud_event(event_id, SOURCE, etype, ticket, time_ms, data))
+    writer.add(time_ms, ticket_event_line(event_id, SOURCE, etype, ticket, time_ms, data))
     stats.events += 1
     stats.events_by_type[etype] += 1

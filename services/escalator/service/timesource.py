@@ -1,26 +1,29 @@
-"""The clock seam: the service asks an injected clock for "now"; tests inject a controllable one."""
+"""The time-source seam: the service asks an injected time source for "now"; tests inject one they control.
+
+(Named apart from :class:`escalator.core.state.Clock`, which is a ticket's per-metric SLA clock.)
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Protocol
 
-__all__ = ["Clock", "ManualClock", "WallClock"]
+__all__ = ["ManualTime", "TimeSource", "WallTime"]
 
 
-class Clock(Protocol):
+class TimeSource(Protocol):
     def now_ms(self) -> int: ...
 
 
-class WallClock:
+class WallTime:
     """The real wall clock (epoch milliseconds)."""
 
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000
 
 
-class ManualClock:
-    """A clock that moves only when told to (tests)."""
+class ManualTime:
+    """Time that moves only when told to (tests)."""
 
     def __init__(self, start_ms: int = 0) -> None:
         self._now = start_ms
