@@ -19,6 +19,8 @@ COMPILED = [
     "services/escalator/core/timefmt.py",
     "services/escalator/core/durations.py",
     "services/escalator/core/calendar.py",
+    "services/escalator/core/vocabulary.py",
+    "services/escalator/core/plan.py",  # the policy's runtime form (its pydantic specs: policy.py, interpreted)
     "services/escalator/core/state.py",
     "services/escalator/core/engine.py",
     "services/escalator/core/incidents.py",

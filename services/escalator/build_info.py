@@ -25,6 +25,8 @@ COMPILED_MODULES = (
     "escalator.core.timefmt",
     "escalator.core.durations",
     "escalator.core.calendar",
+    "escalator.core.vocabulary",
+    "escalator.core.plan",
     "escalator.core.state",
     "escalator.core.engine",
     "escalator.core.incidents",

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..core.vocabulary import METRICS
+
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", required=True, metavar="P.yaml", help="the policy file to simulate")
@@ -38,7 +40,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--labels-metric",
         default="resolution",
-        choices=("first_response", "next_reply", "periodic_update", "resolution"),
+        choices=METRICS,
         help="the metric whose verdict --labels is compared with (default: resolution)",
     )
     parser.add_argument("--title", help="the report's title (default: from the input file name)")

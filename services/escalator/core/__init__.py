@@ -11,9 +11,11 @@ from .engine import advance, apply, describe, new_ticket, next_deadline, select_
 from .events import DecodeError, Event, decode_record
 from .incidents import IncidentWindow, observe, window_key
 from .outputs import ESCALATIONS, NOTIFICATIONS, ClockOutcome, Command, Emit, Ignored, IncidentSignal, encode_event
-from .policy import METRICS, PolicyError, PolicySet, load_policy_text
+from .plan import PolicySet
+from .policy import PolicyError, load_policy_text
 from .state import Clock, TicketState
 from .timefmt import format_ms, parse_rfc3339_ms
+from .vocabulary import METRICS
 
 __all__ = [
     "ESCALATIONS",

@@ -19,18 +19,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
+from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = ["WEEKDAYS", "Calendar", "parse_interval"]
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_DAY_MS = 86_400_000
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-_CACHE_LIMIT = 20_000
+WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DAY_MS: Final = 86_400_000
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
+_CACHE_LIMIT: Final = 20_000
 # Longest search for open time before giving up: policy validation guarantees at least one open minute a week,
 # holidays are finite, and targets are bounded, so this is only a guard against a corrupt calendar.
-_MAX_SEARCH_DAYS = 366 * 30
+_MAX_SEARCH_DAYS: Final = 366 * 30
 
 Interval = tuple[int, int]
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from typing import Final
 
 __all__ = ["format_duration_ms", "parse_duration_ms"]
 
-_UNIT_MS = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1_000}
-_TOKEN = re.compile(r"(\d+)([dhms])")
-_WHOLE = re.compile(r"^(?:\d+[dhms])+$")
+_UNIT_MS: Final = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1_000}
+_TOKEN: Final = re.compile(r"(\d+)([dhms])")
+_WHOLE: Final = re.compile(r"^(?:\d+[dhms])+$")
 
 
 def parse_duration_ms(value: object) -> int:

@@ -20,6 +20,8 @@ Time rules (see docs/engine.md):
 
 from __future__ import annotations
 
+from typing import Final
+
 from .durations import format_duration_ms
 from .events import (
     CommentedData,
@@ -40,17 +42,17 @@ from .outputs import (
     cloud_event,
     notification,
 )
-from .policy import DEFAULT_PAUSE_ON, METRICS, CompiledPolicy, Matcher, NotifyTarget, PolicySet, Threshold
+from .plan import CompiledPolicy, Matcher, NotifyTarget, PolicySet, Threshold
 from .state import ACHIEVED, CANCELLED, RUNNING, STOPPED, Clock, TicketState
 from .timefmt import format_ms
+from .vocabulary import DEFAULT_PAUSE_ON, DONE_STATUSES, METRICS
 
 __all__ = ["SEEN_IDS_KEPT", "advance", "apply", "describe", "new_ticket", "next_deadline", "select_policy"]
 
-SEEN_IDS_KEPT = 64
-_METRIC_ORDER = {m: i for i, m in enumerate(METRICS)}
-_DEFAULT_PAUSE = frozenset(DEFAULT_PAUSE_ON)
-_DONE_STATUSES = ("solved", "closed")
-_METRIC_TEXT = {
+SEEN_IDS_KEPT: Final = 64
+_METRIC_ORDER: Final = {m: i for i, m in enumerate(METRICS)}
+_DEFAULT_PAUSE: Final = frozenset(DEFAULT_PAUSE_ON)
+_METRIC_TEXT: Final = {
     "first_response": "first response",
     "next_reply": "next reply",
     "periodic_update": "periodic update",
@@ -156,7 +158,7 @@ def new_ticket(event: Event, policy: PolicySet) -> TicketState:
         "first_response": Clock("first_response", 1, RUNNING, at, 0, at),
         "resolution": Clock("resolution", 1, RUNNING, at, 0, at),
     }
-    if s.status in _DONE_STATUSES:
+    if s.status in DONE_STATUSES:
         for m in ("first_response", "resolution"):
             c = s.clocks[m].copy()
             c.phase = STOPPED if m == "first_response" else ACHIEVED
@@ -232,11 +234,11 @@ def _mutate(s: TicketState, event: Event, at: int, ps: PolicySet, cmds: list[Com
             s.unanswered = 0
             for m in ("first_response", "next_reply", "periodic_update"):
                 _end(s, m, ACHIEVED, at, pol, cmds)
-            if s.status not in _DONE_STATUSES:
+            if s.status not in DONE_STATUSES:
                 _start_cycle(s, "periodic_update", at, pol)
         else:
             s.unanswered += 1
-            if s.status not in _DONE_STATUSES and not _running(s, "next_reply") and not _running(s, "first_response"):
+            if s.status not in DONE_STATUSES and not _running(s, "next_reply") and not _running(s, "first_response"):
                 _start_cycle(s, "next_reply", at, pol)
         return
     if isinstance(data, StatusChangedData):
@@ -329,7 +331,7 @@ def _set_status(s: TicketState, status: str, at: int, pol: CompiledPolicy | None
         _end(s, "periodic_update", CANCELLED, at, pol, cmds)
         s.closed_ms = at
         s.escalation_requested = False
-    elif old in _DONE_STATUSES:
+    elif old in DONE_STATUSES:
         # Reopen: the resolution clock resumes the same cycle with the open time it had.
         s.reopen_count += 1
         s.closed_ms = None

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from .timefmt import parse_rfc3339_ms
+from .vocabulary import Author, DlqReason, Priority, Status
 
 __all__ = [
     "DATA_VALIDATORS",
@@ -36,8 +37,6 @@ __all__ = [
 ]
 
 MAX_EVENT_BYTES = 1_000_000
-Priority = Literal["low", "normal", "high", "urgent"]
-Status = Literal["new", "open", "pending", "on_hold", "solved", "closed"]
 FieldValue = str | int | float | bool
 NonEmpty = Annotated[str, Field(min_length=1, max_length=1024)]
 
@@ -89,7 +88,7 @@ class UpdatedData(_Data):
 
 
 class CommentedData(_Data):
-    author: Literal["agent", "requester"]
+    author: Author
     public: bool = True
 
 
@@ -207,16 +206,3 @@ EventData = (
     | EscalationAcknowledgedData
     | RatedData
 )
-
-
-#: Why a record was dead-lettered (``processing_error``: it decoded, but applying it failed -- a bug, isolated).
-DlqReason = Literal[
-    "oversize",
-    "invalid_json",
-    "not_an_object",
-    "unsupported_specversion",
-    "unknown_type",
-    "schema_violation",
-    "key_mismatch",
-    "processing_error",
-]

@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from .durations import format_duration_ms
 from .outputs import ESCALATIONS, Emit, IncidentSignal, cloud_event, notification
-from .policy import IncidentRule, PolicySet
+from .plan import IncidentRule, PolicySet
 from .timefmt import format_ms
 
 __all__ = ["MAX_TICKETS_LISTED", "IncidentWindow", "observe"]
 
-MAX_TICKETS_LISTED = 100
+MAX_TICKETS_LISTED: Final = 100
 
 
 @dataclass(slots=True)

@@ -10,6 +10,16 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .envelopes import DlqReason
+from .vocabulary import (
+    EscalationKind,
+    EscalationReason,
+    Metric,
+    NotificationKind,
+    Priority,
+    RecipientType,
+    Severity,
+    Status,
+)
 
 __all__ = [
     "DeadLetterHeaders",
@@ -31,7 +41,7 @@ class _Model(BaseModel):
 
 
 class Recipient(_Model):
-    type: Literal["role", "team", "user", "group", "requester"]
+    type: RecipientType
     id: str
 
 
@@ -41,23 +51,20 @@ class PolicyRef(_Model):
 
 
 class TicketSnapshot(_Model):
-    priority: Literal["low", "normal", "high", "urgent"]
-    status: Literal["new", "open", "pending", "on_hold", "solved", "closed"]
+    priority: Priority
+    status: Status
     group: str | None
     assignee: str | None
     requester_tier: str
     tags: list[str]
 
 
-Metric = Literal["first_response", "next_reply", "periodic_update", "resolution"]
-
-
 class EscalationData(_Model):
     escalation_id: str = Field(description="Equals the CloudEvent id; deterministic, so redelivery is harmless.")
     ticket_id: str
     level: int = Field(ge=1)
-    kind: Literal["automatic", "hierarchical", "functional"]
-    reason: Literal["sla_breach", "trigger", "requester_request", "incident"]
+    kind: EscalationKind
+    reason: EscalationReason
     metric: Metric | None = Field(description="The SLA metric (reason sla_breach), else null.")
     trigger: str | None = Field(description="The trigger id (reason trigger / requester_request), else null.")
     cycle: int = Field(ge=1, description="Metric cycle, or the how-many-th firing of the trigger.")
@@ -75,9 +82,9 @@ class EscalationData(_Model):
 class NotificationData(_Model):
     notification_id: str = Field(description="Equals the CloudEvent id.")
     ticket_id: str | None = Field(description="Null for incident notifications.")
-    kind: Literal["sla_warning", "sla_breach", "escalation", "requester_update", "incident"]
+    kind: NotificationKind
     recipients: list[Recipient]
-    severity: Literal["info", "warning", "high", "critical"]
+    severity: Severity
     subject: str
     body: str
     escalation_id: str | None = None

@@ -17,7 +17,7 @@ The pydantic models of the published events (the JSON Schemas in ``schemas/``) a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -58,11 +58,13 @@ __all__ = [
     "encode_event",
 ]
 
-ESCALATIONS = "escalations"
-NOTIFICATIONS = "notifications"
-OUTPUT_SOURCE = "urn:escalator"
-SCHEMA_URN = "urn:escalator:schema:{type}:v1"
-_SCHEMAS = {t: SCHEMA_URN.format(type=t) for t in ("escalation.raised", "notification.requested", "incident.detected")}
+ESCALATIONS: Final = "escalations"
+NOTIFICATIONS: Final = "notifications"
+OUTPUT_SOURCE: Final = "urn:escalator"
+SCHEMA_URN: Final = "urn:escalator:schema:{type}:v1"
+_SCHEMAS: Final = {
+    t: SCHEMA_URN.format(type=t) for t in ("escalation.raised", "notification.requested", "incident.detected")
+}
 
 
 @dataclass(slots=True)

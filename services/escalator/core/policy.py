@@ -13,24 +13,34 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
 from operator import attrgetter
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal
 
 import orjson
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .calendar import WEEKDAYS, Calendar, parse_interval
-from .durations import format_duration_ms, parse_duration_ms
+from .durations import parse_duration_ms
+from .plan import (
+    Check,
+    CompiledPolicy,
+    IncidentRule,
+    Matcher,
+    NotifyTarget,
+    PolicySet,
+    Scalar,
+    Step,
+    Threshold,
+    Trigger,
+)
+from .vocabulary import DEFAULT_PAUSE_ON, DONE_STATUSES, GROUP_BY_ATTRIBUTES, METRICS, EscalationKind, Priority, Status
 
 __all__ = [
-    "METRICS",
-    "PRIORITIES",
-    "STATUSES",
     "CompiledPolicy",
     "IncidentRule",
     "NotifyTarget",
@@ -43,17 +53,7 @@ __all__ = [
     "load_policy_text",
 ]
 
-METRICS = ("first_response", "next_reply", "periodic_update", "resolution")
-PRIORITIES = ("low", "normal", "high", "urgent")
-STATUSES = ("new", "open", "pending", "on_hold", "solved", "closed")
-DEFAULT_PAUSE_ON = ("pending", "on_hold")
-GROUP_BY_ATTRIBUTES = ("product", "category", "group", "channel", "requester_tier", "assignee")
 MAX_TARGET_MS = 365 * 86_400_000
-
-Priority = Literal["low", "normal", "high", "urgent"]
-Status = Literal["new", "open", "pending", "on_hold", "solved", "closed"]
-EscalationKind = Literal["automatic", "hierarchical", "functional"]
-Scalar = str | int | float | bool
 
 
 def _duration(value: object) -> int:
@@ -179,7 +179,7 @@ class PolicySpec(_Spec):
     match: MatchSpec = Field(default_factory=MatchSpec)
     calendar: str = "always"
     targets: TargetsSpec
-    pause_on: list[Status] = ["pending", "on_hold"]  # pydantic copies mutable defaults
+    pause_on: list[Status] = list(DEFAULT_PAUSE_ON)  # type: ignore[arg-type]  # pydantic copies mutable defaults
     warn_at: list[float] = Field(default_factory=list)
     escalation: list[StepSpec] = Field(default_factory=list)
     ack_timeout: Duration | None = None
@@ -200,7 +200,7 @@ class PolicySpec(_Spec):
     @field_validator("pause_on")
     @classmethod
     def _pause_on(cls, v: list[str]) -> list[str]:
-        bad = [s for s in v if s in ("solved", "closed")]
+        bad = [s for s in v if s in DONE_STATUSES]
         if bad:
             raise ValueError("pause_on cannot contain solved or closed (those stop clocks instead)")
         return v
@@ -383,130 +383,15 @@ class _Located:
 # Compiled, runtime form
 
 
-@dataclass(frozen=True, slots=True)
-class NotifyTarget:
-    type: str  # role | team | user | group | assignee | ticket_group | requester
-    id: str | None = None
-
-    @classmethod
-    def from_spec(cls, spec: NotifyTargetSpec) -> NotifyTarget:
-        for key in ("role", "team", "user", "group"):
-            value = getattr(spec, key)
-            if value is not None:
-                return cls(key, value)
-        for key in ("assignee", "ticket_group", "requester"):
-            if getattr(spec, key):
-                return cls(key)
-        raise AssertionError("validated spec has one key")  # pragma: no cover
-
-
-class Threshold(NamedTuple):
-    """A point on a clock cycle's elapsed open time at which something fires."""
-
-    offset_ms: int
-    key: str  # stable id suffix: warn:0.5 | breach | esc:L2 | esc:L3:r1
-    kind: str  # warn | breach | esc
-    level: int  # escalation level (0 for warn/breach)
-    step: int  # index into the ladder (-1 for warn/breach)
-    fraction: float  # warn fraction (0.0 otherwise)
-
-
-class Matcher(NamedTuple):
-    """A compiled ``match``/``when``: only the conditions actually given, so an empty match costs nothing."""
-
-    attributes: tuple[tuple[str, frozenset[str]], ...]  # (ticket attribute, allowed values)
-    tags_any: frozenset[str] | None
-    tags_all: frozenset[str] | None
-    fields: tuple[tuple[str, frozenset[Scalar]], ...]
-    empty: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    after_ms: int
-    level: int
-    kind: str
-    notify: tuple[NotifyTarget, ...]
-    repeat_every_ms: int
-    repeat_times: int
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledPolicy:
-    id: str
-    index: int
-    matcher: Matcher
-    calendar: Calendar
-    targets: Mapping[str, int]
-    pause_on: frozenset[str]
-    warn_at: tuple[float, ...]
-    steps: tuple[Step, ...]
-    ack_timeout_ms: int | None
-    requester_updates: bool
-    warn_notify: tuple[NotifyTarget, ...]
-    breach_notify: tuple[NotifyTarget, ...]
-    plans: Mapping[str, tuple[Threshold, ...]]
-
-
-@dataclass(frozen=True, slots=True)
-class Trigger:
-    id: str
-    matcher: Matcher
-    unanswered_at_least: int | None
-    rating_at_most: int | None
-    reopen_count_at_least: int | None
-    reassignment_count_at_least: int | None
-    escalation_requested: bool | None
-    kind: str
-    level: int
-    notify: tuple[NotifyTarget, ...]
-    reason: str  # trigger | requester_request
-    requester_update: bool | None
-    test: Callable[[Any], bool] = field(repr=False, compare=False, default=lambda s: False)
-
-
-@dataclass(frozen=True, slots=True)
-class IncidentRule:
-    id: str
-    group_by: str
-    threshold: int
-    window_ms: int
-    cooldown_ms: int
-    notify: tuple[NotifyTarget, ...]
-    level: int
-    matcher: Matcher
-
-
-@dataclass(frozen=True, slots=True)
-class PolicySet:
-    """A loaded policy file: what the engine needs, plus ``version`` (a content hash stamped on every output)."""
-
-    version: str
-    source: str
-    policies: tuple[CompiledPolicy, ...]
-    triggers: tuple[Trigger, ...]
-    incidents: tuple[IncidentRule, ...]
-    calendars: Mapping[str, Calendar]
-    spec: PolicyFileSpec = field(repr=False, compare=False)
-    _index: Mapping[str, CompiledPolicy] = field(default_factory=dict, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_index", {p.id: p for p in self.policies})
-
-    def by_id(self, policy_id: str | None) -> CompiledPolicy | None:
-        return None if policy_id is None else self._index.get(policy_id)
-
-    def describe(self) -> dict[str, Any]:
-        """A JSON-ready description (the ``/policy`` view): the validated file plus version and derived plans."""
-        return {
-            "version": self.version,
-            "source": self.source,
-            "spec": self.spec.model_dump(mode="json", exclude_none=True),
-            "plans": {
-                p.id: {m: [[format_duration_ms(t.offset_ms), t.key] for t in plan] for m, plan in p.plans.items()}
-                for p in self.policies
-            },
-        }
+def _notify_target(spec: NotifyTargetSpec) -> NotifyTarget:
+    for key in ("role", "team", "user", "group"):
+        value = getattr(spec, key)
+        if value is not None:
+            return NotifyTarget(key, value)
+    for key in ("assignee", "ticket_group", "requester"):
+        if getattr(spec, key):
+            return NotifyTarget(key)
+    raise AssertionError("validated spec has one key")  # pragma: no cover
 
 
 def _matcher(spec: MatchSpec | TriggerWhenSpec) -> Matcher:
@@ -525,9 +410,6 @@ def _matcher(spec: MatchSpec | TriggerWhenSpec) -> Matcher:
         fields=fields,
         empty=not attributes and spec.tags_any is None and spec.tags_all is None and not fields,
     )
-
-
-Check = Callable[[Any], bool]
 
 
 def _in(name: str, allowed: frozenset[Any]) -> Check:
@@ -649,21 +531,17 @@ def _semantic_issues(spec: PolicyFileSpec, where: _Located) -> list[PolicyIssue]
     return issues
 
 
-def _targets(spec: NotifyTargetSpec | None) -> NotifyTarget | None:
-    return None if spec is None else NotifyTarget.from_spec(spec)
-
-
 def compile_policy(spec: PolicyFileSpec, *, version: str, source: str) -> PolicySet:
     calendars = {"always": Calendar("always", "UTC")}
     calendars.update({name: _build_calendar(name, c) for name, c in spec.calendars.items()})
     compiled: list[CompiledPolicy] = []
-    for index, p in enumerate(spec.policies):
+    for p in spec.policies:
         steps = tuple(
             Step(
                 after_ms=s.after,
                 level=s.level,
                 kind=s.kind,
-                notify=tuple(NotifyTarget.from_spec(t) for t in s.notify),
+                notify=tuple(_notify_target(t) for t in s.notify),
                 repeat_every_ms=s.repeat.every if s.repeat else 0,
                 repeat_times=s.repeat.times if s.repeat else 0,
             )
@@ -675,7 +553,6 @@ def compile_policy(spec: PolicyFileSpec, *, version: str, source: str) -> Policy
         compiled.append(
             CompiledPolicy(
                 id=p.id,
-                index=index,
                 matcher=_matcher(p.match),
                 calendar=calendars[p.calendar],
                 targets=targets,
@@ -684,11 +561,9 @@ def compile_policy(spec: PolicyFileSpec, *, version: str, source: str) -> Policy
                 steps=steps,
                 ack_timeout_ms=p.ack_timeout,
                 requester_updates=p.requester_updates,
-                warn_notify=tuple(NotifyTarget.from_spec(t) for t in p.warn_notify)
-                if p.warn_notify
-                else default_notify,
+                warn_notify=tuple(_notify_target(t) for t in p.warn_notify) if p.warn_notify else default_notify,
                 breach_notify=(
-                    tuple(NotifyTarget.from_spec(t) for t in p.breach_notify) if p.breach_notify else default_notify
+                    tuple(_notify_target(t) for t in p.breach_notify) if p.breach_notify else default_notify
                 ),
                 plans={m: _plan(t, warn_at, steps) for m, t in targets.items()},
             )
@@ -696,18 +571,12 @@ def compile_policy(spec: PolicyFileSpec, *, version: str, source: str) -> Policy
     triggers = tuple(
         Trigger(
             id=t.id,
-            matcher=_matcher(t.when),
-            unanswered_at_least=t.when.unanswered_requester_messages_at_least,
-            rating_at_most=t.when.rating_at_most,
-            reopen_count_at_least=t.when.reopen_count_at_least,
-            reassignment_count_at_least=t.when.reassignment_count_at_least,
-            escalation_requested=t.when.escalation_requested,
+            test=_predicate(t.when),
             kind=t.escalate.kind,
             level=t.escalate.level,
-            notify=tuple(NotifyTarget.from_spec(n) for n in t.escalate.notify),
+            notify=tuple(_notify_target(n) for n in t.escalate.notify),
             reason="requester_request" if t.when.escalation_requested else "trigger",
             requester_update=t.requester_update,
-            test=_predicate(t.when),
         )
         for t in spec.triggers
     )
@@ -718,7 +587,7 @@ def compile_policy(spec: PolicyFileSpec, *, version: str, source: str) -> Policy
             threshold=r.threshold,
             window_ms=r.window,
             cooldown_ms=r.cooldown if r.cooldown is not None else r.window,
-            notify=tuple(NotifyTarget.from_spec(n) for n in r.notify),
+            notify=tuple(_notify_target(n) for n in r.notify),
             level=r.level,
             matcher=_matcher(r.match),
         )
@@ -728,6 +597,7 @@ def compile_policy(spec: PolicyFileSpec, *, version: str, source: str) -> Policy
         version=version,
         source=source,
         policies=tuple(compiled),
+        by_policy_id={p.id: p for p in compiled},
         triggers=triggers,
         incidents=incidents,
         calendars=calendars,

@@ -10,14 +10,18 @@ store and changelog, where every byte is held per tracked ticket.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
+
+from .vocabulary import PHASES
 
 __all__ = ["PHASES", "ROW_FORMAT", "STATE_FORMAT", "Clock", "TicketState"]
 
-STATE_FORMAT = 1
-ROW_FORMAT = 2  # the positional form of to_row/from_row
-RUNNING, ACHIEVED, STOPPED, CANCELLED = "running", "achieved", "stopped", "cancelled"
-PHASES = (RUNNING, ACHIEVED, STOPPED, CANCELLED)
+STATE_FORMAT: Final = 1
+ROW_FORMAT: Final = 2  # the positional form of to_row/from_row
+RUNNING: Final = "running"
+ACHIEVED: Final = "achieved"
+STOPPED: Final = "stopped"
+CANCELLED: Final = "cancelled"
 
 
 @dataclass(slots=True)

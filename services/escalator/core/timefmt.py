@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
+from typing import Final
 
 __all__ = ["format_ms", "parse_rfc3339_ms"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-_RFC3339 = re.compile(
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
+_RFC3339: Final = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$"
 )
 
 
 _parsed: dict[str, int] = {}
-_PARSED_LIMIT = 8192
-_DAYS_IN_MONTH = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_PARSED_LIMIT: Final = 8192
+_DAYS_IN_MONTH: Final = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _ordinals: dict[tuple[int, int, int], int] = {}
 
 
@@ -95,7 +96,7 @@ def _parse_slow(m: re.Match[str], text: str) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1000 + ms
 
 
-_DAY_MS = 86_400_000
+_DAY_MS: Final = 86_400_000
 _day_text: dict[int, str] = {}
 
 

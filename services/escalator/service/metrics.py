@@ -21,7 +21,7 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from ..core import ClockOutcome, Emit
-from ..stream.codec import PRIORITIES
+from ..core.vocabulary import PRIORITIES
 
 if TYPE_CHECKING:
     from ..stream.gauges import PartitionGauges

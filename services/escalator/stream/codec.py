@@ -13,16 +13,15 @@ checking whether a heap entry is current and keeping gauges up to date never dec
 from __future__ import annotations
 
 import struct
-from typing import Final, get_args
+from typing import Final
 
 import orjson
 
 from ..core import TicketState
-from ..core.events import Priority
+from ..core.vocabulary import DONE_STATUSES, PRIORITIES
 
 __all__ = [
     "NO_INSTANT",
-    "PRIORITIES",
     "VALUE_FORMAT",
     "TicketHeader",
     "decode_ticket",
@@ -32,12 +31,10 @@ __all__ = [
 
 VALUE_FORMAT: Final = 1
 NO_INSTANT: Final = -1
-PRIORITIES: Final[tuple[str, ...]] = get_args(Priority)
 _PRIORITY_INDEX: Final = {p: i for i, p in enumerate(PRIORITIES)}
 _HEADER: Final = struct.Struct("<BBbqq")
 HEADER_SIZE: Final = _HEADER.size
 _OPEN: Final = 1
-_DONE = ("solved", "closed")
 
 
 class TicketHeader:
@@ -56,7 +53,7 @@ def encode_ticket(state: TicketState, wake_ms: int | None, deadline_ms: int | No
     """A state with its next wake instant (when the deadline index must look at it) and next SLA threshold."""
     header = _HEADER.pack(
         VALUE_FORMAT,
-        _OPEN if state.status not in _DONE else 0,
+        _OPEN if state.status not in DONE_STATUSES else 0,
         _PRIORITY_INDEX.get(state.priority, -1),
         NO_INSTANT if wake_ms is None else wake_ms,
         NO_INSTANT if deadline_ms is None else deadline_ms,

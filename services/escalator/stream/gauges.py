@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .codec import NO_INSTANT, PRIORITIES, TicketHeader
+from ..core.vocabulary import PRIORITIES
+from .codec import NO_INSTANT, TicketHeader
 
 __all__ = ["PartitionGauges"]
 

@@ -31,14 +31,19 @@ import csv
 from collections.abc import Callable
 from typing import Any, NamedTuple, TextIO
 
+from ...core.vocabulary import DONE_STATUSES, Priority
 from .common import BadRow, EventWriter, ImportStats, LocalTime, read_csv, ticket_event_line
 
-__all__ = ["PRIORITIES", "SOURCE", "import_servicenow", "map_state"]
+__all__ = ["PRIORITY_MAP", "SOURCE", "import_servicenow", "map_state"]
 
 SOURCE = "urn:servicenow:incident"
-PRIORITIES = {"1 - Critical": "urgent", "2 - High": "high", "3 - Moderate": "normal", "4 - Low": "low"}
+PRIORITY_MAP: dict[str, Priority] = {
+    "1 - Critical": "urgent",
+    "2 - High": "high",
+    "3 - Moderate": "normal",
+    "4 - Low": "low",
+}
 _STATES = {"New": "open", "Active": "open", "Resolved": "solved", "Closed": "closed"}
-_DONE = ("solved", "closed")
 REQUIRED = ("number", "incident_state", "sys_updated_at", "opened_at", "priority")
 _FIELDS = (
     ("impact", "impact"),
@@ -152,7 +157,7 @@ def import_servicenow(
             if status is None:
                 bad(line, f"unknown incident_state: {state!r}")
                 continue
-            priority = PRIORITIES.get(cells[i_prio].strip())
+            priority = PRIORITY_MAP.get(cells[i_prio].strip())
             if priority is None:
                 bad(line, f"unknown priority: {cells[i_prio]!r}")
                 continue
@@ -237,7 +242,7 @@ def _emit_incident(number: str, rows: list[_Row], writer: EventWriter, stats: Im
                 {"changes": changes},
             )
             changed = True
-        if row.reopen > reopen and status not in _DONE and row.status not in _DONE:
+        if row.reopen > reopen and status not in DONE_STATUSES and row.status not in DONE_STATUSES:
             stats.notes["reopen_count rose without a Resolved/Closed snapshot"] += 1
         if row.status != status:
             _add(

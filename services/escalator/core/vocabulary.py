@@ -1,0 +1,99 @@
+"""The closed word lists of escalator, each defined once: a ``Literal`` type for mypy and the tuple of its words
+(in their canonical order) for code that iterates, validates or indexes them.
+
+Everything else -- the event contract, the policy language, the engine, the output models, the metrics, the
+importers -- imports its words from here, so a new priority or status is one edit (plus the contract's changelog).
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal, get_args
+
+__all__ = [
+    "DEFAULT_PAUSE_ON",
+    "DLQ_REASONS",
+    "DONE_STATUSES",
+    "ENDINGS",
+    "ESCALATION_KINDS",
+    "ESCALATION_REASONS",
+    "GROUP_BY_ATTRIBUTES",
+    "METRICS",
+    "NOTIFICATION_KINDS",
+    "OUTCOMES",
+    "PHASES",
+    "PRIORITIES",
+    "RECIPIENT_TYPES",
+    "SEVERITIES",
+    "STATUSES",
+    "Author",
+    "DlqReason",
+    "Ending",
+    "EscalationKind",
+    "EscalationReason",
+    "Metric",
+    "NotificationKind",
+    "Outcome",
+    "Phase",
+    "Priority",
+    "RecipientType",
+    "Severity",
+    "Status",
+]
+
+#: A ticket's priority, lowest first.
+Priority = Literal["low", "normal", "high", "urgent"]
+PRIORITIES: Final[tuple[str, ...]] = get_args(Priority)
+
+#: A ticket's status.
+Status = Literal["new", "open", "pending", "on_hold", "solved", "closed"]
+STATUSES: Final[tuple[str, ...]] = get_args(Status)
+#: The statuses in which a ticket's work is done (its clocks end).
+DONE_STATUSES: Final[tuple[str, ...]] = ("solved", "closed")
+#: The statuses that pause the clocks unless a policy says otherwise.
+DEFAULT_PAUSE_ON: Final[tuple[str, ...]] = ("pending", "on_hold")
+
+#: The SLA metrics, in the order their thresholds fire when due at the same instant.
+Metric = Literal["first_response", "next_reply", "periodic_update", "resolution"]
+METRICS: Final[tuple[str, ...]] = get_args(Metric)
+
+#: The phase of one cycle of a metric's clock.
+Phase = Literal["running", "achieved", "stopped", "cancelled"]
+PHASES: Final[tuple[str, ...]] = get_args(Phase)
+#: How an ended cycle ended (a phase other than running).
+Ending = Literal["achieved", "stopped", "cancelled"]
+ENDINGS: Final[tuple[str, ...]] = get_args(Ending)
+#: Whether an ended cycle met its target.
+Outcome = Literal["met", "breached"]
+OUTCOMES: Final[tuple[str, ...]] = get_args(Outcome)
+
+#: Who wrote a comment.
+Author = Literal["agent", "requester"]
+
+EscalationKind = Literal["automatic", "hierarchical", "functional"]
+ESCALATION_KINDS: Final[tuple[str, ...]] = get_args(EscalationKind)
+EscalationReason = Literal["sla_breach", "trigger", "requester_request", "incident"]
+ESCALATION_REASONS: Final[tuple[str, ...]] = get_args(EscalationReason)
+
+NotificationKind = Literal["sla_warning", "sla_breach", "escalation", "requester_update", "incident"]
+NOTIFICATION_KINDS: Final[tuple[str, ...]] = get_args(NotificationKind)
+Severity = Literal["info", "warning", "high", "critical"]
+SEVERITIES: Final[tuple[str, ...]] = get_args(Severity)
+#: Whom a notification is addressed to, once resolved (policy targets such as ``assignee`` resolve to these).
+RecipientType = Literal["role", "team", "user", "group", "requester"]
+RECIPIENT_TYPES: Final[tuple[str, ...]] = get_args(RecipientType)
+
+#: The ticket attributes an incident rule may group by.
+GROUP_BY_ATTRIBUTES: Final[tuple[str, ...]] = ("product", "category", "group", "channel", "requester_tier", "assignee")
+
+#: Why a record was dead-lettered (``processing_error``: it decoded, but applying it failed -- a bug, isolated).
+DlqReason = Literal[
+    "oversize",
+    "invalid_json",
+    "not_an_object",
+    "unsupported_specversion",
+    "unknown_type",
+    "schema_violation",
+    "key_mismatch",
+    "processing_error",
+]
+DLQ_REASONS: Final[tuple[str, ...]] = get_args(DlqReason)
