@@ -233,10 +233,50 @@ def _fast_event(doc: dict[str, Any], etype: str) -> Event | None:
         return None
     try:
         time_ms = parse_rfc3339_ms(time_text)
-        data = DATA_VALIDATORS[etype].validate_python(doc["data"])
+        data = _validated_data(etype, doc["data"])
     except (ValueError, ValidationError):  # ValidationError is a ValueError; both named for clarity
         return None
     return Event(event_id, source, etype, time_ms, subject, data)
+
+
+#: Validated ``data`` models of small flat payloads (``{"status": "open"}``, ``{"author": "agent", "public": true}``
+#: ...), which make up most of a ticket's events. The models are frozen, so one instance serves every event whose
+#: payload has the same keys, value types and values; pydantic still validates each distinct payload once.
+_validated: dict[tuple[object, ...], EventData] = {}
+_VALIDATED_LIMIT: Final = 4096
+_MEMO_MAX_KEYS: Final = 4
+_MEMO_MAX_TEXT: Final = 64
+
+
+def _validated_data(etype: str, data: object) -> EventData:
+    key = _memo_key(etype, data)
+    if key is None:
+        validated: EventData = DATA_VALIDATORS[etype].validate_python(data)
+        return validated
+    hit = _validated.get(key)
+    if hit is not None:
+        return hit
+    validated = DATA_VALIDATORS[etype].validate_python(data)
+    if len(_validated) >= _VALIDATED_LIMIT:
+        _validated.clear()
+    _validated[key] = validated
+    return validated
+
+
+def _memo_key(etype: str, data: object) -> tuple[object, ...] | None:
+    """``(type, key, value type, value, ...)`` for a flat payload of a few short scalars, else ``None``. Value
+    types are part of the key: ``True == 1`` and ``1 == 1.0`` in Python, not in the contract."""
+    if type(data) is not dict or len(data) > _MEMO_MAX_KEYS:
+        return None
+    parts: list[object] = [etype]
+    for k, v in data.items():
+        t = type(v)
+        if not (v is None or t is bool or t is int or (t is str and len(v) <= _MEMO_MAX_TEXT)):
+            return None
+        parts.append(k)
+        parts.append(t)
+        parts.append(v)
+    return tuple(parts)
 
 
 def _check_key(key: bytes, subject: str, event_id: str | None) -> None:

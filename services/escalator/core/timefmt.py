@@ -34,11 +34,58 @@ def parse_rfc3339_ms(text: str) -> int:
     # and recorded logs repeat timestamps. Errors are not memoised (they raise the same message every time).
     ms = _parsed.get(text)
     if ms is None:
-        ms = _parse(text)
+        ms = _parse_utc(text)
+        if ms < 0:
+            ms = _parse(text)
         if len(_parsed) >= _PARSED_LIMIT:
             _parsed.clear()
         _parsed[text] = ms
     return ms
+
+
+def _digits(text: str, start: int, end: int) -> int:
+    """The value of the ASCII digits ``text[start:end]``, or -1 if any is not one."""
+    value = 0
+    for i in range(start, end):
+        d = ord(text[i]) - 48
+        if d < 0 or d > 9:
+            return -1
+        value = value * 10 + d
+    return value
+
+
+def _parse_utc(text: str) -> int:
+    """The common shape, ``YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`` with valid fields, read by position without the regex
+    (-1 for anything else, or an instant before the epoch: :func:`_parse` then decides, and words any error)."""
+    n = len(text)
+    if n < 20 or text[n - 1] != "Z" or text[4] != "-" or text[7] != "-" or text[10] != "T":
+        return -1
+    if text[13] != ":" or text[16] != ":":
+        return -1
+    year, month, day = _digits(text, 0, 4), _digits(text, 5, 7), _digits(text, 8, 10)
+    hour, minute, second = _digits(text, 11, 13), _digits(text, 14, 16), _digits(text, 17, 19)
+    if year < 1970 or not 1 <= month <= 12 or hour < 0 or hour > 23 or minute < 0 or minute > 59:
+        return -1
+    if day < 1 or day > (29 if month == 2 and _leap(year) else _DAYS_IN_MONTH[month]) or second < 0 or second > 59:
+        return -1
+    ms = 0
+    if n > 20:
+        if text[19] != "." or n < 22 or n > 30:
+            return -1
+        frac = _digits(text, 20, n - 1)
+        if frac < 0:
+            return -1
+        digits = n - 21
+        ms = frac // 10 ** (digits - 3) if digits > 3 else frac * 10 ** (3 - digits)
+    elif n != 20:
+        return -1
+    key = (year, month, day)
+    days = _ordinals.get(key)
+    if days is None:
+        if len(_ordinals) >= 100_000:
+            _ordinals.clear()
+        days = _ordinals[key] = date(year, month, day).toordinal() - _EPOCH_ORDINAL
+    return (days * 86_400 + hour * 3600 + minute * 60 + second) * 1000 + ms
 
 
 def _parse(text: str) -> int:
