@@ -30,9 +30,10 @@ BROKER_PORT ?= 9092
 broker: setup ## run only the embedded development broker (Tansu) on 127.0.0.1:$(BROKER_PORT) until Ctrl-C
 	$(BIN)/escalator broker --port $(BROKER_PORT)
 
-lint: setup ## ruff (lint + format check)
+lint: setup ## ruff (lint + format check), dead code (vulture, allow-list in tools/vulture_allowlist.py)
 	$(BIN)/ruff check services tests bench
 	$(BIN)/ruff format --check services tests bench
+	$(BIN)/vulture
 
 typecheck: setup ## mypy --strict on services/
 	$(BIN)/mypy

@@ -43,12 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"escalator {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:  # a command still being built must not break the others
-            if exc.name != module_name:
-                raise
-            continue
+        module = importlib.import_module(module_name)  # a packaging mistake fails loudly, never drops a command
         cmd = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip().splitlines()[0])
         module.register(cmd)
         cmd.set_defaults(_module=module)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,22 @@ def test_help_lists_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for env, _default, _text in Settings.describe():
         assert env.split(" ")[0] in out
+
+
+def test_every_listed_command_registers() -> None:
+    from escalator.cli import COMMANDS, build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert sorted(sub.choices) == sorted(COMMANDS)
+    for name, cmd in sub.choices.items():
+        module = cmd.get_default("_module")
+        assert module.__name__ == COMMANDS[name][0] and callable(module.run), name
+
+
+def test_a_command_module_that_cannot_be_imported_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    from escalator import cli
+
+    monkeypatch.setitem(cli.COMMANDS, "ghost", ("escalator.commands.no_such_module", "a packaging mistake"))
+    with pytest.raises(ModuleNotFoundError, match="no_such_module"):
+        cli.build_parser()

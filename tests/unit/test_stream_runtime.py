@@ -456,3 +456,34 @@ def test_a_revocation_with_batches_in_flight_finishes_them_before_letting_go() -
     got = world.output_ids()
     assert set(got) == set(expected) and all(v == {expected[k]} for k, v in got.items())
     assert len(world.outputs()) == len(expected)  # not one output produced twice
+
+
+def test_a_lost_session_commits_nothing_more_and_the_next_owner_loses_nothing() -> None:
+    """The group expires A's session with a batch of A's in flight: A learns its partitions are lost, commits
+    nothing for them and drops what is unconfirmed; B takes over from the last commit and the outputs equal
+    replay."""
+    docs = synth_docs(24, seed=5)
+    end = ms(str(docs[-1]["time"])) + 3_600_000
+    world = World(PS, T0, partitions=2)
+    a, b = world.worker(), world.worker()
+    world.assign((a, [0, 1]))
+    half = len(docs) // 2
+    drive(world, [a, b], docs[:half], ms(str(docs[half - 1]["time"])), every_ms=600_000)
+    world.send(docs[half : half + 10])
+    world.now = ms(str(docs[half + 9]["time"]))
+    a.runtime.step()  # a batch in flight, not yet committed
+    assert a.runtime._stages
+    committed = dict(world.broker.groups["app"].committed)
+    world.broker.expire(a.consumer)
+    a.runtime.step()
+    assert a.runtime.owned() == [] and not a.runtime._stages
+    world.deliver()
+    a.runtime.step()
+    assert world.broker.groups["app"].committed == committed
+    world.assign((b, [0, 1]), (a, []))
+    until = drive(world, [a, b], docs[half + 10 :], end, every_ms=600_000)
+    expected = oracle(docs, PS, until)
+    got = world.output_ids()
+    assert sorted(set(expected) - set(got)) == []
+    assert sorted(set(got) - set(expected)) == []
+    assert all(v == {expected[k]} for k, v in got.items())

@@ -36,7 +36,6 @@ from .envelopes import (
     TicketChanges,
     TicketEventEnvelope,
     UpdatedData,
-    envelope_adapter,
 )
 from .timefmt import parse_rfc3339_ms
 
@@ -286,8 +285,3 @@ def _check_key(key: bytes, subject: str, event_id: str | None) -> None:
         raise DecodeError("key_mismatch", "record key is not UTF-8", event_id) from None
     if key_text != subject:
         raise DecodeError("key_mismatch", f"record key {key_text!r} differs from subject {subject!r}", event_id)
-
-
-def validate_envelope(doc: Mapping[str, Any]) -> Any:
-    """Validate a JSON-ready mapping against the whole v1 union (used by tests and tooling)."""
-    return envelope_adapter.validate_python(doc)

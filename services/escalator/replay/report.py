@@ -50,7 +50,6 @@ METRIC_COLOR = {
     "periodic_update": "#0891b2",
     "resolution": "#ea580c",
 }
-PRIORITY_COLOR = {"urgent": "#b91c1c", "high": "#ea580c", "normal": "#2563eb", "low": "#64748b"}
 GOOD, BAD, MID = "#16a34a", "#dc2626", "#f59e0b"
 A_COLOR, B_COLOR = "#2563eb", "#db2777"
 FONT = "font-family:system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif"
@@ -96,10 +95,6 @@ def _e(value: object) -> str:
     return escape(str(value), quote=True)
 
 
-def _num(n: int | float) -> str:
-    return f"{n:,}" if isinstance(n, int) else f"{n:,.1f}"
-
-
 def _pct_text(v: float | None) -> str:
     return "&ndash;" if v is None else f"{v:.1f}%"
 
@@ -112,10 +107,6 @@ def _pct_class(v: float | None) -> str:
 
 def _dur(seconds: float | None) -> str:
     return format_span(seconds, (" min", " h", " d"), "&ndash;")
-
-
-def _target_text(targets: Sequence[float]) -> str:
-    return ", ".join(_dur(t) for t in targets) if targets else "&ndash;"
 
 
 def _nice_max(v: float) -> float:

@@ -26,8 +26,6 @@ PROGRESS_EVERY = 4096
 class RunResult:
     summary: Summary
     other: Summary | None
-    simulator: Simulator
-    other_simulator: Simulator | None
     outputs_written: int
     seconds: float
 
@@ -164,4 +162,4 @@ def _run(
         other.close(other_sim, read)
     if progress is not None:
         progress.update(count, final=True)
-    return RunResult(summary, other, sim, other_sim, written, time.perf_counter() - started)
+    return RunResult(summary, other, written, time.perf_counter() - started)

@@ -81,7 +81,6 @@ class Simulator:
         "_heap",
         "_incidents",
         "events_after_until",
-        "events_applied",
         "latest_ms",
         "policy",
         "tickets",
@@ -98,7 +97,6 @@ class Simulator:
         self._heap: list[tuple[int, str]] = []
         self._incidents = bool(policy.incidents)
         self.latest_ms: int | None = None  # the latest event time applied
-        self.events_applied = 0
         self.events_after_until = 0
 
     def feed(self, event: Event) -> list[Command]:
@@ -130,7 +128,6 @@ class Simulator:
             out.extend(cmds)
         else:
             out = cmds
-        self.events_applied += 1
         latest = self.latest_ms
         if latest is None or now > latest:
             self.latest_ms = now
@@ -153,10 +150,6 @@ class Simulator:
     def end_ms(self) -> int | None:
         """The instant the run ends at (``until_ms``, else the latest event time applied)."""
         return self.until_ms if self.until_ms is not None else self.latest_ms
-
-    def pending_deadlines(self) -> int:
-        """Tickets with a deadline still armed."""
-        return len(self._armed)
 
     def _fire_until(self, limit: int, inclusive: bool, out: list[Command]) -> None:
         heap = self._heap

@@ -46,12 +46,9 @@ class LineSource:
                 self._size = st.st_size if st.st_size > 0 else None
             except (OSError, ValueError):
                 self._size = None
-        self.lines_read = 0
 
     def __iter__(self) -> Iterator[tuple[int, bytes]]:
-        for n, line in enumerate(self._reader, 1):
-            self.lines_read = n
-            yield n, line
+        yield from enumerate(self._reader, 1)
 
     def progress(self) -> tuple[int, int] | None:
         """(bytes consumed, total bytes) of the underlying file, or ``None`` when unknown (stdin, pipes)."""

@@ -72,8 +72,3 @@ def ticket_header(value: bytes) -> TicketHeader:
     if version != VALUE_FORMAT:
         raise ValueError(f"unsupported ticket value format {version!r}")
     return TicketHeader(bool(flags & _OPEN), priority, wake, deadline)
-
-
-def wake_of(value: bytes) -> int:
-    """Only the wake instant of a store value (the deadline index checks heap entries against it)."""
-    return int(_HEADER.unpack_from(value)[3])

@@ -50,7 +50,6 @@ class IncidentPartition:
         self.sources = sources
         self.held: list[tuple[int, str, str, str, int]] = []  # (time_ms, ticket, rule, group value, offset)
         self.watermarks: dict[int, int] = {}  # source partition -> watermark
-        self.malformed = 0
         self._windows: dict[str, IncidentWindow | None] = {}  # the overlay of windows not stored yet
         self._dirty: set[str] = set()  # changed since the last snapshot
         self._snapshot_of: dict[str, int] = {}
@@ -69,7 +68,6 @@ class IncidentPartition:
                 return
             entry = (int(doc["time_ms"]), str(doc["ticket"]), str(doc["rule"]), str(doc["value"]), msg.offset() or 0)
         except (ValueError, KeyError, TypeError) as exc:
-            self.malformed += 1
             log.warning("skipped a malformed incident signal at offset %s: %s", msg.offset(), exc)
             return
         heapq.heappush(self.held, entry)

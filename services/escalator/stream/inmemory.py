@@ -247,7 +247,6 @@ class MemoryProducer:
         self.reports: list[tuple[Any, Any, MemoryMessage]] = []  # (callback, error, message) not served yet
         self.fail: Callable[[str, bytes | None], bool] | None = None  # -> True: this delivery fails
         self.freeze = False  # a frozen process transmits nothing
-        self.flushes = 0
         self.closed = False
 
     def produce(
@@ -282,7 +281,6 @@ class MemoryProducer:
         self.flush(0)
 
     def flush(self, timeout_s: float) -> int:
-        self.flushes += 1
         if timeout_s > 0:
             self.transmit()
         reports, self.reports = self.reports, []
@@ -312,10 +310,8 @@ class MemoryProbe:
     def __init__(self, broker: MemoryBroker) -> None:
         self.broker = broker
         self.answers: dict[TP, tuple[int, int]] = {}
-        self.requests = 0
 
     def request(self, tp: TP) -> None:
-        self.requests += 1
         self.answers[tp] = (self.broker.now_ms(), len(self.broker.topics[tp[0]][tp[1]]))
 
     def latest(self, tp: TP) -> tuple[int, int] | None:

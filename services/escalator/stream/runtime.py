@@ -111,7 +111,6 @@ class BatchStats:
     event_lags_ms: list[int] = field(default_factory=list)
     timer_lateness_ms: list[int] = field(default_factory=list)  # produced - fired_at, per timer output
     purged: int = 0
-    produced_ms: int = 0
     records: int = 0
     changelog_records: int = 0
     seconds: float = 0.0  # from the end of the poll to the commit
@@ -518,14 +517,13 @@ class Runtime:
             return False
         if not self._stages or self._stages[-1] is not stage:
             self._stages.append(stage)  # the batch being processed is always the newest stage
-        produced = self.now_ms()
-        stats.produced_ms = produced
+        now = self.now_ms()
         produce = self.producer.produce
         callback = stage.delivered
         for out in outputs:
             produce(out.topic, out.value, out.key, out.headers, out.partition, callback)
             if out.fired_ms is not None:
-                stats.timer_lateness_ms.append(produced - out.fired_ms)
+                stats.timer_lateness_ms.append(now - out.fired_ms)
         stage.pending += len(outputs)
         stage.outputs.extend(outputs)
         outputs.clear()
