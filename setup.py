@@ -22,6 +22,8 @@ COMPILED = [
     "services/escalator/core/vocabulary.py",
     "services/escalator/core/plan.py",  # the policy's runtime form (its pydantic specs: policy.py, interpreted)
     "services/escalator/core/state.py",
+    "services/escalator/core/clocks.py",
+    "services/escalator/core/messages.py",
     "services/escalator/core/engine.py",
     "services/escalator/core/incidents.py",
     "services/escalator/core/events.py",  # the decoder (its pydantic models live in envelopes.py, interpreted)

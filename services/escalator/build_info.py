@@ -28,6 +28,8 @@ COMPILED_MODULES = (
     "escalator.core.vocabulary",
     "escalator.core.plan",
     "escalator.core.state",
+    "escalator.core.clocks",
+    "escalator.core.messages",
     "escalator.core.engine",
     "escalator.core.incidents",
     "escalator.core.events",

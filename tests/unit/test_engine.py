@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from escalator.core import ClockOutcome, Ignored, IncidentSignal, advance, apply, load_policy_text, next_deadline
-from escalator.core.engine import describe
 from escalator.core.timefmt import format_ms
+from escalator.core.views import describe
 from tests.support import comment, created, emitted, ev, example_policy, fired, ids, ms, run, status
 
 PS = example_policy()

@@ -7,7 +7,7 @@ simulator (event time) run this same code, which is why they produce identical o
 
 from .calendar import Calendar
 from .durations import format_duration_ms, parse_duration_ms
-from .engine import advance, apply, describe, new_ticket, next_deadline, select_policy
+from .engine import advance, apply, new_ticket, next_deadline, select_policy
 from .events import DecodeError, Event, decode_record
 from .incidents import IncidentWindow, observe, window_key
 from .outputs import ESCALATIONS, NOTIFICATIONS, ClockOutcome, Command, Emit, Ignored, IncidentSignal, encode_event
@@ -15,6 +15,7 @@ from .plan import PolicySet
 from .policy import PolicyError, load_policy_text
 from .state import Clock, TicketState
 from .timefmt import format_ms, parse_rfc3339_ms
+from .views import describe
 from .vocabulary import METRICS
 
 __all__ = [

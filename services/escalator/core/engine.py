@@ -20,9 +20,20 @@ Time rules (see docs/engine.md):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
-from .durations import format_duration_ms
+from .clocks import (
+    checkpoint,
+    checkpoint_all,
+    due_at,
+    is_paused,
+    next_at,
+    reschedule_all,
+    running,
+    schedule,
+    start_cycle,
+)
 from .events import (
     CommentedData,
     CreatedData,
@@ -32,6 +43,7 @@ from .events import (
     StatusChangedData,
     UpdatedData,
 )
+from .messages import breach_text, ladder_text, recipients, requester_update_text, trigger_text, warning_text
 from .outputs import (
     ESCALATIONS,
     ClockOutcome,
@@ -45,19 +57,12 @@ from .outputs import (
 from .plan import CompiledPolicy, Matcher, NotifyTarget, PolicySet, Threshold
 from .state import ACHIEVED, CANCELLED, RUNNING, STOPPED, Clock, TicketState
 from .timefmt import format_ms
-from .vocabulary import DEFAULT_PAUSE_ON, DONE_STATUSES, METRICS
+from .vocabulary import DONE_STATUSES, METRICS
 
-__all__ = ["SEEN_IDS_KEPT", "advance", "apply", "describe", "new_ticket", "next_deadline", "select_policy"]
+__all__ = ["SEEN_IDS_KEPT", "Escalation", "advance", "apply", "new_ticket", "next_deadline", "rebase", "select_policy"]
 
 SEEN_IDS_KEPT: Final = 64
 _METRIC_ORDER: Final = {m: i for i, m in enumerate(METRICS)}
-_DEFAULT_PAUSE: Final = frozenset(DEFAULT_PAUSE_ON)
-_METRIC_TEXT: Final = {
-    "first_response": "first response",
-    "next_reply": "next reply",
-    "periodic_update": "periodic update",
-    "resolution": "resolution",
-}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -85,7 +90,7 @@ def apply(
         was_implicit = "implicit" in state.flags  # read before ``s`` (which may be ``state``) changes
         s = state if in_place else state.clone()
         if s.policy_version != policy.version:
-            _rebase(s, policy)
+            rebase(s, policy)
         at = event.time_ms if event.time_ms > s.watermark_ms else s.watermark_ms
         _fire_due(s, policy, at, False, cmds)
         if isinstance(event.data, CreatedData):
@@ -113,11 +118,11 @@ def advance(
     """Fire every threshold due at or before ``now_ms``, each at its own logical instant, in time order.
     ``in_place`` as for :func:`apply`."""
     if state.policy_version == policy.version:
-        nxt = _next_at(state)
+        nxt = next_at(state)
         if nxt is None or nxt > now_ms:
             return state, []
     s = state if in_place else state.clone()
-    _rebase(s, policy)
+    rebase(s, policy)
     cmds: list[Command] = []
     _fire_due(s, policy, now_ms, True, cmds)
     return s, cmds
@@ -127,9 +132,9 @@ def next_deadline(state: TicketState, policy: PolicySet) -> int | None:
     """The instant of the ticket's next threshold (``None``: nothing pending, e.g. paused or all met)."""
     if state.policy_version != policy.version:
         s = state.clone()
-        _rebase(s, policy)
-        return _next_at(s)
-    return _next_at(state)
+        rebase(s, policy)
+        return next_at(s)
+    return next_at(state)
 
 
 def select_policy(state: TicketState, policy: PolicySet) -> CompiledPolicy | None:
@@ -166,57 +171,8 @@ def new_ticket(event: Event, policy: PolicySet) -> TicketState:
             s.clocks[m] = c
         if s.status == "closed":
             s.closed_ms = at
-    _reschedule_all(s, pol)
+    reschedule_all(s, pol)
     return s
-
-
-def describe(state: TicketState, policy: PolicySet, now_ms: int) -> dict[str, object]:
-    """A JSON-ready view of a ticket's clocks at ``now_ms`` (the ``/tickets/{id}`` view)."""
-    s = state.clone()
-    _rebase(s, policy)
-    pol = policy.by_id(s.policy_id)
-    paused = _is_paused(s, pol)
-    clocks = []
-    for m in METRICS:
-        c = s.clocks.get(m)
-        if c is None:
-            continue
-        elapsed = c.elapsed_ms
-        if c.phase == RUNNING and not paused and pol is not None and now_ms > c.mark_ms:
-            elapsed += pol.calendar.elapsed_ms(c.mark_ms, now_ms)
-        target = pol.targets.get(m) if pol else None
-        due = _due_at(c, pol, paused)
-        clocks.append(
-            {
-                "metric": m,
-                "cycle": c.cycle,
-                "status": "paused" if (c.phase == RUNNING and paused) else c.phase,
-                "elapsed_seconds": elapsed / 1000,
-                "target_seconds": None if target is None else target / 1000,
-                "due_at": None if due is None else format_ms(due),
-                "breached": c.breached_at_ms is not None,
-                "breached_at": None if c.breached_at_ms is None else format_ms(c.breached_at_ms),
-                "thresholds_fired": list(c.fired),
-                "next_threshold": c.next_key,
-                "next_at": None if c.next_at_ms is None else format_ms(c.next_at_ms),
-                "escalation_level": c.level,
-                "acknowledged": bool(c.acks),
-            }
-        )
-    return {
-        "ticket_id": s.ticket_id,
-        "policy": {"id": s.policy_id, "version": policy.version},
-        "ticket": s.snapshot(),
-        "created_at": format_ms(s.created_ms),
-        "reopen_count": s.reopen_count,
-        "reassignment_count": s.reassignment_count,
-        "unanswered_requester_messages": s.unanswered,
-        "rating": s.rating,
-        "triggers_active": list(s.triggers_on),
-        "flags": list(s.flags),
-        "clocks": clocks,
-        "next_deadline": None if _next_at(s) is None else format_ms(_next_at(s)),  # type: ignore[arg-type]
-    }
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -235,11 +191,11 @@ def _mutate(s: TicketState, event: Event, at: int, ps: PolicySet, cmds: list[Com
             for m in ("first_response", "next_reply", "periodic_update"):
                 _end(s, m, ACHIEVED, at, pol, cmds)
             if s.status not in DONE_STATUSES:
-                _start_cycle(s, "periodic_update", at, pol)
+                start_cycle(s, "periodic_update", at, pol)
         else:
             s.unanswered += 1
-            if s.status not in DONE_STATUSES and not _running(s, "next_reply") and not _running(s, "first_response"):
-                _start_cycle(s, "next_reply", at, pol)
+            if s.status not in DONE_STATUSES and not running(s, "next_reply") and not running(s, "first_response"):
+                start_cycle(s, "next_reply", at, pol)
         return
     if isinstance(data, StatusChangedData):
         _set_status(s, data.status, at, pol, cmds)
@@ -316,21 +272,17 @@ def _set_status(s: TicketState, status: str, at: int, pol: CompiledPolicy | None
     old = s.status
     if status == old:
         return
-    was_paused = _is_paused(s, pol)
-    _checkpoint_all(s, at, pol, was_paused)
+    was_paused = is_paused(s, pol)
+    checkpoint_all(s, at, pol, was_paused)
     s.status = status
-    if status == "solved":
+    if status in DONE_STATUSES:
         _end(s, "resolution", ACHIEVED, at, pol, cmds)
         _end(s, "first_response", STOPPED, at, pol, cmds)
         _end(s, "next_reply", STOPPED, at, pol, cmds)
         _end(s, "periodic_update", CANCELLED, at, pol, cmds)
-    elif status == "closed":
-        _end(s, "resolution", ACHIEVED, at, pol, cmds)
-        _end(s, "first_response", STOPPED, at, pol, cmds)
-        _end(s, "next_reply", STOPPED, at, pol, cmds)
-        _end(s, "periodic_update", CANCELLED, at, pol, cmds)
-        s.closed_ms = at
         s.escalation_requested = False
+        if status == "closed":
+            s.closed_ms = at
     elif old in DONE_STATUSES:
         # Reopen: the resolution clock resumes the same cycle with the open time it had.
         s.reopen_count += 1
@@ -340,82 +292,15 @@ def _set_status(s: TicketState, status: str, at: int, pol: CompiledPolicy | None
             c = c.copy()
             c.phase, c.ended_ms, c.mark_ms = RUNNING, None, at
             s.clocks["resolution"] = c
-    if status == "solved":
-        s.escalation_requested = False
-    _reschedule_all(s, pol)
-
-
-def _acknowledge(s: TicketState, data: EscalationAcknowledgedData, at: int, pol: CompiledPolicy | None) -> None:
-    paused = _is_paused(s, pol)
-    for m in METRICS:
-        c = s.clocks.get(m)
-        if c is None or c.level == 0 or c.phase != RUNNING:
-            continue
-        if data.escalation_id is not None and not data.escalation_id.startswith(f"{s.ticket_id}:{m}:{c.cycle}:"):
-            continue
-        if data.level is not None and c.level < data.level:
-            continue
-        c = _checkpoint(c, at, pol, paused)
-        c.acks = (*c.acks, c.elapsed_ms)
-        s.clocks[m] = _schedule(c, pol, paused)
-
-
-def _reselect(s: TicketState, ps: PolicySet, at: int) -> None:
-    old = ps.by_id(s.policy_id)
-    new = select_policy(s, ps)
-    if new is old:
-        return
-    # Running clocks keep their elapsed time (measured on the old policy's calendar up to now) and take the new
-    # targets from here on; thresholds already fired stay fired, any now overdue fire at once.
-    _checkpoint_all(s, at, old, _is_paused(s, old))
-    s.policy_id = new.id if new else None
-    _reschedule_all(s, new)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Clocks
-
-
-def _running(s: TicketState, metric: str) -> bool:
-    c = s.clocks.get(metric)
-    return c is not None and c.phase == RUNNING
-
-
-def _is_paused(s: TicketState, pol: CompiledPolicy | None) -> bool:
-    return s.status in (pol.pause_on if pol is not None else _DEFAULT_PAUSE)
-
-
-def _checkpoint(c: Clock, at: int, pol: CompiledPolicy | None, paused: bool) -> Clock:
-    """A copy of a running clock with its open time accumulated up to ``at``."""
-    c = c.copy()
-    if at > c.mark_ms:
-        if not paused and pol is not None:
-            c.elapsed_ms += pol.calendar.elapsed_ms(c.mark_ms, at)
-        elif not paused:
-            c.elapsed_ms += at - c.mark_ms
-        c.mark_ms = at
-    return c
-
-
-def _checkpoint_all(s: TicketState, at: int, pol: CompiledPolicy | None, paused: bool) -> None:
-    clocks = s.clocks
-    for m, c in list(clocks.items()):
-        # A clock already checkpointed at ``at`` (or later) would only be copied unchanged: keep sharing it.
-        if c.phase == RUNNING and at > c.mark_ms:
-            clocks[m] = _checkpoint(c, at, pol, paused)
-
-
-def _start_cycle(s: TicketState, metric: str, at: int, pol: CompiledPolicy | None) -> None:
-    prev = s.clocks.get(metric)
-    cycle = prev.cycle + 1 if prev is not None else 1
-    s.clocks[metric] = _schedule(Clock(metric, cycle, RUNNING, at, 0, at), pol, _is_paused(s, pol))
+    reschedule_all(s, pol)
 
 
 def _end(s: TicketState, metric: str, phase: str, at: int, pol: CompiledPolicy | None, cmds: list[Command]) -> None:
+    """End the metric's running cycle (``phase``: achieved, stopped or cancelled) and report its outcome."""
     c = s.clocks.get(metric)
     if c is None or c.phase != RUNNING:
         return
-    c = _checkpoint(c, at, pol, _is_paused(s, pol))
+    c = checkpoint(c, at, pol, is_paused(s, pol))
     c.phase, c.ended_ms, c.next_at_ms, c.next_key = phase, at, None, None
     s.clocks[metric] = c
     target = pol.targets.get(metric) if pol is not None else None
@@ -437,94 +322,45 @@ def _end(s: TicketState, metric: str, phase: str, at: int, pol: CompiledPolicy |
     )
 
 
-def _reschedule_all(s: TicketState, pol: CompiledPolicy | None) -> None:
-    paused = _is_paused(s, pol)
-    clocks = s.clocks
-    for m, c in list(clocks.items()):
-        if c.phase == RUNNING or c.next_at_ms is not None:
-            at, key = _next_of(c, pol, paused)
-            if at != c.next_at_ms or key != c.next_key:  # unchanged: keep sharing the (immutable) clock
-                fresh = c.copy()
-                fresh.next_at_ms, fresh.next_key = at, key
-                clocks[m] = fresh
-
-
-def _pending(c: Clock, pol: CompiledPolicy | None) -> tuple[int, str] | None:
-    """The next unfired threshold of a running clock as (open-time offset, key)."""
-    if c.phase != RUNNING or pol is None:
-        return None
-    plan = pol.plans.get(c.metric)
-    if plan is None:
-        return None
-    best: tuple[int, str] | None = None
-    halted = bool(c.acks)
-    fired = c.fired
-    for th in plan:
-        if th.key in fired or (halted and th.kind == "esc"):
+def _acknowledge(s: TicketState, data: EscalationAcknowledgedData, at: int, pol: CompiledPolicy | None) -> None:
+    paused = is_paused(s, pol)
+    for m in METRICS:
+        c = s.clocks.get(m)
+        if c is None or c.level == 0 or c.phase != RUNNING:
             continue
-        best = (th.offset_ms, th.key)
-        break
-    if pol.ack_timeout_ms is not None:
-        for n, ack_elapsed in enumerate(c.acks, 1):
-            key = f"ack{n}"
-            if key in fired:
-                continue
-            offset = ack_elapsed + pol.ack_timeout_ms
-            if best is None or offset < best[0]:
-                best = (offset, key)
-            break
-    return best
+        if data.escalation_id is not None and not data.escalation_id.startswith(f"{s.ticket_id}:{m}:{c.cycle}:"):
+            continue
+        if data.level is not None and c.level < data.level:
+            continue
+        c = checkpoint(c, at, pol, paused)
+        c.acks = (*c.acks, c.elapsed_ms)
+        s.clocks[m] = schedule(c, pol, paused)
 
 
-def _schedule(c: Clock, pol: CompiledPolicy | None, paused: bool) -> Clock:
-    """Set the cached next threshold instant of ``c`` (mutates ``c``: callers pass a fresh copy)."""
-    c.next_at_ms, c.next_key = _next_of(c, pol, paused)
-    return c
+def _reselect(s: TicketState, ps: PolicySet, at: int) -> None:
+    old = ps.by_id(s.policy_id)
+    new = select_policy(s, ps)
+    if new is old:
+        return
+    # Running clocks keep their elapsed time (measured on the old policy's calendar up to now) and take the new
+    # targets from here on; thresholds already fired stay fired, any now overdue fire at once.
+    checkpoint_all(s, at, old, is_paused(s, old))
+    s.policy_id = new.id if new else None
+    reschedule_all(s, new)
 
 
-def _next_of(c: Clock, pol: CompiledPolicy | None, paused: bool) -> tuple[int | None, str | None]:
-    """The next threshold of ``c`` as (instant, key); the instant is ``None`` while paused."""
-    nxt = _pending(c, pol)
-    if nxt is None:
-        return None, None
-    offset, key = nxt
-    if offset <= c.elapsed_ms:
-        return c.mark_ms, key
-    if paused:
-        return None, key
-    assert pol is not None
-    return pol.calendar.add_open_ms(c.mark_ms, offset - c.elapsed_ms), key
+# ---------------------------------------------------------------------------------------------------------------
+# Policy changes
 
 
-def _due_at(c: Clock, pol: CompiledPolicy | None, paused: bool) -> int | None:
-    """When the clock's target was (or, running at full speed from now, will be) reached."""
-    if c.breached_at_ms is not None:
-        return c.breached_at_ms
-    if pol is None or c.metric not in pol.targets or c.phase != RUNNING or paused:
-        return None
-    target = pol.targets[c.metric]
-    if target <= c.elapsed_ms:
-        return c.mark_ms
-    return pol.calendar.add_open_ms(c.mark_ms, target - c.elapsed_ms)
-
-
-def _next_at(s: TicketState) -> int | None:
-    best: int | None = None
-    for c in s.clocks.values():
-        t = c.next_at_ms
-        if t is not None and (best is None or t < best):
-            best = t
-    return best
-
-
-def _rebase(s: TicketState, ps: PolicySet) -> None:
+def rebase(s: TicketState, ps: PolicySet) -> None:
     """Adopt a different policy file (after a restart with a new policy): re-select and re-plan every clock."""
     if s.policy_version == ps.version:
         return
     s.policy_version = ps.version
     new = select_policy(s, ps)
     s.policy_id = new.id if new else None
-    _reschedule_all(s, new)
+    reschedule_all(s, new)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -552,128 +388,153 @@ def _fire_due(s: TicketState, ps: PolicySet, limit: int, inclusive: bool, cmds: 
 
 
 def _fire(s: TicketState, c: Clock, pol: CompiledPolicy | None, ps: PolicySet, cmds: list[Command]) -> None:
+    """Fire the clock's next threshold at its instant: a warning, the breach, a ladder step (or a repeat of the
+    last one), or an acknowledgement that timed out (the next level up)."""
     assert pol is not None and c.next_at_ms is not None and c.next_key is not None
     at, key = c.next_at_ms, c.next_key
-    paused = _is_paused(s, pol)
+    paused = is_paused(s, pol)
     # Accumulate open time up to the firing instant so later thresholds are planned from here.
-    c = _checkpoint(c, at, pol, paused)
+    c = checkpoint(c, at, pol, paused)
     c.fired = (*c.fired, key)
-    metric = c.metric
-    base_id = f"{s.ticket_id}:{metric}:{c.cycle}:{key}"
-    version = ps.version
-    target = pol.targets[metric]
     if key == "breach":
         c.breached_at_ms = at
-    due = _due_at(c, pol, paused)
+    due = due_at(c, pol, paused)
     due_text = None if due is None else format_ms(due)
-    at_text = format_ms(at)
-    policy_ref = {"id": pol.id, "version": version}
-    mtext = _METRIC_TEXT[metric]
-    th: Threshold | None = None
-    if not key.startswith("ack"):
-        for candidate in pol.plans[metric]:
-            if candidate.key == key:
-                th = candidate
-                break
-    if th is not None and th.kind in ("warn", "breach"):
-        recipients = _resolve(s, pol.warn_notify if th.kind == "warn" else pol.breach_notify, pol)
-        if th.kind == "warn":
-            kind, severity = "sla_warning", "warning"
-            subject = (
-                f"SLA warning: ticket {s.ticket_id} {mtext} {th.fraction:.0%} of {format_duration_ms(target)} used"
-            )
-            body = (
-                f"The {mtext} target of ticket {s.ticket_id} ({s.priority}, group {s.group or '-'}) is due at "
-                f"{due_text}; {format_duration_ms(th.offset_ms)} of {format_duration_ms(target)} open time used."
-            )
-        else:
-            kind, severity = "sla_breach", "high"
-            subject = f"SLA breached: ticket {s.ticket_id} {mtext} (target {format_duration_ms(target)})"
-            body = (
-                f"The {mtext} target of ticket {s.ticket_id} ({s.priority}, group {s.group or '-'}) was due at "
-                f"{at_text} and has not been met."
-            )
-        cmds.append(
-            notification(
-                base_id,
-                s.ticket_id,
-                at_text,
-                ticket_id=s.ticket_id,
-                kind=kind,
-                recipients=recipients,
-                severity=severity,
-                subject=subject,
-                body=body,
-                policy_ref=policy_ref,
-                metric=metric,
-                cycle=c.cycle,
-                due_at=due_text,
-            )
-        )
+    th = _threshold(pol, c.metric, key)
+    if th is not None and th.kind != "esc":
+        _notify_threshold(s, c, th, at, due_text, pol, ps, cmds)
     else:
-        # A ladder step, a repeat of the last step, or an acknowledgement that timed out (next level up).
-        if th is not None:
-            step = pol.steps[th.step]
-        else:
-            higher = [st for st in pol.steps if st.level > c.level]
-            step = higher[0] if higher else pol.steps[-1]
-        c.level = max(c.level, step.level)
-        overdue = c.elapsed_ms - target
-        reason_text = (
-            f"acknowledged {format_duration_ms(pol.ack_timeout_ms or 0)} ago and still open"
-            if th is None
-            else f"overdue by {format_duration_ms(overdue)}"
-        )
-        _escalate(
-            s,
-            pol,
-            ps,
-            at,
-            cmds,
-            esc_id=base_id,
-            level=step.level,
-            kind=step.kind,
-            reason="sla_breach",
-            metric=metric,
-            trigger=None,
-            cycle=c.cycle,
-            threshold=key,
-            notify=step.notify,
-            due_text=due_text,
-            requester_update=pol.requester_updates,
-            subject=f"Escalation L{step.level}: ticket {s.ticket_id} {mtext} {reason_text}",
-            body=(
-                f"Ticket {s.ticket_id} ({s.priority}, group {s.group or '-'}, assignee {s.assignee or '-'}) "
-                f"missed its {mtext} target of {format_duration_ms(target)} (due {due_text}); {reason_text}."
-            ),
-        )
-    s.clocks[metric] = _schedule(c, pol, paused)
+        _escalate_ladder(s, c, th, at, due_text, pol, ps, cmds)
+    s.clocks[c.metric] = schedule(c, pol, paused)
     s.watermark_ms = max(s.watermark_ms, at)
 
 
-def _escalate(
+def _threshold(pol: CompiledPolicy, metric: str, key: str) -> Threshold | None:
+    """The planned threshold of ``key`` (``None`` for an acknowledgement timeout, ``ack<n>``)."""
+    if key.startswith("ack"):
+        return None
+    for candidate in pol.plans[metric]:
+        if candidate.key == key:
+            return candidate
+    return None
+
+
+def _notify_threshold(
     s: TicketState,
-    pol: CompiledPolicy | None,
-    ps: PolicySet,
+    c: Clock,
+    th: Threshold,
     at: int,
-    cmds: list[Command],
-    *,
-    esc_id: str,
-    level: int,
-    kind: str,
-    reason: str,
-    metric: str | None,
-    trigger: str | None,
-    cycle: int,
-    threshold: str,
-    notify: tuple[NotifyTarget, ...],
     due_text: str | None,
-    requester_update: bool,
-    subject: str,
-    body: str,
+    pol: CompiledPolicy,
+    ps: PolicySet,
+    cmds: list[Command],
 ) -> None:
+    """A warning or the breach: one notification."""
+    metric = c.metric
+    target = pol.targets[metric]
     at_text = format_ms(at)
-    targets = _resolve(s, notify, pol)
+    if th.kind == "warn":
+        kind, severity, notify = "sla_warning", "warning", pol.warn_notify
+        subject, body = warning_text(s, metric, th.fraction, th.offset_ms, target, due_text)
+    else:
+        kind, severity, notify = "sla_breach", "high", pol.breach_notify
+        subject, body = breach_text(s, metric, target, at_text)
+    cmds.append(
+        notification(
+            f"{s.ticket_id}:{metric}:{c.cycle}:{th.key}",
+            s.ticket_id,
+            at_text,
+            ticket_id=s.ticket_id,
+            kind=kind,
+            recipients=recipients(s, notify, pol),
+            severity=severity,
+            subject=subject,
+            body=body,
+            policy_ref={"id": pol.id, "version": ps.version},
+            metric=metric,
+            cycle=c.cycle,
+            due_at=due_text,
+        )
+    )
+
+
+def _escalate_ladder(
+    s: TicketState,
+    c: Clock,
+    th: Threshold | None,
+    at: int,
+    due_text: str | None,
+    pol: CompiledPolicy,
+    ps: PolicySet,
+    cmds: list[Command],
+) -> None:
+    """A ladder step, a repeat of the last step, or (``th`` is ``None``) an acknowledgement that timed out."""
+    if th is not None:
+        step = pol.steps[th.step]
+    else:
+        higher = [st for st in pol.steps if st.level > c.level]
+        step = higher[0] if higher else pol.steps[-1]
+    c.level = max(c.level, step.level)
+    metric = c.metric
+    target = pol.targets[metric]
+    subject, body = ladder_text(
+        s,
+        metric,
+        step.level,
+        target,
+        due_text,
+        c.elapsed_ms - target,
+        (pol.ack_timeout_ms or 0) if th is None else None,
+    )
+    _escalate(
+        s,
+        pol,
+        ps,
+        at,
+        Escalation(
+            f"{s.ticket_id}:{metric}:{c.cycle}:{c.fired[-1]}",
+            step.level,
+            step.kind,
+            "sla_breach",
+            metric,
+            None,
+            c.cycle,
+            c.fired[-1],
+            step.notify,
+            due_text,
+            pol.requester_updates,
+            subject,
+            body,
+        ),
+        cmds,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    """What an escalation says: everything :func:`_escalate` puts on its outputs besides the ticket's own facts."""
+
+    id: str
+    level: int
+    kind: str
+    reason: str  # sla_breach | trigger | requester_request
+    metric: str | None
+    trigger: str | None
+    cycle: int
+    threshold: str
+    notify: tuple[NotifyTarget, ...]
+    due_text: str | None
+    requester_update: bool
+    subject: str
+    body: str
+
+
+def _escalate(
+    s: TicketState, pol: CompiledPolicy | None, ps: PolicySet, at: int, esc: Escalation, cmds: list[Command]
+) -> None:
+    """``escalation.raised``, the notification of the people it goes to and, when asked for, the requester's."""
+    at_text = format_ms(at)
+    targets = recipients(s, esc.notify, pol)
     policy_ref = {"id": pol.id if pol else None, "version": ps.version}
     cmds.append(
         Emit(
@@ -681,22 +542,22 @@ def _escalate(
             s.ticket_id,
             cloud_event(
                 "escalation.raised",
-                esc_id,
+                esc.id,
                 s.ticket_id,
                 at_text,
                 {
-                    "escalation_id": esc_id,
+                    "escalation_id": esc.id,
                     "ticket_id": s.ticket_id,
-                    "level": level,
-                    "kind": kind,
-                    "reason": reason,
-                    "metric": metric,
-                    "trigger": trigger,
-                    "cycle": cycle,
-                    "threshold": threshold,
+                    "level": esc.level,
+                    "kind": esc.kind,
+                    "reason": esc.reason,
+                    "metric": esc.metric,
+                    "trigger": esc.trigger,
+                    "cycle": esc.cycle,
+                    "threshold": esc.threshold,
                     "policy": policy_ref,
                     "targets": targets,
-                    "due_at": due_text,
+                    "due_at": esc.due_text,
                     "fired_at": at_text,
                     "ticket": s.snapshot(),
                     "incident_id": None,
@@ -706,73 +567,42 @@ def _escalate(
     )
     cmds.append(
         notification(
-            f"{esc_id}:notify",
+            f"{esc.id}:notify",
             s.ticket_id,
             at_text,
             ticket_id=s.ticket_id,
             kind="escalation",
             recipients=targets,
-            severity="critical" if level >= 2 else "high",
-            subject=subject,
-            body=body,
+            severity="critical" if esc.level >= 2 else "high",
+            subject=esc.subject,
+            body=esc.body,
             policy_ref=policy_ref,
-            escalation_id=esc_id,
-            metric=metric,
-            cycle=cycle,
-            due_at=due_text,
+            escalation_id=esc.id,
+            metric=esc.metric,
+            cycle=esc.cycle,
+            due_at=esc.due_text,
         )
     )
-    if requester_update and s.requester_id is not None:
+    if esc.requester_update and s.requester_id is not None:
+        subject, body = requester_update_text(s.ticket_id)
         cmds.append(
             notification(
-                f"{esc_id}:requester",
+                f"{esc.id}:requester",
                 s.ticket_id,
                 at_text,
                 ticket_id=s.ticket_id,
                 kind="requester_update",
                 recipients=[{"type": "requester", "id": s.requester_id}],
                 severity="info",
-                subject=f"Your request {s.ticket_id} has been escalated",
-                body=(
-                    f"We are sorry your request {s.ticket_id} is taking longer than it should. It has been "
-                    "escalated to a senior member of the team, who is looking into it now."
-                ),
+                subject=subject,
+                body=body,
                 policy_ref=policy_ref,
-                escalation_id=esc_id,
-                metric=metric,
-                cycle=cycle,
-                due_at=due_text,
+                escalation_id=esc.id,
+                metric=esc.metric,
+                cycle=esc.cycle,
+                due_at=esc.due_text,
             )
         )
-
-
-def _resolve(s: TicketState, targets: tuple[NotifyTarget, ...], pol: CompiledPolicy | None) -> list[dict[str, str]]:
-    """Concrete recipients. ``assignee`` falls back to the ticket's group; if nothing resolves, the first ladder
-    step's static targets are used, so a notification is never addressed to nobody."""
-    out: list[dict[str, str]] = []
-    for t in targets:
-        r: dict[str, str] | None
-        if t.type == "assignee":
-            r = (
-                {"type": "user", "id": s.assignee}
-                if s.assignee
-                else {"type": "group", "id": s.group}
-                if s.group
-                else None
-            )
-        elif t.type == "ticket_group":
-            r = {"type": "group", "id": s.group} if s.group else None
-        elif t.type == "requester":
-            r = {"type": "requester", "id": s.requester_id} if s.requester_id else None
-        else:
-            r = {"type": t.type, "id": t.id or ""}
-        if r is not None and r not in out:
-            out.append(r)
-    if not out and pol is not None and pol.steps:
-        out = [{"type": t.type, "id": t.id or ""} for t in pol.steps[0].notify if t.id is not None]
-    if not out:
-        out = [{"type": "role", "id": "support"}]
-    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -807,35 +637,33 @@ def _evaluate_triggers(s: TicketState, ps: PolicySet, at: int, cmds: list[Comman
             fires[trig.id] = n
             s.trigger_fires = fires
             on = (*on, trig.id)
-            esc_id = f"{s.ticket_id}:trigger:{trig.id}:{n}"
             requester_update = (
                 trig.requester_update
                 if trig.requester_update is not None
                 else (pol.requester_updates if pol else False)
             )
-            what = "requested escalation" if trig.reason == "requester_request" else f"trigger {trig.id}"
+            subject, body = trigger_text(s, trig.level, trig.id, trig.kind, trig.reason)
             _escalate(
                 s,
                 pol,
                 ps,
                 at,
-                cmds,
-                esc_id=esc_id,
-                level=trig.level,
-                kind=trig.kind,
-                reason=trig.reason,
-                metric=None,
-                trigger=trig.id,
-                cycle=n,
-                threshold="trigger",
-                notify=trig.notify,
-                due_text=None,
-                requester_update=requester_update,
-                subject=f"Escalation L{trig.level}: ticket {s.ticket_id} ({what})",
-                body=(
-                    f"Ticket {s.ticket_id} ({s.priority}, group {s.group or '-'}, assignee {s.assignee or '-'}) "
-                    f"was escalated by {what} ({trig.kind})."
+                Escalation(
+                    f"{s.ticket_id}:trigger:{trig.id}:{n}",
+                    trig.level,
+                    trig.kind,
+                    trig.reason,
+                    None,
+                    trig.id,
+                    n,
+                    "trigger",
+                    trig.notify,
+                    None,
+                    requester_update,
+                    subject,
+                    body,
                 ),
+                cmds,
             )
         elif not holds and active:
             on = tuple(t for t in on if t != trig.id)

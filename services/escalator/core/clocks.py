@@ -1,0 +1,145 @@
+"""Clock arithmetic: how a metric's clock accumulates open time and when its next threshold falls due.
+
+A :class:`~escalator.core.state.Clock` is one cycle of one metric. It is immutable to the engine: every function
+here that changes a clock returns a fresh copy (except :func:`schedule`, which callers hand a fresh copy), so a
+ticket state's clocks can be shared between the state before and after an event.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from .plan import CompiledPolicy
+from .state import RUNNING, Clock, TicketState
+from .vocabulary import DEFAULT_PAUSE_ON
+
+__all__ = [
+    "checkpoint",
+    "checkpoint_all",
+    "due_at",
+    "is_paused",
+    "next_at",
+    "next_of",
+    "reschedule_all",
+    "running",
+    "schedule",
+    "start_cycle",
+]
+
+_DEFAULT_PAUSE: Final = frozenset(DEFAULT_PAUSE_ON)
+
+
+def running(s: TicketState, metric: str) -> bool:
+    c = s.clocks.get(metric)
+    return c is not None and c.phase == RUNNING
+
+
+def is_paused(s: TicketState, pol: CompiledPolicy | None) -> bool:
+    return s.status in (pol.pause_on if pol is not None else _DEFAULT_PAUSE)
+
+
+def checkpoint(c: Clock, at: int, pol: CompiledPolicy | None, paused: bool) -> Clock:
+    """A copy of a running clock with its open time accumulated up to ``at``."""
+    c = c.copy()
+    if at > c.mark_ms:
+        if not paused and pol is not None:
+            c.elapsed_ms += pol.calendar.elapsed_ms(c.mark_ms, at)
+        elif not paused:
+            c.elapsed_ms += at - c.mark_ms
+        c.mark_ms = at
+    return c
+
+
+def checkpoint_all(s: TicketState, at: int, pol: CompiledPolicy | None, paused: bool) -> None:
+    clocks = s.clocks
+    for m, c in list(clocks.items()):
+        # A clock already checkpointed at ``at`` (or later) would only be copied unchanged: keep sharing it.
+        if c.phase == RUNNING and at > c.mark_ms:
+            clocks[m] = checkpoint(c, at, pol, paused)
+
+
+def start_cycle(s: TicketState, metric: str, at: int, pol: CompiledPolicy | None) -> None:
+    prev = s.clocks.get(metric)
+    cycle = prev.cycle + 1 if prev is not None else 1
+    s.clocks[metric] = schedule(Clock(metric, cycle, RUNNING, at, 0, at), pol, is_paused(s, pol))
+
+
+def reschedule_all(s: TicketState, pol: CompiledPolicy | None) -> None:
+    paused = is_paused(s, pol)
+    clocks = s.clocks
+    for m, c in list(clocks.items()):
+        if c.phase == RUNNING or c.next_at_ms is not None:
+            at, key = next_of(c, pol, paused)
+            if at != c.next_at_ms or key != c.next_key:  # unchanged: keep sharing the (immutable) clock
+                fresh = c.copy()
+                fresh.next_at_ms, fresh.next_key = at, key
+                clocks[m] = fresh
+
+
+def _pending(c: Clock, pol: CompiledPolicy | None) -> tuple[int, str] | None:
+    """The next unfired threshold of a running clock as (open-time offset, key)."""
+    if c.phase != RUNNING or pol is None:
+        return None
+    plan = pol.plans.get(c.metric)
+    if plan is None:
+        return None
+    best: tuple[int, str] | None = None
+    halted = bool(c.acks)
+    fired = c.fired
+    for th in plan:
+        if th.key in fired or (halted and th.kind == "esc"):
+            continue
+        best = (th.offset_ms, th.key)
+        break
+    if pol.ack_timeout_ms is not None:
+        for n, ack_elapsed in enumerate(c.acks, 1):
+            key = f"ack{n}"
+            if key in fired:
+                continue
+            offset = ack_elapsed + pol.ack_timeout_ms
+            if best is None or offset < best[0]:
+                best = (offset, key)
+            break
+    return best
+
+
+def schedule(c: Clock, pol: CompiledPolicy | None, paused: bool) -> Clock:
+    """Set the cached next threshold instant of ``c`` (mutates ``c``: callers pass a fresh copy)."""
+    c.next_at_ms, c.next_key = next_of(c, pol, paused)
+    return c
+
+
+def next_of(c: Clock, pol: CompiledPolicy | None, paused: bool) -> tuple[int | None, str | None]:
+    """The next threshold of ``c`` as (instant, key); the instant is ``None`` while paused."""
+    nxt = _pending(c, pol)
+    if nxt is None:
+        return None, None
+    offset, key = nxt
+    if offset <= c.elapsed_ms:
+        return c.mark_ms, key
+    if paused:
+        return None, key
+    assert pol is not None
+    return pol.calendar.add_open_ms(c.mark_ms, offset - c.elapsed_ms), key
+
+
+def due_at(c: Clock, pol: CompiledPolicy | None, paused: bool) -> int | None:
+    """When the clock's target was (or, running at full speed from now, will be) reached."""
+    if c.breached_at_ms is not None:
+        return c.breached_at_ms
+    if pol is None or c.metric not in pol.targets or c.phase != RUNNING or paused:
+        return None
+    target = pol.targets[c.metric]
+    if target <= c.elapsed_ms:
+        return c.mark_ms
+    return pol.calendar.add_open_ms(c.mark_ms, target - c.elapsed_ms)
+
+
+def next_at(s: TicketState) -> int | None:
+    """The earliest cached next-threshold instant of the ticket's clocks."""
+    best: int | None = None
+    for c in s.clocks.values():
+        t = c.next_at_ms
+        if t is not None and (best is None or t < best):
+            best = t
+    return best

@@ -1,0 +1,122 @@
+"""What people read: the subjects and bodies of notifications, and the recipients they go to.
+
+The engine decides *that* something is sent and with which facts; this module words it. Texts are part of the
+output contract's bytes (the golden files check them), so a change here is a change to every affected output.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from .durations import format_duration_ms
+from .plan import CompiledPolicy, NotifyTarget
+from .state import TicketState
+
+__all__ = [
+    "METRIC_TEXT",
+    "breach_text",
+    "ladder_text",
+    "recipients",
+    "requester_update_text",
+    "trigger_text",
+    "warning_text",
+]
+
+METRIC_TEXT: Final = {
+    "first_response": "first response",
+    "next_reply": "next reply",
+    "periodic_update": "periodic update",
+    "resolution": "resolution",
+}
+
+
+def _ticket_line(s: TicketState) -> str:
+    return f"({s.priority}, group {s.group or '-'}"
+
+
+def warning_text(
+    s: TicketState, metric: str, fraction: float, used_ms: int, target_ms: int, due_text: str | None
+) -> tuple[str, str]:
+    mtext = METRIC_TEXT[metric]
+    target = format_duration_ms(target_ms)
+    return (
+        f"SLA warning: ticket {s.ticket_id} {mtext} {fraction:.0%} of {target} used",
+        f"The {mtext} target of ticket {s.ticket_id} {_ticket_line(s)}) is due at {due_text}; "
+        f"{format_duration_ms(used_ms)} of {target} open time used.",
+    )
+
+
+def breach_text(s: TicketState, metric: str, target_ms: int, at_text: str) -> tuple[str, str]:
+    mtext = METRIC_TEXT[metric]
+    return (
+        f"SLA breached: ticket {s.ticket_id} {mtext} (target {format_duration_ms(target_ms)})",
+        f"The {mtext} target of ticket {s.ticket_id} {_ticket_line(s)}) was due at {at_text} and has not been met.",
+    )
+
+
+def ladder_text(
+    s: TicketState,
+    metric: str,
+    level: int,
+    target_ms: int,
+    due_text: str | None,
+    overdue_ms: int,
+    ack_timeout_ms: int | None,
+) -> tuple[str, str]:
+    """A ladder step: overdue by some time, or (``ack_timeout_ms`` given) acknowledged and still open."""
+    mtext = METRIC_TEXT[metric]
+    reason = (
+        f"acknowledged {format_duration_ms(ack_timeout_ms)} ago and still open"
+        if ack_timeout_ms is not None
+        else f"overdue by {format_duration_ms(overdue_ms)}"
+    )
+    return (
+        f"Escalation L{level}: ticket {s.ticket_id} {mtext} {reason}",
+        f"Ticket {s.ticket_id} {_ticket_line(s)}, assignee {s.assignee or '-'}) missed its {mtext} target of "
+        f"{format_duration_ms(target_ms)} (due {due_text}); {reason}.",
+    )
+
+
+def trigger_text(s: TicketState, level: int, trigger_id: str, kind: str, reason: str) -> tuple[str, str]:
+    what = "requested escalation" if reason == "requester_request" else f"trigger {trigger_id}"
+    return (
+        f"Escalation L{level}: ticket {s.ticket_id} ({what})",
+        f"Ticket {s.ticket_id} {_ticket_line(s)}, assignee {s.assignee or '-'}) was escalated by {what} ({kind}).",
+    )
+
+
+def requester_update_text(ticket_id: str) -> tuple[str, str]:
+    return (
+        f"Your request {ticket_id} has been escalated",
+        f"We are sorry your request {ticket_id} is taking longer than it should. It has been escalated to a senior "
+        "member of the team, who is looking into it now.",
+    )
+
+
+def recipients(s: TicketState, targets: tuple[NotifyTarget, ...], pol: CompiledPolicy | None) -> list[dict[str, str]]:
+    """Concrete recipients. ``assignee`` falls back to the ticket's group; if nothing resolves, the first ladder
+    step's static targets are used, so a notification is never addressed to nobody."""
+    out: list[dict[str, str]] = []
+    for t in targets:
+        r: dict[str, str] | None
+        if t.type == "assignee":
+            r = (
+                {"type": "user", "id": s.assignee}
+                if s.assignee
+                else {"type": "group", "id": s.group}
+                if s.group
+                else None
+            )
+        elif t.type == "ticket_group":
+            r = {"type": "group", "id": s.group} if s.group else None
+        elif t.type == "requester":
+            r = {"type": "requester", "id": s.requester_id} if s.requester_id else None
+        else:
+            r = {"type": t.type, "id": t.id or ""}
+        if r is not None and r not in out:
+            out.append(r)
+    if not out and pol is not None and pol.steps:
+        out = [{"type": t.type, "id": t.id or ""} for t in pol.steps[0].notify if t.id is not None]
+    if not out:
+        out = [{"type": "role", "id": "support"}]
+    return out

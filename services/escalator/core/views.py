@@ -1,0 +1,63 @@
+"""Read-only views of a ticket's SLA state for people and tools (the service's ``/tickets/{id}``)."""
+
+from __future__ import annotations
+
+from .clocks import due_at, is_paused, next_at
+from .engine import rebase
+from .plan import PolicySet
+from .state import RUNNING, TicketState
+from .timefmt import format_ms
+from .vocabulary import METRICS
+
+__all__ = ["describe"]
+
+
+def describe(state: TicketState, policy: PolicySet, now_ms: int) -> dict[str, object]:
+    """A JSON-ready view of a ticket's clocks at ``now_ms`` (under ``policy``, which may be newer than the one the
+    state was last planned with)."""
+    s = state.clone()
+    rebase(s, policy)
+    pol = policy.by_id(s.policy_id)
+    paused = is_paused(s, pol)
+    clocks = []
+    for m in METRICS:
+        c = s.clocks.get(m)
+        if c is None:
+            continue
+        elapsed = c.elapsed_ms
+        if c.phase == RUNNING and not paused and pol is not None and now_ms > c.mark_ms:
+            elapsed += pol.calendar.elapsed_ms(c.mark_ms, now_ms)
+        target = pol.targets.get(m) if pol else None
+        due = due_at(c, pol, paused)
+        clocks.append(
+            {
+                "metric": m,
+                "cycle": c.cycle,
+                "status": "paused" if (c.phase == RUNNING and paused) else c.phase,
+                "elapsed_seconds": elapsed / 1000,
+                "target_seconds": None if target is None else target / 1000,
+                "due_at": None if due is None else format_ms(due),
+                "breached": c.breached_at_ms is not None,
+                "breached_at": None if c.breached_at_ms is None else format_ms(c.breached_at_ms),
+                "thresholds_fired": list(c.fired),
+                "next_threshold": c.next_key,
+                "next_at": None if c.next_at_ms is None else format_ms(c.next_at_ms),
+                "escalation_level": c.level,
+                "acknowledged": bool(c.acks),
+            }
+        )
+    upcoming = next_at(s)
+    return {
+        "ticket_id": s.ticket_id,
+        "policy": {"id": s.policy_id, "version": policy.version},
+        "ticket": s.snapshot(),
+        "created_at": format_ms(s.created_ms),
+        "reopen_count": s.reopen_count,
+        "reassignment_count": s.reassignment_count,
+        "unanswered_requester_messages": s.unanswered,
+        "rating": s.rating,
+        "triggers_active": list(s.triggers_on),
+        "flags": list(s.flags),
+        "clocks": clocks,
+        "next_deadline": None if upcoming is None else format_ms(upcoming),
+    }
