@@ -36,97 +36,75 @@ AT_RISK_HORIZON_MS = 15 * 60_000
 
 
 class Metrics:
+    """Every metric of the worker, registered on ``registry``."""
+
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.events_consumed = Counter(
-            "escalator_events_consumed_total", "Input events consumed, by CloudEvent type.", ["type"], registry=registry
+        c, h = self._counter, self._bulk
+        self.events_consumed = c(
+            "escalator_events_consumed_total", "Input events consumed, by CloudEvent type.", "type"
         )
-        self.events_rejected = Counter(
-            "escalator_events_rejected_total",
-            "Input records sent to the dead-letter topic, by reason.",
-            ["reason"],
-            registry=registry,
+        self.events_rejected = c(
+            "escalator_events_rejected_total", "Input records sent to the dead-letter topic, by reason.", "reason"
         )
-        self.events_duplicate = Counter(
-            "escalator_events_duplicate_total",
-            "Input events ignored as duplicates (same source and id).",
-            registry=registry,
+        self.events_duplicate = c(
+            "escalator_events_duplicate_total", "Input events ignored as duplicates (same source and id)."
         )
-        self.escalations = Counter(
-            "escalator_escalations_total", "Escalations raised.", ["level", "kind", "reason"], registry=registry
-        )
-        self.notifications = Counter(
-            "escalator_notifications_total", "Notifications requested, by kind.", ["kind"], registry=registry
-        )
-        self.incidents = Counter(
-            "escalator_incidents_total", "Incidents detected, by rule.", ["rule"], registry=registry
-        )
-        self.sla_breaches = Counter(
-            "escalator_sla_breaches_total", "SLA targets breached.", ["metric", "priority", "policy"], registry=registry
-        )
-        self.sla_warnings = Counter(
-            "escalator_sla_warnings_total", "SLA warnings sent.", ["metric", "priority", "policy"], registry=registry
-        )
-        self.sla_outcomes = Counter(
+        self.escalations = c("escalator_escalations_total", "Escalations raised.", "level", "kind", "reason")
+        self.notifications = c("escalator_notifications_total", "Notifications requested, by kind.", "kind")
+        self.incidents = c("escalator_incidents_total", "Incidents detected, by rule.", "rule")
+        sla = ("metric", "priority", "policy")
+        self.sla_breaches = c("escalator_sla_breaches_total", "SLA targets breached.", *sla)
+        self.sla_warnings = c("escalator_sla_warnings_total", "SLA warnings sent.", *sla)
+        self.sla_outcomes = c(
             "escalator_sla_outcomes_total",
             "Metric cycles ended, by outcome (met|breached).",
-            ["metric", "outcome", "priority", "policy"],
-            registry=registry,
+            "metric",
+            "outcome",
+            "priority",
+            "policy",
         )
-        self.time_to_first_response = BulkHistogram(
+        self.time_to_first_response = h(
             "escalator_time_to_first_response_seconds",
             "Open (calendar) time to the first public agent reply.",
             _SLA_BUCKETS,
-            ("priority",),
+            "priority",
         )
-        self.time_to_resolution = BulkHistogram(
-            "escalator_time_to_resolution_seconds", "Open (calendar) time to solve.", _SLA_BUCKETS, ("priority",)
+        self.time_to_resolution = h(
+            "escalator_time_to_resolution_seconds", "Open (calendar) time to solve.", _SLA_BUCKETS, "priority"
         )
-        registry.register(self.time_to_first_response)
-        registry.register(self.time_to_resolution)
-        self.timer_lateness = BulkHistogram(
+        self.timer_lateness = h(
             "escalator_timer_lateness_seconds",
             "From a threshold's logical instant to the moment its output was produced.",
             _LATENCY_BUCKETS,
         )
-        self.event_lag = BulkHistogram(
+        self.event_lag = h(
             "escalator_event_lag_seconds",
             "From an input event's time to the moment it was processed.",
             _LATENCY_BUCKETS,
         )
-        registry.register(self.timer_lateness)
-        registry.register(self.event_lag)
-        self.batches = Counter("escalator_batches_total", "Batches processed.", registry=registry)
-        self.batch_seconds = BulkHistogram(
+        self.batches = c("escalator_batches_total", "Batches processed.")
+        self.batch_seconds = h(
             "escalator_batch_duration_seconds",
             "From the end of a poll to the commit of its batch (apply, fire, produce, flush, store, commit).",
             (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
         )
-        registry.register(self.batch_seconds)
-        self.batch_records = Counter(
-            "escalator_batch_records_total",
-            "Records consumed in batches (input and incident signals).",
-            registry=registry,
+        self.batch_records = c(
+            "escalator_batch_records_total", "Records consumed in batches (input and incident signals)."
         )
-        self.changelog_records = Counter(
-            "escalator_changelog_records_total", "State changes written to changelogs.", registry=registry
-        )
-        self.fenced = Counter(
+        self.changelog_records = c("escalator_changelog_records_total", "State changes written to changelogs.")
+        self.fenced = c(
             "escalator_ownership_checks_total",
             "Partitions re-validated: lease (a batch outlived the lease), gap (another writer in a changelog), "
             "released (another worker's claim holds).",
-            ["reason"],
-            registry=registry,
+            "reason",
         )
-        self.tickets_purged = Counter(
-            "escalator_tickets_purged_total",
-            "Closed tickets removed from the table after the retention.",
-            registry=registry,
+        self.tickets_purged = c(
+            "escalator_tickets_purged_total", "Closed tickets removed from the table after the retention."
         )
-        self.recovery_stalls = Counter(
+        self.recovery_stalls = c(
             "escalator_recovery_stalls_total",
             "Times recovery made no progress for recovery_stall_seconds and a rebalance was requested.",
-            registry=registry,
         )
         self.ready = Gauge(
             "escalator_ready", "1 when recovery is complete and the deadline index is built.", registry=registry
@@ -141,13 +119,21 @@ class Metrics:
             buckets=(0.01, 0.1, 0.5, 1, 5, 15, 60, 300),
             registry=registry,
         )
-        self.recovered_records = Counter(
+        self.recovered_records = c(
             "escalator_recovered_records_total",
             "Changelog records read during recovery: applied, or ignored (written by an owner whose claim was "
             "replaced).",
-            ["store", "result"],
-            registry=registry,
+            "store",
+            "result",
         )
+
+    def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
+        return Counter(name, documentation, list(labels), registry=self.registry)
+
+    def _bulk(self, name: str, documentation: str, buckets: tuple[float, ...], *labels: str) -> BulkHistogram:
+        histogram = BulkHistogram(name, documentation, buckets, labels)
+        self.registry.register(histogram)
+        return histogram
 
     # -- the processor's Observer -----------------------------------------------------------------------------------
     def on_batch(self, stats: BatchStats) -> None:

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -32,10 +32,12 @@ __all__ = [
     "EventWriter",
     "ImportStats",
     "LocalTime",
+    "TicketRows",
     "read_csv",
     "ticket_event_line",
 ]
 
+R = TypeVar("R")
 DEFAULT_CHUNK = 100_000
 _RECORD = struct.Struct(">qQI")  # time (offset to sort unsigned), sequence, payload length
 _TIME_OFFSET = 1 << 62
@@ -104,6 +106,84 @@ def read_csv(path: str) -> tuple[list[str], Iterator[tuple[int, list[str]]], Cal
             raw.close()
 
     return header, rows(), close
+
+
+class TicketRows(Generic[R]):
+    """Reads a log whose rows are grouped by ticket: checks the header and each row's width, and collects a
+    ticket's rows until the next ticket starts, then hands them to ``emit(ticket, rows)``. A row of a ticket whose
+    group has already ended is reported and skipped (the logs keep a ticket's rows together; a stray row would
+    otherwise be diffed against the wrong snapshot).
+
+    ``for line, cells, key in log.rows(key_index)`` yields only rows whose key starts or continues the current
+    ticket; the importer converts them and calls :meth:`add`."""
+
+    def __init__(
+        self,
+        path: str,
+        required: tuple[str, ...],
+        kind: str,
+        stats: ImportStats,
+        on_bad: Callable[[BadRow], None] | None,
+        emit: Callable[[str, list[R]], None],
+        *,
+        stray_label: str = "",
+    ) -> None:
+        header, self._rows, self.close = read_csv(path)
+        missing = [c for c in required if c not in header]
+        if missing:
+            self.close()
+            raise ValueError(f"{path}: not a {kind}: missing column(s) {', '.join(missing)}")
+        self.col = {name: i for i, name in enumerate(header)}
+        self.width = len(header)
+        self.stats = stats
+        self.bad = stats.reporter(on_bad)
+        self._emit = emit
+        self._stray_label = stray_label
+        self._seen: set[str] = set()
+        self._current: str | None = None
+        self._group: list[R] = []
+
+    def rows(self, key_index: int, missing_key: str, blank: tuple[str, ...] = ("",)) -> Iterator[tuple[int, list[str]]]:
+        """The rows to convert (bad widths, missing keys and stray rows are reported and skipped); the last
+        ticket is emitted when the rows end."""
+        for line, cells in self._rows:
+            self.stats.rows += 1
+            if len(cells) != self.width:
+                self.bad(line, f"wrong number of columns: {len(cells)} instead of {self.width}")
+                continue
+            key = cells[key_index].strip()
+            if key in blank:
+                self.bad(line, missing_key)
+                continue
+            if key != self._current:
+                if key in self._seen:
+                    self.bad(
+                        line,
+                        f"rows of {self._stray_label}{key} are not contiguous: a stray row after its group, skipped",
+                    )
+                    continue
+                self._flush()
+                self._seen.add(key)
+                self._current, self._group = key, []
+            yield line, cells
+        self._flush()
+
+    def add(self, row: R) -> None:
+        self._group.append(row)
+
+    def instant(self, line: int, parse: Callable[[str], int], text: str, column: str = "") -> int | None:
+        """``parse(text)``, or ``None`` after reporting a bad timestamp (``column`` names it in the reason)."""
+        try:
+            return parse(text)
+        except (ValueError, IndexError):
+            self.bad(line, f"bad timestamp: {column + ' ' if column else ''}{text!r}")
+            return None
+
+    def _flush(self) -> None:
+        if self._current is None or not self._group:
+            return
+        self.stats.tickets += 1
+        self._emit(self._current, self._group)
 
 
 class LocalTime:

@@ -46,9 +46,10 @@ skipped.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 
-from .common import BadRow, EventWriter, ImportStats, LocalTime, read_csv, ticket_event_line
+from .common import BadRow, EventWriter, ImportStats, LocalTime, TicketRows, ticket_event_line
 
 __all__ = ["ACTIVITIES", "SOURCE", "import_helpdesk"]
 
@@ -118,61 +119,29 @@ def import_helpdesk(
     on_bad: Callable[[BadRow], None] | None = None,
 ) -> ImportStats:
     """Stream ``path`` (CSV, optionally gzipped) into ``writer``."""
-    header, rows, close = read_csv(path)
-    missing = [c for c in REQUIRED if c not in header]
-    if missing:
-        close()
-        raise ValueError(f"{path}: not a help-desk log: missing column(s) {', '.join(missing)}")
-    col = {name: i for i, name in enumerate(header)}
+    stats = ImportStats()
+    log: TicketRows[_Row] = TicketRows(
+        path, REQUIRED, "help-desk log", stats, on_bad, lambda case, rows: _emit_case(case, sorted(rows), writer, stats)
+    )
+    col, bad = log.col, log.bad
     i_case, i_act, i_res, i_time = (col[c] for c in REQUIRED)
     attr_cols = tuple(col.get(a) for a in _ATTRS)
-    width = len(header)
     lt = LocalTime(timezone)
-    stats = ImportStats()
-    seen: set[str] = set()
-    current: str | None = None
-    group_rows: list[_Row] = []
+    parse = partial(_parse_ymd, lt=lt)
     known = set(ACTIVITIES)
-
-    bad = stats.reporter(on_bad)
-
-    def flush() -> None:
-        if current is None or not group_rows:
-            return
-        stats.tickets += 1
-        _emit_case(current, sorted(group_rows), writer, stats)
-
     try:
-        for line, cells in rows:
-            stats.rows += 1
-            if len(cells) != width:
-                bad(line, f"wrong number of columns: {len(cells)} instead of {width}")
-                continue
-            case = cells[i_case].strip()
-            if not case:
-                bad(line, "missing Case ID")
-                continue
-            if case != current:
-                if case in seen:
-                    bad(line, f"rows of {case} are not contiguous: a stray row after its group, skipped")
-                    continue
-                flush()
-                seen.add(case)
-                current, group_rows = case, []
+        for line, cells in log.rows(i_case, "missing Case ID"):
             activity = cells[i_act].strip()
             if activity not in known:
                 bad(line, f"unknown activity: {activity!r}")
                 continue
-            try:
-                t = _parse_ymd(cells[i_time], lt)
-            except (ValueError, IndexError):
-                bad(line, f"bad timestamp: {cells[i_time]!r}")
+            t = log.instant(line, parse, cells[i_time])
+            if t is None:
                 continue
             attrs = tuple(None if i is None else _short(cells[i]) for i in attr_cols)
-            group_rows.append(_Row(t, line, activity, _short(cells[i_res]), attrs))
-        flush()
+            log.add(_Row(t, line, activity, _short(cells[i_res]), attrs))
     finally:
-        close()
+        log.close()
     return stats
 
 

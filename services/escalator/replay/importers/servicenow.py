@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple, TextIO
 
 from ...core.vocabulary import DONE_STATUSES, Priority
-from .common import BadRow, EventWriter, ImportStats, LocalTime, read_csv, ticket_event_line
+from .common import BadRow, EventWriter, ImportStats, LocalTime, TicketRows, ticket_event_line
 
 __all__ = ["PRIORITY_MAP", "SOURCE", "import_servicenow", "map_state"]
 
@@ -101,57 +102,33 @@ def import_servicenow(
 ) -> ImportStats:
     """Stream ``path`` (CSV, optionally gzipped) into ``writer``. ``labels`` receives ``ticket_id,priority,made_sla``
     per incident (the last snapshot's ``made_sla``: ServiceNow's own SLA verdict)."""
-    header, rows, close = read_csv(path)
-    missing = [c for c in REQUIRED if c not in header]
-    if missing:
-        close()
-        raise ValueError(f"{path}: not a ServiceNow incident log: missing column(s) {', '.join(missing)}")
-    col = {name: i for i, name in enumerate(header)}
-    i_num, i_state, i_upd, i_open, i_prio = (col[c] for c in REQUIRED)
-    i_mod = col.get("sys_mod_count")
-    i_group, i_assignee = col.get("assignment_group"), col.get("assigned_to")
-    i_reopen, i_sla = col.get("reopen_count"), col.get("made_sla")
-    width = len(header)
-    lt = LocalTime(timezone)
     stats = ImportStats()
     label_writer = csv.writer(labels, lineterminator="\n") if labels is not None else None
     if label_writer is not None:
         label_writer.writerow(["ticket_id", "priority", "made_sla"])
-    seen: set[str] = set()
-    current: str | None = None
-    group_rows: list[_Row] = []
 
-    bad = stats.reporter(on_bad)
+    def emit(number: str, rows: list[_Row]) -> None:
+        _emit_incident(number, sorted(rows), writer, stats, log.col)
+        if label_writer is not None:
+            last = max(rows)
+            label_writer.writerow([number, last.priority, last.made_sla])
+
+    log: TicketRows[_Row] = TicketRows(
+        path, REQUIRED, "ServiceNow incident log", stats, on_bad, emit, stray_label="incident "
+    )
+    col, bad = log.col, log.bad
+    i_num, i_state, i_upd, i_open, i_prio = (col[c] for c in REQUIRED)
+    i_mod = col.get("sys_mod_count")
+    i_group, i_assignee = col.get("assignment_group"), col.get("assigned_to")
+    i_reopen, i_sla = col.get("reopen_count"), col.get("made_sla")
+    lt = LocalTime(timezone)
+    parse = partial(_parse_dmy, lt=lt)
 
     def cell(cells: list[str], i: int | None) -> str | None:
         return None if i is None else _value(cells[i])
 
-    def flush() -> None:
-        if current is None or not group_rows:
-            return
-        stats.tickets += 1
-        _emit_incident(current, sorted(group_rows), writer, stats, col)
-        if label_writer is not None:
-            last = max(group_rows)
-            label_writer.writerow([current, last.priority, last.made_sla])
-
     try:
-        for line, cells in rows:
-            stats.rows += 1
-            if len(cells) != width:
-                bad(line, f"wrong number of columns: {len(cells)} instead of {width}")
-                continue
-            number = cells[i_num].strip()
-            if not number or number == "?":
-                bad(line, "missing number")
-                continue
-            if number != current:
-                if number in seen:
-                    bad(line, f"rows of incident {number} are not contiguous: a stray row after its group, skipped")
-                    continue
-                flush()
-                seen.add(number)
-                current, group_rows = number, []
+        for line, cells in log.rows(i_num, "missing number", blank=("", "?")):
             state = cells[i_state].strip()
             status = map_state(state)
             if status is None:
@@ -161,19 +138,13 @@ def import_servicenow(
             if priority is None:
                 bad(line, f"unknown priority: {cells[i_prio]!r}")
                 continue
-            try:
-                updated = _parse_dmy(cells[i_upd], lt)
-            except (ValueError, IndexError):
-                bad(line, f"bad timestamp: sys_updated_at {cells[i_upd]!r}")
-                continue
-            try:
-                opened = _parse_dmy(cells[i_open], lt)
-            except (ValueError, IndexError):
-                bad(line, f"bad timestamp: opened_at {cells[i_open]!r}")
+            updated = log.instant(line, parse, cells[i_upd], "sys_updated_at")
+            opened = None if updated is None else log.instant(line, parse, cells[i_open], "opened_at")
+            if updated is None or opened is None:
                 continue
             mod_text = cells[i_mod].strip() if i_mod is not None else ""
             reopen_text = cells[i_reopen].strip() if i_reopen is not None else ""
-            group_rows.append(
+            log.add(
                 _Row(
                     updated,
                     int(mod_text) if mod_text.isdigit() else 0,
@@ -188,9 +159,8 @@ def import_servicenow(
                     cells,
                 )
             )
-        flush()
     finally:
-        close()
+        log.close()
     return stats
 
 
