@@ -7,7 +7,10 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main"]
+__all__ = [
+    "build_parser",
+    "main",
+]
 
 # name -> (module, help). Every module has ``register(parser)`` and ``run(args) -> int``.
 COMMANDS: dict[str, tuple[str, str]] = {

@@ -13,10 +13,16 @@ import orjson
 import yaml
 from pydantic import TypeAdapter
 
-from .core.events import ENVELOPES, TicketEventEnvelope
-from .core.outputs import DeadLetterHeaders, EscalationRaised, IncidentDetected, NotificationRequested
+from .core.envelopes import ENVELOPES, TicketEventEnvelope
+from .core.output_models import DeadLetterHeaders, EscalationRaised, IncidentDetected, NotificationRequested
 
-__all__ = ["SCHEMA_VERSION", "generate", "schema_files"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "asyncapi",
+    "differences",
+    "generate",
+    "schema_files",
+]
 
 SCHEMA_VERSION = "v1"
 BASE_ID = "urn:escalator:schema"

@@ -10,7 +10,7 @@ from jsonschema import Draft202012Validator
 
 from escalator.contracts import differences, generate
 from escalator.core import Emit, IncidentSignal, observe
-from escalator.core.outputs import EscalationRaised, IncidentDetected, NotificationRequested
+from escalator.core.output_models import EscalationRaised, IncidentDetected, NotificationRequested
 from tests.support import ROOT, comment, created, envelope, ev, example_policy, run, status
 
 SCHEMAS = ROOT / "schemas"

@@ -32,7 +32,7 @@ from escalator.core import (
     parse_rfc3339_ms,
     window_key,
 )
-from escalator.core.events import EVENT_TYPES
+from escalator.core.envelopes import EVENT_TYPES
 from escalator.demo import (
     OUTAGE_PRODUCT,
     RUN_ID,

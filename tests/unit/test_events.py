@@ -7,7 +7,8 @@ from typing import Any
 import orjson
 import pytest
 
-from escalator.core.events import CreatedData, DecodeError, decode_record
+from escalator.core.envelopes import CreatedData
+from escalator.core.events import DecodeError, decode_record
 from tests.support import envelope, ms
 
 

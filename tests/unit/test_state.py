@@ -77,3 +77,9 @@ def test_clock_stored_form_keeps_every_field() -> None:
     c = _every_field_set().clocks["resolution"]
     assert Clock.from_list(orjson.loads(orjson.dumps(c.to_list()))) == c
     assert len(c.to_list()) == len(_fields(Clock))
+
+
+def test_state_fields_names_every_field_in_order() -> None:
+    from escalator.core.state import STATE_FIELDS
+
+    assert list(STATE_FIELDS) == _fields(TicketState)

@@ -9,3 +9,5 @@ Nothing heavy is imported here; import the submodules you need.
 """
 
 from __future__ import annotations
+
+__all__: list[str] = []

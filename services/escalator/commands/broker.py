@@ -23,6 +23,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
+__all__ = ["register", "run"]
+
 if TYPE_CHECKING:
     from ..broker.select import BrokerChoice
 

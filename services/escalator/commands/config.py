@@ -7,6 +7,8 @@ import sys
 
 from ..settings import Settings
 
+__all__ = ["register", "render_docs", "run"]
+
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["show", "docs"])

@@ -17,6 +17,8 @@ from typing import Any
 
 from ..demo import DEMO_POLICY, RUN_ID, ScenarioOptions, build_scenario, new_run_id, start_line, stories
 
+__all__ = ["register", "run"]
+
 DEFAULT_BOOTSTRAP = "localhost:9092"
 
 

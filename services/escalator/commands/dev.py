@@ -15,6 +15,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+__all__ = ["register", "run"]
+
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", default="examples/demo-policy.yaml", help="policy file for the worker")

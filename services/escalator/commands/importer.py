@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+__all__ = ["register", "run"]
+
 
 def register(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="import_format", metavar="FORMAT", required=True)

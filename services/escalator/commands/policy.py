@@ -11,6 +11,8 @@ from ..core.durations import format_duration_ms
 from ..core.policy import PolicyError
 from ..policy_file import load_policy_file
 
+__all__ = ["register", "run"]
+
 
 def register(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="policy_command", metavar="ACTION", required=True)

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+__all__ = ["register", "run"]
+
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["write", "check"])

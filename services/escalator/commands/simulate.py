@@ -13,6 +13,8 @@ import sys
 
 from ..core.vocabulary import METRICS
 
+__all__ = ["register", "run"]
+
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", required=True, metavar="P.yaml", help="the policy file to simulate")

@@ -22,6 +22,8 @@ from typing import Any
 
 from ..tailfmt import format_record
 
+__all__ = ["StartPlan", "register", "run", "start_plan"]
+
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from-beginning", action="store_true", help="show every retained event, not only new ones")

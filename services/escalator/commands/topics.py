@@ -8,6 +8,8 @@ import sys
 
 from ..settings import NO_BROKER
 
+__all__ = ["register", "run"]
+
 
 def register(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="topics_command", metavar="ACTION", required=True)

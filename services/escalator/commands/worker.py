@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+__all__ = ["check_topics", "register", "run"]
+
 if TYPE_CHECKING:
     from ..service.app import KafkaPorts
     from ..settings import Settings

@@ -34,15 +34,15 @@ from .clocks import (
     schedule,
     start_cycle,
 )
-from .events import (
+from .envelopes import (
     CommentedData,
     CreatedData,
     EscalationAcknowledgedData,
-    Event,
     RatedData,
     StatusChangedData,
     UpdatedData,
 )
+from .events import Event
 from .messages import breach_text, ladder_text, recipients, requester_update_text, trigger_text, warning_text
 from .outputs import (
     ESCALATIONS,

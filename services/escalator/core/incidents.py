@@ -21,7 +21,12 @@ from .outputs import ESCALATIONS, Emit, IncidentSignal, cloud_event, notificatio
 from .plan import IncidentRule, PolicySet
 from .timefmt import format_ms
 
-__all__ = ["MAX_TICKETS_LISTED", "IncidentWindow", "observe"]
+__all__ = [
+    "MAX_TICKETS_LISTED",
+    "IncidentWindow",
+    "observe",
+    "window_key",
+]
 
 MAX_TICKETS_LISTED: Final = 100
 

@@ -21,41 +21,18 @@ from typing import Any, Final
 
 import orjson
 
-from .output_models import (
-    DeadLetterHeaders,
-    EscalationData,
-    EscalationRaised,
-    IncidentData,
-    IncidentDetected,
-    Metric,
-    NotificationData,
-    NotificationRequested,
-    PolicyRef,
-    Recipient,
-    TicketSnapshot,
-)
-
 __all__ = [
     "ESCALATIONS",
     "NOTIFICATIONS",
     "OUTPUT_SOURCE",
     "ClockOutcome",
     "Command",
-    "DeadLetterHeaders",
     "Emit",
-    "EscalationData",
-    "EscalationRaised",
     "Ignored",
-    "IncidentData",
-    "IncidentDetected",
     "IncidentSignal",
-    "Metric",
-    "NotificationData",
-    "NotificationRequested",
-    "PolicyRef",
-    "Recipient",
-    "TicketSnapshot",
+    "cloud_event",
     "encode_event",
+    "notification",
 ]
 
 ESCALATIONS: Final = "escalations"

@@ -41,16 +41,29 @@ from .plan import (
 from .vocabulary import DEFAULT_PAUSE_ON, DONE_STATUSES, GROUP_BY_ATTRIBUTES, METRICS, EscalationKind, Priority, Status
 
 __all__ = [
+    "CalendarSpec",
     "CompiledPolicy",
+    "EscalateSpec",
     "IncidentRule",
+    "IncidentSpec",
+    "MatchSpec",
     "NotifyTarget",
+    "NotifyTargetSpec",
     "PolicyError",
     "PolicyFileSpec",
     "PolicyIssue",
     "PolicySet",
+    "PolicySpec",
+    "RepeatSpec",
+    "StepSpec",
+    "TargetsSpec",
     "Threshold",
     "Trigger",
+    "TriggerSpec",
+    "TriggerWhenSpec",
+    "compile_policy",
     "load_policy_text",
+    "policy_version",
 ]
 
 MAX_TARGET_MS = 365 * 86_400_000

@@ -79,13 +79,7 @@ def _parse_utc(text: str) -> int:
         ms = frac // 10 ** (digits - 3) if digits > 3 else frac * 10 ** (3 - digits)
     elif n != 20:
         return -1
-    key = (year, month, day)
-    days = _ordinals.get(key)
-    if days is None:
-        if len(_ordinals) >= 100_000:
-            _ordinals.clear()
-        days = _ordinals[key] = date(year, month, day).toordinal() - _EPOCH_ORDINAL
-    return (days * 86_400 + hour * 3600 + minute * 60 + second) * 1000 + ms
+    return (_epoch_days(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second) * 1000 + ms
 
 
 def _parse(text: str) -> int:
@@ -107,14 +101,20 @@ def _parse(text: str) -> int:
     ):
         ms = int((frac + "000")[:3]) if frac else 0
         offset_min = 0 if zulu is not None else (int(ohs) * 60 + int(oms)) * (-1 if sign == "-" else 1)
-        key = (year, month, day)
-        days = _ordinals.get(key)
-        if days is None:
-            if len(_ordinals) >= 100_000:
-                _ordinals.clear()
-            days = _ordinals[key] = date(year, month, day).toordinal() - _EPOCH_ORDINAL
+        days = _epoch_days(year, month, day)
         return (days * 86_400 + hour * 3600 + minute * 60 + second - offset_min * 60) * 1000 + ms
     return _parse_slow(m, text)
+
+
+def _epoch_days(year: int, month: int, day: int) -> int:
+    """Days from 1970-01-01 to a valid date (memoised: logs repeat their days)."""
+    key = (year, month, day)
+    days = _ordinals.get(key)
+    if days is None:
+        if len(_ordinals) >= 100_000:
+            _ordinals.clear()
+        days = _ordinals[key] = date(year, month, day).toordinal() - _EPOCH_ORDINAL
+    return days
 
 
 def _leap(year: int) -> bool:

@@ -16,7 +16,14 @@ from typing import Any
 from ..core import METRICS
 from .summary import PRIORITY_ORDER, Summary, format_span
 
-__all__ = ["DURATION_EDGES_S", "render_report"]
+__all__ = [
+    "DURATION_EDGES_S",
+    "compliance_bars",
+    "funnel",
+    "histogram",
+    "render_report",
+    "stacked_columns",
+]
 
 # Histogram bucket edges for open time, in seconds (log-like); the last bucket is open-ended.
 DURATION_EDGES_S = (

@@ -48,7 +48,14 @@ from ..core import (
     window_key,
 )
 
-__all__ = ["Reject", "Simulator", "simulate", "simulate_lines", "undecodable"]
+__all__ = [
+    "Reject",
+    "Simulator",
+    "emitted",
+    "simulate",
+    "simulate_lines",
+    "undecodable",
+]
 
 
 @dataclass(frozen=True, slots=True)

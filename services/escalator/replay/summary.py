@@ -29,7 +29,14 @@ from ..core import METRICS, ClockOutcome, Command, Emit, Event, Ignored, PolicyS
 from ..core.state import RUNNING
 from .simulate import Reject, Simulator
 
-__all__ = ["MAX_REJECTS_KEPT", "Summary", "agreement", "compare", "format_text"]
+__all__ = [
+    "MAX_REJECTS_KEPT",
+    "Summary",
+    "agreement",
+    "compare",
+    "format_span",
+    "format_text",
+]
 
 MAX_REJECTS_KEPT = 20
 MAX_INCIDENTS_KEPT = 200

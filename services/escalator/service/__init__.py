@@ -3,3 +3,5 @@
 
 ``create_service(settings, clock, registry)`` builds a worker; ``escalator worker`` runs it.
 """
+
+__all__: list[str] = []

@@ -41,7 +41,18 @@ from ..stream.store import StoreFactory, store_factory
 from .metrics import Metrics
 from .timesource import TimeSource
 
-__all__ = ["ConfluentPorts", "KafkaPorts", "Service", "create_service", "run_worker", "web_app"]
+__all__ = [
+    "ConfluentPorts",
+    "KafkaPorts",
+    "OwnerDirectory",
+    "Service",
+    "Tail",
+    "create_service",
+    "run_worker",
+    "runtime_config",
+    "topics_of",
+    "web_app",
+]
 
 log = logging.getLogger("escalator.worker")
 

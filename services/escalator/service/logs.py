@@ -7,7 +7,11 @@ from typing import Any
 
 import orjson
 
-__all__ = ["JsonFormatter", "configure_logging"]
+__all__ = [
+    "JsonFormatter",
+    "TextFormatter",
+    "configure_logging",
+]
 
 _EXTRA_KEYS = ("ticket_id", "event_id", "output_id", "reason")
 

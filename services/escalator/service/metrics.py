@@ -27,7 +27,10 @@ if TYPE_CHECKING:
     from ..stream.gauges import PartitionGauges
     from ..stream.runtime import BatchStats
 
-__all__ = ["Metrics"]
+__all__ = [
+    "BulkHistogram",
+    "Metrics",
+]
 
 # SLA durations from seconds to weeks
 _SLA_BUCKETS = (60, 300, 900, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 86_400, 2 * 86_400, 7 * 86_400, 30 * 86_400)

@@ -22,3 +22,5 @@ Layout (each module is tested on its own, with in-memory fakes of the Kafka seam
 
 Nothing here imports faust; only ``kafka`` and ``kafka_compat`` import confluent_kafka.
 """
+
+__all__: list[str] = []

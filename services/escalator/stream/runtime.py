@@ -58,7 +58,15 @@ from .ports import TP, ChangelogReader, GroupConsumer, HighwaterProbe, Message, 
 from .store import Checkpoint, Marker, PartitionStore, StoreFactory
 from .tickets import TicketPartition
 
-__all__ = ["BatchStats", "NullObserver", "Observer", "Runtime", "RuntimeConfig", "Topics"]
+__all__ = [
+    "BatchStats",
+    "FlushAborted",
+    "NullObserver",
+    "Observer",
+    "Runtime",
+    "RuntimeConfig",
+    "Topics",
+]
 
 log = logging.getLogger("escalator.worker")
 timers_log = logging.getLogger("escalator.timers")
