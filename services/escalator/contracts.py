@@ -71,16 +71,6 @@ def schema_files() -> dict[str, dict[str, Any]]:
 
 def asyncapi(topics: dict[str, str] | None = None) -> dict[str, Any]:
     t = {**DEFAULT_TOPICS, **(topics or {})}
-    ref = "./v1/{}".format
-    input_messages = {
-        name.replace(".", "_"): {
-            "name": name,
-            "title": name,
-            "contentType": "application/cloudevents+json",
-            "payload": {"$ref": ref(f"{name}.json")},
-        }
-        for name in ENVELOPES
-    }
     key_doc = {"type": "string", "description": "The ticket id (equals the CloudEvent subject)."}
     return {
         "asyncapi": "3.0.0",
@@ -95,52 +85,7 @@ def asyncapi(topics: dict[str, str] | None = None) -> dict[str, Any]:
             ),
         },
         "defaultContentType": "application/cloudevents+json",
-        "channels": {
-            "ticketEvents": {
-                "address": t["input"],
-                "description": "Ticket events, record key = ticket id.",
-                "messages": input_messages,
-            },
-            "ticketEscalations": {
-                "address": t["escalations"],
-                "description": "escalation.raised (key: ticket id) and incident.detected (key: group value).",
-                "messages": {
-                    "escalation_raised": {
-                        "name": "escalation.raised",
-                        "payload": {"$ref": ref("escalation.raised.json")},
-                    },
-                    "incident_detected": {
-                        "name": "incident.detected",
-                        "payload": {"$ref": ref("incident.detected.json")},
-                    },
-                },
-            },
-            "ticketNotifications": {
-                "address": t["notifications"],
-                "description": "notification.requested (key: ticket id, or the group value for incidents).",
-                "messages": {
-                    "notification_requested": {
-                        "name": "notification.requested",
-                        "payload": {"$ref": ref("notification.requested.json")},
-                    }
-                },
-            },
-            "deadLetters": {
-                "address": t["dlq"],
-                "description": (
-                    "Input records that could not be used: original key, value and headers, plus escalator-dlq-* "
-                    "headers naming the reason, detail and original topic/partition/offset."
-                ),
-                "messages": {
-                    "dead_letter": {
-                        "name": "dead-letter",
-                        "contentType": "application/octet-stream",
-                        "payload": {"type": "string", "description": "The original record value, unchanged."},
-                        "headers": {"$ref": ref("dead-letter-headers.json")},
-                    }
-                },
-            },
-        },
+        "channels": _channels(t),
         "operations": {
             "consumeTicketEvents": {
                 "action": "receive",
@@ -152,6 +97,65 @@ def asyncapi(topics: dict[str, str] | None = None) -> dict[str, Any]:
             "publishDeadLetters": {"action": "send", "channel": {"$ref": "#/channels/deadLetters"}},
         },
         "components": {"messageTraits": {"ticketKey": {"bindings": {"kafka": {"key": key_doc}}}}},
+    }
+
+
+def _channels(t: dict[str, str]) -> dict[str, Any]:
+    ref = "./v1/{}".format
+    input_messages = {
+        name.replace(".", "_"): {
+            "name": name,
+            "title": name,
+            "contentType": "application/cloudevents+json",
+            "payload": {"$ref": ref(f"{name}.json")},
+        }
+        for name in ENVELOPES
+    }
+    return {
+        "ticketEvents": {
+            "address": t["input"],
+            "description": "Ticket events, record key = ticket id.",
+            "messages": input_messages,
+        },
+        "ticketEscalations": {
+            "address": t["escalations"],
+            "description": "escalation.raised (key: ticket id) and incident.detected (key: group value).",
+            "messages": {
+                "escalation_raised": {
+                    "name": "escalation.raised",
+                    "payload": {"$ref": ref("escalation.raised.json")},
+                },
+                "incident_detected": {
+                    "name": "incident.detected",
+                    "payload": {"$ref": ref("incident.detected.json")},
+                },
+            },
+        },
+        "ticketNotifications": {
+            "address": t["notifications"],
+            "description": "notification.requested (key: ticket id, or the group value for incidents).",
+            "messages": {
+                "notification_requested": {
+                    "name": "notification.requested",
+                    "payload": {"$ref": ref("notification.requested.json")},
+                }
+            },
+        },
+        "deadLetters": {
+            "address": t["dlq"],
+            "description": (
+                "Input records that could not be used: original key, value and headers, plus escalator-dlq-* "
+                "headers naming the reason, detail and original topic/partition/offset."
+            ),
+            "messages": {
+                "dead_letter": {
+                    "name": "dead-letter",
+                    "contentType": "application/octet-stream",
+                    "payload": {"type": "string", "description": "The original record value, unchanged."},
+                    "headers": {"$ref": ref("dead-letter-headers.json")},
+                }
+            },
+        },
     }
 
 

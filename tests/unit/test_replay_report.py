@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import orjson
 import pytest
@@ -177,3 +178,9 @@ def test_report_without_compare_or_labels() -> None:
     assert "Policy comparison" not in html and "Agreement with" not in html
     assert html == render_report(result.summary, d), "deterministic: no clock in the report"
     assert "66.7%" in html
+
+
+def test_the_text_summary_is_unchanged(runs: tuple[dict[str, object], str]) -> None:
+    """The whole text summary of the scenario, line for line (tests/data/summary-scenario.txt)."""
+    expected = (Path(__file__).resolve().parents[1] / "data" / "summary-scenario.txt").read_text()
+    assert runs[0]["text"] == expected

@@ -49,8 +49,6 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import gzip
-    import io
     import time
     from typing import BinaryIO, TextIO
     from zoneinfo import ZoneInfoNotFoundError
@@ -58,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     import orjson
 
     from ..replay.importers.common import BadRow, EventWriter, LocalTime
-    from ..replay.sources import BadLineReport
+    from ..replay.sources import BadLineReport, open_output
 
     err = sys.stderr
     try:
@@ -72,13 +70,7 @@ def run(args: argparse.Namespace) -> int:
     def on_bad(b: BadRow) -> None:
         report(b.line, f"skipped: {b.reason}")
 
-    out: BinaryIO
-    if args.output is None or args.output == "-":
-        out = sys.stdout.buffer
-    elif args.output.endswith(".gz"):
-        out = io.BufferedWriter(gzip.GzipFile(args.output, "wb", compresslevel=6), 1 << 20)
-    else:
-        out = open(args.output, "wb", buffering=1 << 20)  # noqa: SIM115 -- closed below
+    out: BinaryIO = sys.stdout.buffer if args.output is None or args.output == "-" else open_output(args.output)
     labels: TextIO | None = None
     started = time.perf_counter()
     try:

@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from ..core.vocabulary import METRICS
+
+if TYPE_CHECKING:
+    from ..core import PolicySet
+    from ..replay.run import RunResult
 
 __all__ = ["register", "run"]
 
@@ -59,20 +64,58 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import gzip
-    import io
     from pathlib import Path
-    from typing import BinaryIO
 
-    import orjson
+    from ..replay.run import Progress, run_lines
+    from ..replay.simulate import Reject
+    from ..replay.sources import BadLineReport, LineSource, open_output
 
+    err = sys.stderr
+    inputs = _inputs(args)
+    if isinstance(inputs, int):
+        return inputs
+    policies, until_ms, labels = inputs
+    try:
+        source = LineSource(args.events)
+    except OSError as exc:
+        print(f"error: cannot read {args.events}: {exc.strerror or exc}", file=err)
+        return 1
+
+    name = "<stdin>" if args.events == "-" else args.events
+    report = BadLineReport(name, args.show_errors, err)
+
+    def on_reject(r: Reject) -> None:
+        report(r.line, f"rejected ({r.reason}): {r.detail}")
+
+    show_progress = args.progress == "always" or (
+        args.progress == "auto" and sys.stdout.isatty() and sys.stderr.isatty()
+    )
+    progress = Progress(err, source.progress) if show_progress else None
+    out = open_output(args.out) if args.out else None
+    try:
+        with source:
+            result = run_lines(
+                source,
+                policies[0],
+                until_ms=until_ms,
+                other_policy=policies[1] if len(policies) > 1 else None,
+                out=out,
+                on_reject=on_reject,
+                progress=progress,
+            )
+    finally:
+        if out is not None:
+            out.close()
+    report.finish("rejected lines (counted in the summary)")
+    _results(args, result, labels, args.title or f"What-if replay of {Path(name).name}")
+    return 0
+
+
+def _inputs(args: argparse.Namespace) -> tuple[list[PolicySet], int | None, dict[str, bool] | None] | int:
+    """The policies, ``--until`` and ``--labels``, or the exit code after saying what is wrong with them."""
     from ..core import PolicyError, parse_rfc3339_ms
     from ..policy_file import load_policy_file
     from ..replay.labels import load_labels
-    from ..replay.run import Progress, run_lines
-    from ..replay.simulate import Reject
-    from ..replay.sources import BadLineReport, LineSource
-    from ..replay.summary import agreement, compare, format_text
 
     err = sys.stderr
     policies = []
@@ -97,43 +140,16 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             print(f"error: --labels: {exc}", file=err)
             return 1
-    try:
-        source = LineSource(args.events)
-    except OSError as exc:
-        print(f"error: cannot read {args.events}: {exc.strerror or exc}", file=err)
-        return 1
+    return policies, until_ms, labels
 
-    name = "<stdin>" if args.events == "-" else args.events
-    report = BadLineReport(name, args.show_errors, err)
 
-    def on_reject(r: Reject) -> None:
-        report(r.line, f"rejected ({r.reason}): {r.detail}")
+def _results(args: argparse.Namespace, result: RunResult, labels: dict[str, bool] | None, title: str) -> None:
+    """The summary (text or JSON) on stdout and, when asked for, the HTML report."""
+    from pathlib import Path
 
-    show_progress = args.progress == "always" or (
-        args.progress == "auto" and sys.stdout.isatty() and sys.stderr.isatty()
-    )
-    progress = Progress(err, source.progress) if show_progress else None
-    out: BinaryIO | None = None
-    try:
-        if args.out:
-            if args.out.endswith(".gz"):
-                out = io.BufferedWriter(gzip.GzipFile(args.out, "wb", compresslevel=5), 1 << 20)
-            else:
-                out = open(args.out, "wb", buffering=1 << 20)  # noqa: SIM115 -- closed below
-        with source:
-            result = run_lines(
-                source,
-                policies[0],
-                until_ms=until_ms,
-                other_policy=policies[1] if len(policies) > 1 else None,
-                out=out,
-                on_reject=on_reject,
-                progress=progress,
-            )
-    finally:
-        if out is not None:
-            out.close()
-    report.finish("rejected lines (counted in the summary)")
+    import orjson
+
+    from ..replay.summary import agreement, compare, format_text
 
     summary = result.summary.to_dict()
     other = result.other.to_dict() if result.other is not None else None
@@ -146,7 +162,6 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         from ..replay.report import render_report
 
-        title = args.title or f"What-if replay of {Path(name).name}"
         html = render_report(
             result.summary, summary, other_summary=result.other, other=other, title=title, note=args.note
         )
@@ -156,10 +171,9 @@ def run(args: argparse.Namespace) -> int:
         if other is not None:
             doc["compared"] = other
         sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        sys.stdout.write(format_text(summary, other))
-        if args.out:
-            print(f"\n{result.outputs_written:,} events written to {args.out}")
-        if args.report:
-            print(f"report written to {args.report}")
-    return 0
+        return
+    sys.stdout.write(format_text(summary, other))
+    if args.out:
+        print(f"\n{result.outputs_written:,} events written to {args.out}")
+    if args.report:
+        print(f"report written to {args.report}")

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from typing import BinaryIO, TextIO
 
-__all__ = ["BadLineReport", "LineSource", "open_binary"]
+__all__ = ["BadLineReport", "LineSource", "open_binary", "open_output"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -31,6 +31,13 @@ def open_binary(path: str) -> tuple[BinaryIO, BinaryIO]:
     if head == _GZIP_MAGIC:
         return gzip.GzipFile(fileobj=buffered, mode="rb"), raw  # type: ignore[return-value]
     return buffered, raw
+
+
+def open_output(path: str) -> BinaryIO:
+    """A buffered file to write (gzip-compressed when the name ends in ``.gz``); the caller closes it."""
+    if path.endswith(".gz"):
+        return io.BufferedWriter(gzip.GzipFile(path, "wb", compresslevel=6), 1 << 20)
+    return open(path, "wb", buffering=1 << 20)
 
 
 class LineSource:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ..core import METRICS, ClockOutcome, Command, Emit, Event, Ignored, PolicySet, format_ms
@@ -446,7 +446,14 @@ def format_span(seconds: float | None, units: tuple[str, str, str] = ("m", "h", 
 def format_text(d: Mapping[str, Any], other: Mapping[str, Any] | None = None) -> str:
     """The human summary printed on stdout (``d`` is :meth:`Summary.to_dict`; ``other`` the compared run)."""
     lines: list[str] = []
-    add = lines.append
+    for section in (_text_compliance, _text_outputs, _text_durations):
+        section(d, lines.append)
+    _text_agreement(d, other, lines.append)
+    _text_comparison(d, other, lines.append)
+    return "\n".join(lines) + "\n"
+
+
+def _text_compliance(d: Mapping[str, Any], add: Callable[[str], None]) -> None:
     inp = d["input"]
     add(f"policy   {d['policy']['source']} (version {d['policy']['version']})")
     add(
@@ -477,6 +484,9 @@ def format_text(d: Mapping[str, Any], other: Mapping[str, Any] | None = None) ->
                     "-" if r is None else f"{_fmt_pct(r['compliance_pct'])} ({r['achieved'] + r['breached']:,})"
                 )
             add(f"  {key:<22}" + "".join(f"{c:>17}" for c in cells))
+
+
+def _text_outputs(d: Mapping[str, Any], add: Callable[[str], None]) -> None:
     esc = d["escalations"]
     add("")
     add(f"escalations {esc['total']:,}")
@@ -499,6 +509,9 @@ def format_text(d: Mapping[str, Any], other: Mapping[str, Any] | None = None) ->
         add(f"  {i['fired_at']}  {i['rule']}: {i['count']} tickets with {i['group_by']} = {i['group_value']}")
     if inc["total"] > 10:
         add(f"  ... and {inc['total'] - 10:,} more")
+
+
+def _text_durations(d: Mapping[str, Any], add: Callable[[str], None]) -> None:
     durations = d["durations"]
     if durations:
         add("")
@@ -509,6 +522,9 @@ def format_text(d: Mapping[str, Any], other: Mapping[str, Any] | None = None) ->
                     f"{metric:<17}{prio:<10}{r['n']:>8,}{format_span(r['p50_s']):>8}{format_span(r['p90_s']):>8}"
                     f"{_fmt_pct(r['within_target_pct']):>15}"
                 )
+
+
+def _text_agreement(d: Mapping[str, Any], other: Mapping[str, Any] | None, add: Callable[[str], None]) -> None:
     if "agreement" in d:
         ag = d["agreement"]
         add("")
@@ -527,6 +543,9 @@ def format_text(d: Mapping[str, Any], other: Mapping[str, Any] | None = None) ->
             f"  B ({other['policy']['source']}): agreement {_fmt_pct(ag['agreement_pct'])} "
             f"over {ag['tickets']:,} tickets"
         )
+
+
+def _text_comparison(d: Mapping[str, Any], other: Mapping[str, Any] | None, add: Callable[[str], None]) -> None:
     if other is not None and "comparison" in d:
         add("")
         add(f"compared with {other['policy']['source']} (version {other['policy']['version']})")
@@ -538,4 +557,3 @@ def format_text(d: Mapping[str, Any], other: Mapping[str, Any] | None = None) ->
                 f"  {metric:<17}{_fmt_pct(ra.get('compliance_pct')):>14}{_fmt_pct(rb.get('compliance_pct')):>14}"
                 f"{c['breached_only_a']:>17,}{c['breached_only_b']:>17,}"
             )
-    return "\n".join(lines) + "\n"

@@ -43,6 +43,11 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        self._outputs()
+        self._processing()
+
+    def _outputs(self) -> None:
+        """What the worker consumed and emitted, and the SLA figures of the tickets it handled."""
         c, h = self._counter, self._bulk
         self.events_consumed = c(
             "escalator_events_consumed_total", "Input events consumed, by CloudEvent type.", "type"
@@ -86,6 +91,10 @@ class Metrics:
             "From an input event's time to the moment it was processed.",
             _LATENCY_BUCKETS,
         )
+
+    def _processing(self) -> None:
+        """How the worker is doing: batches, lateness, recovery, ownership, readiness."""
+        c, h, registry = self._counter, self._bulk, self.registry
         self.batches = c("escalator_batches_total", "Batches processed.")
         self.batch_seconds = h(
             "escalator_batch_duration_seconds",

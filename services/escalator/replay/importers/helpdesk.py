@@ -47,7 +47,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from .common import BadRow, EventWriter, ImportStats, LocalTime, TicketRows, ticket_event_line
 
@@ -145,69 +145,30 @@ def import_helpdesk(
     return stats
 
 
+_STATUS_OF_ACTIVITY: Final = {
+    "Take in charge ticket": "open",
+    "Wait": "pending",
+    "Require upgrade": "on_hold",
+    "Resolve ticket": "solved",
+    "Closed": "closed",
+}
+
+
+def _prefixed(prefix: str, v: str | None) -> str | None:
+    return None if v is None else f"{prefix}{v}"
+
+
 def _emit_case(case: str, rows: list[_Row], writer: EventWriter, stats: ImportStats) -> None:
     first = rows[0]
-    a = dict(zip(_ATTRS, first.attrs, strict=True))
-
-    def prefixed(prefix: str, v: str | None) -> str | None:
-        return None if v is None else f"{prefix}{v}"
-
-    fields: dict[str, Any] = {
-        k: v
-        for k, v in (
-            ("seriousness", a["seriousness_2"]),
-            ("support_section", a["support_section"]),
-            ("responsible_section", a["responsible_section"]),
-        )
-        if v is not None
-    }
-    priority = SERIOUSNESS.get(a["seriousness_2"] or "", "normal")
-    requester: dict[str, Any] = {"id": prefixed("customer-", a["customer"]) or "unknown"}
-    if a["service_level"] is not None:
-        requester["tier"] = f"level-{a['service_level']}"
-    data: dict[str, Any] = {
-        "priority": priority,
-        "status": "new",
-        "requester": requester,
-        "group": prefixed("workgroup-", a["workgroup"]),
-        "assignee": None,
-        "product": prefixed("product-", a["product"]),
-        "category": prefixed("service-type-", a["service_type"]),
-        "tags": [],
-        "fields": fields,
-    }
-    _add(writer, stats, f"{case}:created", "ticket.created", case, first.time_ms, data)
+    _add(writer, stats, f"{case}:created", "ticket.created", case, first.time_ms, _created(first))
     status = "new"
     assignee: str | None = None
     tags: list[str] = []
     prev_attrs = first.attrs
     for index, row in enumerate(rows):
         t = row.time_ms
-        changes: dict[str, Any] = {}
-        new_fields: dict[str, Any] = {}
-        if row.attrs != prev_attrs:
-            old = dict(zip(_ATTRS, prev_attrs, strict=True))
-            cur = dict(zip(_ATTRS, row.attrs, strict=True))
-            for name in _ATTRS:
-                if cur[name] == old[name]:
-                    continue
-                v = cur[name]
-                if name == "seriousness_2":
-                    changes["priority"] = SERIOUSNESS.get(v or "", "normal")
-                    new_fields["seriousness"] = v
-                elif name == "service_level" and v is not None:
-                    changes["requester_tier"] = f"level-{v}"
-                elif name == "customer":
-                    new_fields["customer"] = prefixed("customer-", v)
-                elif name == "workgroup":
-                    changes["group"] = prefixed("workgroup-", v)
-                elif name == "product":
-                    changes["product"] = prefixed("product-", v)
-                elif name == "service_type":
-                    changes["category"] = prefixed("service-type-", v)
-                elif name in ("support_section", "responsible_section"):
-                    new_fields[name] = v
-            prev_attrs = row.attrs
+        changes, new_fields = _attribute_changes(prev_attrs, row.attrs)
+        prev_attrs = row.attrs
         act = row.activity
         if act == "Take in charge ticket" and row.resource is not None and row.resource != assignee:
             assignee = row.resource
@@ -225,30 +186,75 @@ def _emit_case(case: str, rows: list[_Row], writer: EventWriter, stats: ImportSt
         if changes:
             _add(writer, stats, f"{case}:{index}:updated", "ticket.updated", case, t, {"changes": changes})
             produced = True
-        new_status = {
-            "Take in charge ticket": "open",
-            "Wait": "pending",
-            "Require upgrade": "on_hold",
-            "Resolve ticket": "solved",
-            "Closed": "closed",
-        }.get(act)
+        new_status = _STATUS_OF_ACTIVITY.get(act)
         if new_status is not None and new_status != status:
             _add(writer, stats, f"{case}:{index}:status", "ticket.status_changed", case, t, {"status": new_status})
             status = new_status
             produced = True
         if act in ("Take in charge ticket", "Schedule intervention"):
-            _add(
-                writer,
-                stats,
-                f"{case}:{index}:commented",
-                "ticket.commented",
-                case,
-                t,
-                {"author": "agent", "public": True},
-            )
+            comment = {"author": "agent", "public": True}
+            _add(writer, stats, f"{case}:{index}:commented", "ticket.commented", case, t, comment)
             produced = True
         if not produced:
             stats.notes[f"{act}: no change" if index else f"{act}: creation"] += 1
+
+
+def _created(first: _Row) -> dict[str, Any]:
+    """The ``ticket.created`` data of a case, from its first row."""
+    a = dict(zip(_ATTRS, first.attrs, strict=True))
+    fields: dict[str, Any] = {
+        k: v
+        for k, v in (
+            ("seriousness", a["seriousness_2"]),
+            ("support_section", a["support_section"]),
+            ("responsible_section", a["responsible_section"]),
+        )
+        if v is not None
+    }
+    requester: dict[str, Any] = {"id": _prefixed("customer-", a["customer"]) or "unknown"}
+    if a["service_level"] is not None:
+        requester["tier"] = f"level-{a['service_level']}"
+    return {
+        "priority": SERIOUSNESS.get(a["seriousness_2"] or "", "normal"),
+        "status": "new",
+        "requester": requester,
+        "group": _prefixed("workgroup-", a["workgroup"]),
+        "assignee": None,
+        "product": _prefixed("product-", a["product"]),
+        "category": _prefixed("service-type-", a["service_type"]),
+        "tags": [],
+        "fields": fields,
+    }
+
+
+def _attribute_changes(
+    before: tuple[str | None, ...], after: tuple[str | None, ...]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(changes, changed fields) between two rows' case attributes."""
+    changes: dict[str, Any] = {}
+    new_fields: dict[str, Any] = {}
+    if after == before:
+        return changes, new_fields
+    old = dict(zip(_ATTRS, before, strict=True))
+    for name, v in zip(_ATTRS, after, strict=True):
+        if v == old[name]:
+            continue
+        if name == "seriousness_2":
+            changes["priority"] = SERIOUSNESS.get(v or "", "normal")
+            new_fields["seriousness"] = v
+        elif name == "service_level" and v is not None:
+            changes["requester_tier"] = f"level-{v}"
+        elif name == "customer":
+            new_fields["customer"] = _prefixed("customer-", v)
+        elif name == "workgroup":
+            changes["group"] = _prefixed("workgroup-", v)
+        elif name == "product":
+            changes["product"] = _prefixed("product-", v)
+        elif name == "service_type":
+            changes["category"] = _prefixed("service-type-", v)
+        elif name in ("support_section", "responsible_section"):
+            new_fields[name] = v
+    return changes, new_fields
 
 
 def _add(
