@@ -47,6 +47,9 @@ import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "services"))
+sys.path.insert(0, str(ROOT))
+
+from tests.waiting import wait_until  # noqa: E402
 
 from escalator.core import format_ms, parse_rfc3339_ms  # noqa: E402
 
@@ -353,15 +356,16 @@ class Worker:
 
     def wait_ready(self, timeout: float = 300) -> float:
         started = time.monotonic()
-        while time.monotonic() - started < timeout:
+
+        def ready() -> bool:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited ({self.proc.returncode}); see {self.log}")
             body = self.get("/readyz")
-            if body and orjson.loads(body).get("ready"):
-                return time.monotonic() - started
-            time.sleep(0.02)  # polling interval
-        raise RuntimeError(f"worker not ready within {timeout}s; see {self.log}")
+            return bool(body and orjson.loads(body).get("ready"))
+
+        wait_until(ready, timeout, f"the worker to be ready (see {self.log})", interval=0.02)
+        return time.monotonic() - started
 
     def metric(self, name: str) -> float:
         body = self.get("/metrics")
@@ -401,19 +405,18 @@ def measure_worker(
         w.start()
         w.wait_ready()
         n = len(records)
-        first = None
-        done = None
-        deadline = time.monotonic() + 900
-        while time.monotonic() < deadline:  # committed offsets, asked of the broker: no load on the worker
+        first: float | None = None
+
+        def finished() -> float | None:  # committed offsets, asked of the broker: no load on the worker
+            nonlocal first
             committed = group_committed(bootstrap, w.app_id, w.topics["input"])
             now = time.perf_counter()
             if first is None and committed > 0:
                 first = now
-            if committed >= n:
-                done = now
-                break
-            time.sleep(0.02)  # polling interval
-        assert first is not None and done is not None, f"worker did not finish; see {w.log}"
+            return now if committed >= n else None
+
+        done = wait_until(finished, 900, f"the worker to commit every input offset (see {w.log})", interval=0.02)
+        assert first is not None
         outputs = w.metric("escalator_notifications_total{") + w.metric("escalator_escalations_total{")
         assert w.proc is not None
         cpu = _cpu_seconds(w.proc.pid)
@@ -554,8 +557,7 @@ def timers(bootstrap: str, flavour: str, tmp: Path, tickets: int, capacity: floa
         records = [created_event(f"D{i:07d}", first_due - 60_000 + int(i * spacing)) for i in range(tickets)]
         produce(bootstrap, w.topics["input"], records)
         # wait until every ticket is applied, then measure the RSS of the tracked tickets
-        while w.metric("escalator_events_consumed_total{") < tickets:
-            time.sleep(0.1)  # polling interval
+        wait_until(lambda: w.metric("escalator_events_consumed_total{") >= tickets, 600, "every ticket applied", 0.1)
         rss1 = rss_mib(w.proc.pid)
         scrape = []
         for _ in range(5):
@@ -600,12 +602,15 @@ def timers(bootstrap: str, flavour: str, tmp: Path, tickets: int, capacity: floa
             time.sleep(0.005)  # pacing
         p.flush(60)
         worker_cpu = (_cpu_seconds(w.proc.pid) - cpu0) / (time.time() - started)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            warned = {s for _ts, _f, s in collector.items if s.startswith("D")}
-            if len(warned) >= tickets:
-                break
-            time.sleep(0.2)  # polling interval
+        try:
+            wait_until(
+                lambda: len({s for _ts, _f, s in collector.items if s.startswith("D")}) >= tickets,
+                120,
+                "every warning",
+                0.2,
+            )
+        except AssertionError as exc:  # reported below as missing warnings
+            print(f"timers: {exc}", flush=True)
         scraped = (w.get("/metrics") or b"").decode().splitlines()
 
         def cumulative(name: str) -> dict[str, float]:
@@ -670,15 +675,13 @@ def recovery(bootstrap: str, flavour: str, tmp: Path, tickets: int, store: str =
                 [created_event(f"R{i:07d}", far) for i in range(start, min(tickets, start + chunk))],
             )
         started = time.monotonic()
-        while w.metric("escalator_events_consumed_total{") < tickets:
-            time.sleep(0.2)  # polling interval
+        wait_until(lambda: w.metric("escalator_events_consumed_total{") >= tickets, 1800, "every ticket applied", 0.2)
         ingest_s = time.monotonic() - started
         rss1 = rss_mib(w.proc.pid)
         # one ticket whose warning falls due while the worker is down
         due_at = int(time.time() * 1000) + 3_000
         produce(bootstrap, w.topics["input"], [created_event("DUE", due_at - 60_000)])
-        while w.metric("escalator_events_consumed_total{") < tickets + 1:
-            time.sleep(0.05)  # polling interval
+        wait_until(lambda: w.metric("escalator_events_consumed_total{") >= tickets + 1, 60, "the due ticket applied")
         w.stop(signal.SIGKILL)
         while time.time() * 1000 < due_at + 1000:
             time.sleep(0.05)  # the deadline passes while no worker runs
@@ -688,10 +691,7 @@ def recovery(bootstrap: str, flavour: str, tmp: Path, tickets: int, store: str =
         restarted.start()
         ready_s = restarted.wait_ready(timeout=600)
         try:
-            while not any(s == "DUE" for _t, _f, s in collector.items):
-                if time.monotonic() - t0 > 600:
-                    raise RuntimeError("the due deadline never fired")
-                time.sleep(0.02)  # polling interval
+            wait_until(lambda: any(s == "DUE" for _t, _f, s in collector.items), 600, "the due deadline", 0.02)
             fired_s = time.monotonic() - t0
         finally:
             collector.close()

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.workers import free_port, wait_until
+from tests.integration.workers import free_port
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]

@@ -24,9 +24,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,42 +36,6 @@ import pytest
 T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-# --- waiting ----------------------------------------------------------------------------------------------------
-
-
-def wait_until(
-    condition: Callable[[], T], timeout: float = 30.0, interval: float = 0.05, message: str = "condition"
-) -> T:
-    """Poll ``condition`` until it returns something truthy; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {message} (last value: {value!r})")
-        time.sleep(interval)  # poll interval; the loop exits on the condition, not on time
-
-
-async def async_wait_until(
-    condition: Callable[[], Awaitable[T] | T],
-    timeout: float = 30.0,
-    interval: float = 0.05,
-    message: str = "condition",
-) -> T:
-    """``wait_until`` for async tests; ``condition`` may be a coroutine function."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value  # type: ignore[return-value]
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {message} (last value: {value!r})")
-        await asyncio.sleep(interval)
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:

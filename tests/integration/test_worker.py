@@ -28,8 +28,8 @@ from tests.integration.workers import (
     event_record,
     outputs_by_id,
     produce,
-    wait_until,
 )
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.broker
 POLICY = load_policy_file(TEST_POLICY)

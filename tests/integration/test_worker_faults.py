@@ -25,7 +25,8 @@ from tests.integration.test_worker import (
     outputs,
     scenario,
 )
-from tests.integration.workers import Collector, Deployment, event_record, outputs_by_id, produce, wait_until
+from tests.integration.workers import Collector, Deployment, event_record, outputs_by_id, produce
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.broker
 
