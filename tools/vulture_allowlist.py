@@ -1,6 +1,7 @@
 # The dead-code check's allow-list (`make lint` runs vulture over services/, tests/ and bench/ with this file).
 # Every name here is used by a framework, not by a call vulture can see: pydantic fields and validators (read by
-# the contract and JSON Schemas), aiohttp route handlers, prometheus collectors' collect(), importlib finders,
+# the contract and JSON Schemas), TypedDict keys (read by string subscript in code and templates, written to
+# --json), aiohttp route handlers, prometheus collectors' collect(), importlib finders,
 # context-manager and signal-handler parameters, pytest fixtures and marks, html.parser callbacks.
 # A name that turns out really unused is deleted from the code, not added here. Regenerate the candidates with:
 #   .venv/bin/vulture services/escalator tests bench --min-confidence 60 --make-whitelist
@@ -49,6 +50,34 @@ _._pause_on  # unused method (services/escalator/core/policy.py:200)
 _._non_empty  # unused method (services/escalator/core/policy.py:228)
 _._group_by  # unused method (services/escalator/core/policy.py:259)
 _._window  # unused method (services/escalator/core/policy.py:266)
+rejected_by_reason  # unused variable (services/escalator/replay/summary.py:106)
+rejected_examples  # unused variable (services/escalator/replay/summary.py:107)
+duplicates_ignored  # unused variable (services/escalator/replay/summary.py:108)
+first_event  # unused variable (services/escalator/replay/summary.py:114)
+last_event  # unused variable (services/escalator/replay/summary.py:115)
+achieved  # unused variable (services/escalator/replay/summary.py:122)
+compliance_pct  # unused variable (services/escalator/replay/summary.py:125)
+breached_any  # unused variable (services/escalator/replay/summary.py:162)
+escalated  # unused variable (services/escalator/replay/summary.py:163)
+reached_level  # unused variable (services/escalator/replay/summary.py:164)
+p50_s  # unused variable (services/escalator/replay/summary.py:169)
+p90_s  # unused variable (services/escalator/replay/summary.py:170)
+targets_s  # unused variable (services/escalator/replay/summary.py:171)
+within_target_pct  # unused variable (services/escalator/replay/summary.py:172)
+tickets_measured  # unused variable (services/escalator/replay/summary.py:183)
+breached_a  # unused variable (services/escalator/replay/summary.py:184)
+breached_b  # unused variable (services/escalator/replay/summary.py:185)
+breached_only_a  # unused variable (services/escalator/replay/summary.py:186)
+breached_only_b  # unused variable (services/escalator/replay/summary.py:187)
+examples_only_a  # unused variable (services/escalator/replay/summary.py:189)
+examples_only_b  # unused variable (services/escalator/replay/summary.py:190)
+agreement_pct  # unused variable (services/escalator/replay/summary.py:196)
+engine_breached_label_made  # unused variable (services/escalator/replay/summary.py:197)
+engine_met_label_missed  # unused variable (services/escalator/replay/summary.py:198)
+label_made  # unused variable (services/escalator/replay/summary.py:199)
+unmatched  # unused variable (services/escalator/replay/summary.py:208)
+compliance  # unused variable (services/escalator/replay/summary.py:222)
+comparison  # unused variable (services/escalator/replay/summary.py:229)
 healthz  # unused function (services/escalator/service/app.py:274)
 readyz  # unused function (services/escalator/service/app.py:278)
 policy_view  # unused function (services/escalator/service/app.py:288)

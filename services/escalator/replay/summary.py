@@ -2,8 +2,8 @@
 
 :class:`Summary` is fed the decoded events, the rejected lines and the commands of a run as they stream by (constant
 work per command), then :meth:`Summary.close` reads the final ticket states for the clocks still running. The
-result is a plain JSON-ready dict (:meth:`Summary.to_dict`) that the text output, ``--json`` and the HTML report all
-use.
+result is a plain JSON-ready dict (:meth:`Summary.to_dict`, shaped by :class:`SummaryDict`) that the text output,
+``--json`` and the HTML report all use.
 
 Counting rules (per clock *cycle* that has a target under the ticket's policy; cycles without a target are left
 out):
@@ -23,7 +23,7 @@ from __future__ import annotations
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Literal, NotRequired, TypedDict
 
 from ..core import METRICS, ClockOutcome, Command, Emit, Event, Ignored, PolicySet, format_ms
 from ..core.state import RUNNING
@@ -31,7 +31,24 @@ from .simulate import Reject, Simulator
 
 __all__ = [
     "MAX_REJECTS_KEPT",
+    "AgreementDict",
+    "AgreementRow",
+    "ChangedCounts",
+    "ComparisonRow",
+    "ComplianceDict",
+    "DurationRow",
+    "EscalationsDict",
+    "FunnelDict",
+    "IncidentRow",
+    "IncidentsDict",
+    "InputDict",
+    "MetricRow",
+    "NotificationsDict",
+    "PeriodDict",
+    "PolicyDict",
+    "RejectRow",
     "Summary",
+    "SummaryDict",
     "agreement",
     "compare",
     "format_span",
@@ -65,6 +82,158 @@ def _prio_key(p: str) -> tuple[int, str]:
     return (PRIORITY_ORDER.index(p) if p in PRIORITY_ORDER else len(PRIORITY_ORDER), p)
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# The shape of the results (the JSON of ``--json``, read by the text summary and the HTML report)
+
+
+class PolicyDict(TypedDict):
+    source: str
+    version: str
+    name: str
+
+
+class RejectRow(TypedDict):
+    line: int
+    reason: str
+    detail: str
+    event_id: str | None
+
+
+class InputDict(TypedDict):
+    lines: int
+    events: int
+    rejected: int
+    rejected_by_reason: dict[str, int]
+    rejected_examples: list[RejectRow]
+    duplicates_ignored: int
+    after_until: int
+    event_types: dict[str, int]
+
+
+class PeriodDict(TypedDict):
+    first_event: str | None
+    last_event: str | None
+    end: str | None
+
+
+class MetricRow(TypedDict):
+    """Clock cycles with a target, by outcome; ``compliance_pct`` is achieved / (achieved + breached)."""
+
+    achieved: int
+    breached: int
+    running: int
+    compliance_pct: float | None
+
+
+class ComplianceDict(TypedDict):
+    by_priority: dict[str, dict[str, MetricRow]]  # priority -> metric -> row
+    by_policy: dict[str, dict[str, MetricRow]]  # policy id ("-" for none) -> metric -> row
+
+
+class EscalationsDict(TypedDict):
+    total: int
+    by_level: dict[str, int]
+    by_kind: dict[str, int]
+    by_reason: dict[str, int]
+
+
+class NotificationsDict(TypedDict):
+    total: int
+    by_kind: dict[str, int]
+
+
+class IncidentRow(TypedDict):
+    incident_id: str
+    rule: str
+    group_by: str
+    group_value: str
+    count: int
+    first_at: str
+    fired_at: str
+
+
+class IncidentsDict(TypedDict):
+    total: int
+    list: list[IncidentRow]  # the first MAX_INCIDENTS_KEPT
+
+
+class FunnelDict(TypedDict):
+    tickets: int
+    breached_any: int
+    escalated: int
+    reached_level: dict[str, int]  # level -> tickets that reached it or higher
+
+
+class DurationRow(TypedDict):
+    n: int
+    p50_s: float | None
+    p90_s: float | None
+    targets_s: list[float]
+    within_target_pct: float | None
+
+
+class ChangedCounts(TypedDict):
+    only_a: int
+    only_b: int
+
+
+class ComparisonRow(TypedDict):
+    """One metric of :func:`compare`."""
+
+    tickets_measured: int
+    breached_a: int
+    breached_b: int
+    breached_only_a: int
+    breached_only_b: int
+    by_priority: dict[str, ChangedCounts]
+    examples_only_a: list[str]
+    examples_only_b: list[str]
+
+
+class AgreementRow(TypedDict):
+    tickets: int
+    agree: int
+    agreement_pct: float | None
+    engine_breached_label_made: int
+    engine_met_label_missed: int
+    label_made: int
+    engine_made: int
+
+
+class AgreementDict(TypedDict):
+    """The result of :func:`agreement`."""
+
+    metric: str
+    labels: int
+    unmatched: int
+    by_priority: dict[str, AgreementRow]
+    total: AgreementRow
+
+
+class SummaryDict(TypedDict):
+    """:meth:`Summary.to_dict`, plus ``comparison`` (:func:`compare`) and ``agreement`` (:func:`agreement`) when the
+    run made them."""
+
+    policy: PolicyDict
+    input: InputDict
+    period: PeriodDict
+    tickets: int
+    metrics: dict[str, MetricRow]
+    compliance: ComplianceDict
+    escalations: EscalationsDict
+    notifications: NotificationsDict
+    incidents: IncidentsDict
+    outputs: dict[str, int]
+    funnel: FunnelDict
+    durations: dict[str, dict[str, DurationRow]]  # metric -> priority -> row
+    comparison: NotRequired[dict[str, ComparisonRow]]
+    agreement: NotRequired[AgreementDict]
+
+
+_Column = Literal["achieved", "breached", "running"]
+_COLUMN: dict[str, _Column] = {"met": "achieved", "breached": "breached", "running": "running"}
+
+
 class Summary:
     """Accumulates a run's numbers. Call :meth:`event`, :meth:`reject` and :meth:`commands` while the run
     streams, then :meth:`close` with the simulator once it has finished."""
@@ -85,7 +254,7 @@ class Summary:
         self.escalations: Counter[tuple[int, str, str]] = Counter()  # (level, kind, reason)
         self.notifications: Counter[str] = Counter()
         self.breaches_per_day: Counter[tuple[str, str]] = Counter()  # (YYYY-MM-DD, metric)
-        self.incidents: list[dict[str, Any]] = []
+        self.incidents: list[IncidentRow] = []
         self.incident_count = 0
         # (metric, priority, policy id, result) with result in met | breached | running, for cycles with a target
         self.cycles: Counter[tuple[str, str, str, str]] = Counter()
@@ -233,21 +402,21 @@ class Summary:
         return {t for t, f in self.ticket_flags.items() if f & bit}
 
     # -- results -------------------------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        metrics: dict[str, dict[str, Any]] = {}
-        by_priority: dict[str, dict[str, dict[str, Any]]] = {}
-        by_policy: dict[str, dict[str, dict[str, Any]]] = {}
-        rows: list[dict[str, Any]] = []
+    def to_dict(self) -> SummaryDict:
+        metrics: dict[str, MetricRow] = {}
+        by_priority: dict[str, dict[str, MetricRow]] = {}
+        by_policy: dict[str, dict[str, MetricRow]] = {}
+        rows: list[MetricRow] = []
 
-        def row_of(table: dict[str, dict[str, Any]], key: str) -> dict[str, Any]:
+        def row_of(table: dict[str, MetricRow], key: str) -> MetricRow:
             row = table.get(key)
             if row is None:
-                row = table[key] = {"achieved": 0, "breached": 0, "running": 0}
+                row = table[key] = {"achieved": 0, "breached": 0, "running": 0, "compliance_pct": None}
                 rows.append(row)
             return row
 
         for (metric, prio, pol, result), n in self.cycles.items():
-            column = "achieved" if result == "met" else result
+            column = _COLUMN[result]
             row_of(metrics, metric)[column] += n
             row_of(by_priority.setdefault(prio, {}), metric)[column] += n
             row_of(by_policy.setdefault(pol, {}), metric)[column] += n
@@ -261,7 +430,7 @@ class Summary:
             kinds[kind] += n
             reasons[reason] += n
         funnel_levels = sorted(levels)  # every level raised by some ticket
-        funnel = {
+        funnel: FunnelDict = {
             "tickets": self.tickets,
             "breached_any": sum(1 for f in self.ticket_flags.values() if f & 0xF),
             "escalated": len(self.ticket_level),
@@ -309,14 +478,14 @@ class Summary:
             "durations": self.durations(),
         }
 
-    def durations(self) -> dict[str, dict[str, dict[str, Any]]]:
+    def durations(self) -> dict[str, dict[str, DurationRow]]:
         """Per metric and priority: ended cycles, percentiles of open time and the share within target."""
-        out: dict[str, dict[str, dict[str, Any]]] = {}
+        out: dict[str, dict[str, DurationRow]] = {}
         for metric in METRICS:
             by_prio = self.elapsed.get(metric)
             if not by_prio:
                 continue
-            rows: dict[str, dict[str, Any]] = {}
+            rows: dict[str, DurationRow] = {}
             for prio in sorted(by_prio, key=_prio_key):
                 elapsed, targets = by_prio[prio]
                 values = sorted(elapsed)
@@ -345,14 +514,14 @@ def _seconds(ms: int | None) -> float | None:
     return None if ms is None else ms / 1000
 
 
-def _ordered(metrics: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def _ordered(metrics: Mapping[str, MetricRow]) -> dict[str, MetricRow]:
     return {m: metrics[m] for m in METRICS if m in metrics}
 
 
-def compare(a: Summary, b: Summary, *, examples: int = 30) -> dict[str, Any]:
+def compare(a: Summary, b: Summary, *, examples: int = 30) -> dict[str, ComparisonRow]:
     """Tickets whose outcome differs between two runs over the same input: per metric, how many breached under one
     policy and not the other, by priority, with the first ``examples`` ticket ids of each kind."""
-    out: dict[str, Any] = {}
+    out: dict[str, ComparisonRow] = {}
     for metric in METRICS:
         measured = a.ticket_measured(metric) | b.ticket_measured(metric)
         if not measured:
@@ -360,8 +529,9 @@ def compare(a: Summary, b: Summary, *, examples: int = 30) -> dict[str, Any]:
         ba, bb = a.ticket_breached(metric), b.ticket_breached(metric)
         only_a = sorted(ba - bb)
         only_b = sorted(bb - ba)
-        by_priority: dict[str, dict[str, int]] = {}
-        for side, tickets in (("only_a", only_a), ("only_b", only_b)):
+        by_priority: dict[str, ChangedCounts] = {}
+        sides: tuple[tuple[Literal["only_a", "only_b"], list[str]], ...] = (("only_a", only_a), ("only_b", only_b))
+        for side, tickets in sides:
             for t in tickets:
                 prio = (a.ticket_info.get(t) or b.ticket_info.get(t) or ("?", None))[0]
                 row = by_priority.setdefault(prio, {"only_a": 0, "only_b": 0})
@@ -379,7 +549,7 @@ def compare(a: Summary, b: Summary, *, examples: int = 30) -> dict[str, Any]:
     return out
 
 
-def agreement(summary: Summary, labels: Mapping[str, bool], metric: str = "resolution") -> dict[str, Any]:
+def agreement(summary: Summary, labels: Mapping[str, bool], metric: str = "resolution") -> AgreementDict:
     """Compare the engine's verdict (``metric`` breached or not) with an external per-ticket label (``True``: the
     source system says the ticket made its SLA), per priority. Tickets missing on either side are counted apart."""
     breached = summary.ticket_breached(metric)
@@ -394,7 +564,7 @@ def agreement(summary: Summary, labels: Mapping[str, bool], metric: str = "resol
         engine_made = tid not in breached
         key = ("agree_" if engine_made == made else "disagree_") + ("made" if made else "missed")
         rows.setdefault(info[0], Counter())[key] += 1
-    table: dict[str, dict[str, Any]] = {}
+    table: dict[str, AgreementRow] = {}
     total: Counter[str] = Counter()
     for prio in sorted(rows, key=_prio_key):
         c = rows[prio]
@@ -409,7 +579,7 @@ def agreement(summary: Summary, labels: Mapping[str, bool], metric: str = "resol
     }
 
 
-def _agreement_row(c: Counter[str]) -> dict[str, Any]:
+def _agreement_row(c: Counter[str]) -> AgreementRow:
     n = sum(c.values())
     agree = c["agree_made"] + c["agree_missed"]
     return {
@@ -428,6 +598,11 @@ def _agreement_row(c: Counter[str]) -> dict[str, Any]:
 # Text
 
 
+def _compliance_of(d: SummaryDict, metric: str) -> float | None:
+    row = d["metrics"].get(metric)
+    return None if row is None else row["compliance_pct"]
+
+
 def _fmt_pct(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}%"
 
@@ -443,7 +618,7 @@ def format_span(seconds: float | None, units: tuple[str, str, str] = ("m", "h", 
     return f"{seconds / 86400:.1f}{units[2]}"
 
 
-def format_text(d: Mapping[str, Any], other: Mapping[str, Any] | None = None) -> str:
+def format_text(d: SummaryDict, other: SummaryDict | None = None) -> str:
     """The human summary printed on stdout (``d`` is :meth:`Summary.to_dict`; ``other`` the compared run)."""
     lines: list[str] = []
     for section in (_text_compliance, _text_outputs, _text_durations):
@@ -453,7 +628,7 @@ def format_text(d: Mapping[str, Any], other: Mapping[str, Any] | None = None) ->
     return "\n".join(lines) + "\n"
 
 
-def _text_compliance(d: Mapping[str, Any], add: Callable[[str], None]) -> None:
+def _text_compliance(d: SummaryDict, add: Callable[[str], None]) -> None:
     inp = d["input"]
     add(f"policy   {d['policy']['source']} (version {d['policy']['version']})")
     add(
@@ -476,17 +651,17 @@ def _text_compliance(d: Mapping[str, Any], add: Callable[[str], None]) -> None:
         add("")
         metrics = [m for m in METRICS if any(m in row for row in table.values())]
         add(f"compliance by {title:<10}" + "".join(f"{m:>17}" for m in metrics))
-        for key, row in table.items():
+        for key, by_metric in table.items():
             cells = []
             for m in metrics:
-                r = row.get(m)
+                r = by_metric.get(m)
                 cells.append(
                     "-" if r is None else f"{_fmt_pct(r['compliance_pct'])} ({r['achieved'] + r['breached']:,})"
                 )
             add(f"  {key:<22}" + "".join(f"{c:>17}" for c in cells))
 
 
-def _text_outputs(d: Mapping[str, Any], add: Callable[[str], None]) -> None:
+def _text_outputs(d: SummaryDict, add: Callable[[str], None]) -> None:
     esc = d["escalations"]
     add("")
     add(f"escalations {esc['total']:,}")
@@ -511,7 +686,7 @@ def _text_outputs(d: Mapping[str, Any], add: Callable[[str], None]) -> None:
         add(f"  ... and {inc['total'] - 10:,} more")
 
 
-def _text_durations(d: Mapping[str, Any], add: Callable[[str], None]) -> None:
+def _text_durations(d: SummaryDict, add: Callable[[str], None]) -> None:
     durations = d["durations"]
     if durations:
         add("")
@@ -524,7 +699,7 @@ def _text_durations(d: Mapping[str, Any], add: Callable[[str], None]) -> None:
                 )
 
 
-def _text_agreement(d: Mapping[str, Any], other: Mapping[str, Any] | None, add: Callable[[str], None]) -> None:
+def _text_agreement(d: SummaryDict, other: SummaryDict | None, add: Callable[[str], None]) -> None:
     if "agreement" in d:
         ag = d["agreement"]
         add("")
@@ -538,22 +713,21 @@ def _text_agreement(d: Mapping[str, Any], other: Mapping[str, Any] | None, add: 
                 f"{r['engine_breached_label_made']:>26,}{r['engine_met_label_missed']:>24,}"
             )
     if other is not None and "agreement" in other:
-        ag = other["agreement"]["total"]
+        total = other["agreement"]["total"]
         add(
-            f"  B ({other['policy']['source']}): agreement {_fmt_pct(ag['agreement_pct'])} "
-            f"over {ag['tickets']:,} tickets"
+            f"  B ({other['policy']['source']}): agreement {_fmt_pct(total['agreement_pct'])} "
+            f"over {total['tickets']:,} tickets"
         )
 
 
-def _text_comparison(d: Mapping[str, Any], other: Mapping[str, Any] | None, add: Callable[[str], None]) -> None:
+def _text_comparison(d: SummaryDict, other: SummaryDict | None, add: Callable[[str], None]) -> None:
     if other is not None and "comparison" in d:
         add("")
         add(f"compared with {other['policy']['source']} (version {other['policy']['version']})")
         add(f"  {'metric':<17}{'compliance A':>14}{'compliance B':>14}{'breached only A':>17}{'breached only B':>17}")
         for metric, c in d["comparison"].items():
-            ra = d["metrics"].get(metric, {})
-            rb = other["metrics"].get(metric, {})
+            pa, pb = _compliance_of(d, metric), _compliance_of(other, metric)
             add(
-                f"  {metric:<17}{_fmt_pct(ra.get('compliance_pct')):>14}{_fmt_pct(rb.get('compliance_pct')):>14}"
+                f"  {metric:<17}{_fmt_pct(pa):>14}{_fmt_pct(pb):>14}"
                 f"{c['breached_only_a']:>17,}{c['breached_only_b']:>17,}"
             )
