@@ -54,7 +54,7 @@ from .outputs import (
     cloud_event,
     notification,
 )
-from .plan import CompiledPolicy, Matcher, NotifyTarget, PolicySet, Threshold
+from .plan import CompiledPolicy, Condition, Matcher, NotifyTarget, PolicySet, Threshold
 from .state import ACHIEVED, CANCELLED, RUNNING, STOPPED, Clock, TicketState
 from .timefmt import format_ms
 from .vocabulary import DONE_STATUSES, METRICS
@@ -609,9 +609,29 @@ def _escalate(
 # Triggers and matching
 
 
+def _attribute(s: TicketState, name: str) -> str | None:
+    """A matchable ticket attribute by its policy name (read natively, not through ``getattr``)."""
+    if name == "priority":
+        return s.priority
+    if name == "status":
+        return s.status
+    if name == "group":
+        return s.group
+    if name == "requester_tier":
+        return s.requester_tier
+    if name == "channel":
+        return s.channel
+    if name == "product":
+        return s.product
+    if name == "category":
+        return s.category
+    value: str | None = getattr(s, name)
+    return value
+
+
 def _matches(m: Matcher, s: TicketState) -> bool:
     for name, allowed in m.attributes:
-        if getattr(s, name) not in allowed:
+        if _attribute(s, name) not in allowed:
             return False
     if m.tags_any is not None and m.tags_any.isdisjoint(s.tags):
         return False
@@ -623,13 +643,27 @@ def _matches(m: Matcher, s: TicketState) -> bool:
     return True
 
 
+def _holds(c: Condition, s: TicketState) -> bool:
+    if not c.matcher.empty and not _matches(c.matcher, s):
+        return False
+    if c.unanswered_at_least is not None and s.unanswered < c.unanswered_at_least:
+        return False
+    if c.reopen_count_at_least is not None and s.reopen_count < c.reopen_count_at_least:
+        return False
+    if c.reassignment_count_at_least is not None and s.reassignment_count < c.reassignment_count_at_least:
+        return False
+    if c.rating_at_most is not None and (s.rating is None or s.rating > c.rating_at_most):
+        return False
+    return c.escalation_requested is None or s.escalation_requested == c.escalation_requested
+
+
 def _evaluate_triggers(s: TicketState, ps: PolicySet, at: int, cmds: list[Command]) -> None:
     if not ps.triggers:
         return
     pol = ps.by_id(s.policy_id)
     on = s.triggers_on
     for trig in ps.triggers:
-        holds = trig.test(s)
+        holds = _holds(trig.when, s)
         active = trig.id in on
         if holds and not active:
             n = s.trigger_fires.get(trig.id, 0) + 1

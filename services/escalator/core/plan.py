@@ -7,7 +7,6 @@ classes with the rest of the core (see setup.py): attribute reads are C struct r
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +14,8 @@ from .calendar import Calendar
 from .durations import format_duration_ms
 
 __all__ = [
-    "Check",
     "CompiledPolicy",
+    "Condition",
     "IncidentRule",
     "Matcher",
     "NotifyTarget",
@@ -28,8 +27,6 @@ __all__ = [
 ]
 
 Scalar = str | int | float | bool
-#: A compiled trigger condition over a ticket state.
-Check = Callable[[Any], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +85,22 @@ class CompiledPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class Condition:
+    """A compiled trigger ``when``: the attribute match plus the counters' bounds actually given (``None``: not
+    part of the condition). All of them must hold."""
+
+    matcher: Matcher
+    unanswered_at_least: int | None
+    reopen_count_at_least: int | None
+    reassignment_count_at_least: int | None
+    rating_at_most: int | None
+    escalation_requested: bool | None
+
+
+@dataclass(frozen=True, slots=True)
 class Trigger:
     id: str
-    test: Check  # the compiled ``when``
+    when: Condition
     kind: str
     level: int
     notify: tuple[NotifyTarget, ...]

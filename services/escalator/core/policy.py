@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
-from operator import attrgetter
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -27,8 +26,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from .calendar import WEEKDAYS, Calendar, parse_interval
 from .durations import parse_duration_ms
 from .plan import (
-    Check,
     CompiledPolicy,
+    Condition,
     IncidentRule,
     Matcher,
     NotifyTarget,
@@ -425,47 +424,15 @@ def _matcher(spec: MatchSpec | TriggerWhenSpec) -> Matcher:
     )
 
 
-def _in(name: str, allowed: frozenset[Any]) -> Check:
-    get = attrgetter(name)
-    return lambda s: bool(get(s) in allowed)
-
-
-def _at_least(name: str, bound: int) -> Check:
-    get = attrgetter(name)
-    return lambda s: bool(get(s) >= bound)
-
-
-def _field_in(name: str, values: frozenset[Any]) -> Check:
-    return lambda s: name in s.fields and s.fields[name] in values
-
-
-def _predicate(spec: TriggerWhenSpec) -> Check:
-    """The trigger condition compiled to a closure over only the conditions given (evaluated on every event)."""
-    m = _matcher(spec)
-    checks: list[Check] = [_in(name, allowed) for name, allowed in m.attributes]
-    if m.tags_any is not None:
-        tags_any = m.tags_any
-        checks.append(lambda s: not tags_any.isdisjoint(s.tags))
-    if m.tags_all is not None:
-        tags_all = m.tags_all
-        checks.append(lambda s: tags_all.issubset(s.tags))
-    checks += [_field_in(name, values) for name, values in m.fields]
-    for attr, bound in (
-        ("unanswered", spec.unanswered_requester_messages_at_least),
-        ("reopen_count", spec.reopen_count_at_least),
-        ("reassignment_count", spec.reassignment_count_at_least),
-    ):
-        if bound is not None:
-            checks.append(_at_least(attr, bound))
-    if spec.rating_at_most is not None:
-        top = spec.rating_at_most
-        checks.append(lambda s: s.rating is not None and s.rating <= top)
-    if spec.escalation_requested is not None:
-        wanted = spec.escalation_requested
-        checks.append(lambda s: bool(s.escalation_requested == wanted))
-    if len(checks) == 1:
-        return checks[0]
-    return lambda s: all(check(s) for check in checks)
+def _condition(spec: TriggerWhenSpec) -> Condition:
+    return Condition(
+        _matcher(spec),
+        spec.unanswered_requester_messages_at_least,
+        spec.reopen_count_at_least,
+        spec.reassignment_count_at_least,
+        spec.rating_at_most,
+        spec.escalation_requested,
+    )
 
 
 def _fraction_key(f: float) -> str:
@@ -584,7 +551,7 @@ def compile_policy(spec: PolicyFileSpec, *, version: str, source: str) -> Policy
     triggers = tuple(
         Trigger(
             id=t.id,
-            test=_predicate(t.when),
+            when=_condition(t.when),
             kind=t.escalate.kind,
             level=t.escalate.level,
             notify=tuple(_notify_target(n) for n in t.escalate.notify),
