@@ -14,12 +14,24 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from escalator.core import Emit, Event, TicketState, advance, apply, encode_event, next_deadline
+from escalator.core import Emit, Event, TicketState, advance, apply, encode_event, load_policy_text, next_deadline
 from escalator.core.events import decode_record
 from escalator.core.timefmt import format_ms
-from tests.support import envelope, example_policy, ms
+from tests.support import EXAMPLE_POLICY, envelope, example_policy, ms
 
-PS = example_policy()
+# The example policy with the SLA model v2 constructs switched on for vip-urgent (a step before the target,
+# catch_up: latest), so the properties cover them too; the default policy keeps catch_up: all.
+_V2 = (
+    EXAMPLE_POLICY.read_text()
+    .replace("    requester_updates: true", "    requester_updates: true\n    catch_up: latest", 1)
+    .replace(
+        "      - {after: 0m, level: 1, notify: [{role: team_lead}]}\n      - {after: 30m",
+        "      - {after: -5m, level: 1, notify: [{role: team_lead}]}\n      - {after: 30m",
+        1,
+    )
+)
+PS = load_policy_text(_V2, "example-v2.yaml")
+assert any(p.catch_up_latest for p in PS.policies) and PS.version != example_policy().version
 START = ms("2026-11-20T08:00:00Z")
 
 actions = st.sampled_from(

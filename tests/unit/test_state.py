@@ -12,7 +12,22 @@ from escalator.core.state import Clock, TicketState
 
 def _every_field_set() -> TicketState:
     """A state in which every field differs from its default (so a forgotten field shows up as a default)."""
-    clock = Clock("resolution", 3, "achieved", 11, 12, 13, ("warn:0.5", "breach"), 14, 15, (16, 17), 2, 18, "esc:L2")
+    clock = Clock(
+        "resolution",
+        3,
+        "achieved",
+        11,
+        12,
+        13,
+        ("warn:0.5", "breach"),
+        14,
+        15,
+        (16, 17),
+        2,
+        18,
+        "esc:L2",
+        ("warn:0.5",),
+    )
     return TicketState(
         ticket_id="T-1",
         created_ms=1,
@@ -77,6 +92,12 @@ def test_clock_stored_form_keeps_every_field() -> None:
     c = _every_field_set().clocks["resolution"]
     assert Clock.from_list(orjson.loads(orjson.dumps(c.to_list()))) == c
     assert len(c.to_list()) == len(_fields(Clock))
+
+
+def test_a_clock_without_skipped_thresholds_keeps_the_older_13_element_form() -> None:
+    c = Clock("resolution", 1, "running", 1, 0, 1)
+    assert len(c.to_list()) == 13
+    assert Clock.from_list(c.to_list()) == c
 
 
 def test_state_fields_names_every_field_in_order() -> None:

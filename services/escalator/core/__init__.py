@@ -10,7 +10,17 @@ from .durations import format_duration_ms, parse_duration_ms
 from .engine import advance, apply, new_ticket, next_deadline, select_policy
 from .events import DecodeError, Event, decode_record
 from .incidents import IncidentWindow, observe, window_key
-from .outputs import ESCALATIONS, NOTIFICATIONS, ClockOutcome, Command, Emit, Ignored, IncidentSignal, encode_event
+from .outputs import (
+    ESCALATIONS,
+    NOTIFICATIONS,
+    ClockOutcome,
+    Command,
+    Emit,
+    Ignored,
+    IncidentSignal,
+    ThresholdSkipped,
+    encode_event,
+)
 from .plan import PolicySet
 from .policy import PolicyError, load_policy_text
 from .state import Clock, TicketState
@@ -34,6 +44,7 @@ __all__ = [
     "IncidentWindow",
     "PolicyError",
     "PolicySet",
+    "ThresholdSkipped",
     "TicketState",
     "advance",
     "apply",

@@ -43,7 +43,15 @@ from .envelopes import (
     UpdatedData,
 )
 from .events import Event
-from .messages import breach_text, ladder_text, recipients, requester_update_text, trigger_text, warning_text
+from .messages import (
+    at_risk_text,
+    breach_text,
+    ladder_text,
+    recipients,
+    requester_update_text,
+    trigger_text,
+    warning_text,
+)
 from .outputs import (
     ESCALATIONS,
     ClockOutcome,
@@ -51,6 +59,7 @@ from .outputs import (
     Emit,
     Ignored,
     IncidentSignal,
+    ThresholdSkipped,
     cloud_event,
     notification,
 )
@@ -401,12 +410,32 @@ def _fire(s: TicketState, c: Clock, pol: CompiledPolicy | None, ps: PolicySet, c
     due = due_at(c, pol, paused)
     due_text = None if due is None else format_ms(due)
     th = _threshold(pol, c.metric, key)
-    if th is not None and th.kind != "esc":
+    if pol.catch_up_latest and th is not None and _superseded(c, th, pol):
+        c.skipped = (*c.skipped, key)
+        cmds.append(ThresholdSkipped(s.ticket_id, c.metric, c.cycle, key, at, pol.id))
+    elif th is not None and th.kind != "esc":
         _notify_threshold(s, c, th, at, due_text, pol, ps, cmds)
     else:
         _escalate_ladder(s, c, th, at, due_text, pol, ps, cmds)
     s.clocks[c.metric] = schedule(c, pol, paused)
     s.watermark_ms = max(s.watermark_ms, at)
+
+
+def _superseded(c: Clock, th: Threshold, pol: CompiledPolicy) -> bool:
+    """``catch_up: latest``: whether a later threshold of the same kind (a notification -- warning or breach -- or
+    a ladder step) is due at this same instant, so that only that one is emitted. ``c`` is checkpointed at the
+    instant: everything planned up to its elapsed time is due now (earlier instants have fired already)."""
+    notice = th.kind != "esc"
+    halted = bool(c.acks)
+    after_self = False
+    for other in pol.plans[c.metric]:
+        if other.offset_ms > c.elapsed_ms:
+            break
+        if other is th:
+            after_self = True
+        elif after_self and (other.kind != "esc") == notice and not (halted and other.kind == "esc"):
+            return True
+    return False
 
 
 def _threshold(pol: CompiledPolicy, metric: str, key: str) -> Threshold | None:
@@ -477,15 +506,19 @@ def _escalate_ladder(
     c.level = max(c.level, step.level)
     metric = c.metric
     target = pol.targets[metric]
-    subject, body = ladder_text(
-        s,
-        metric,
-        step.level,
-        target,
-        due_text,
-        c.elapsed_ms - target,
-        (pol.ack_timeout_ms or 0) if th is None else None,
-    )
+    at_risk = c.breached_at_ms is None  # a step before the target (``after`` negative), or its ack timeout
+    if at_risk:
+        subject, body = at_risk_text(s, metric, step.level, target, due_text, target - c.elapsed_ms)
+    else:
+        subject, body = ladder_text(
+            s,
+            metric,
+            step.level,
+            target,
+            due_text,
+            c.elapsed_ms - target,
+            (pol.ack_timeout_ms or 0) if th is None else None,
+        )
     _escalate(
         s,
         pol,
@@ -495,7 +528,7 @@ def _escalate_ladder(
             f"{s.ticket_id}:{metric}:{c.cycle}:{c.fired[-1]}",
             step.level,
             step.kind,
-            "sla_breach",
+            "sla_at_risk" if at_risk else "sla_breach",
             metric,
             None,
             c.cycle,
@@ -517,7 +550,7 @@ class Escalation:
     id: str
     level: int
     kind: str
-    reason: str  # sla_breach | trigger | requester_request
+    reason: str  # sla_breach | sla_at_risk | trigger | requester_request
     metric: str | None
     trigger: str | None
     cycle: int

@@ -14,6 +14,7 @@ from .state import TicketState
 
 __all__ = [
     "METRIC_TEXT",
+    "at_risk_text",
     "breach_text",
     "ladder_text",
     "recipients",
@@ -74,6 +75,19 @@ def ladder_text(
         f"Escalation L{level}: ticket {s.ticket_id} {mtext} {reason}",
         f"Ticket {s.ticket_id} {_ticket_line(s)}, assignee {s.assignee or '-'}) missed its {mtext} target of "
         f"{format_duration_ms(target_ms)} (due {due_text}); {reason}.",
+    )
+
+
+def at_risk_text(
+    s: TicketState, metric: str, level: int, target_ms: int, due_text: str | None, left_ms: int
+) -> tuple[str, str]:
+    """A ladder step before the target (``after`` negative): the target is not missed yet."""
+    mtext = METRIC_TEXT[metric]
+    left = format_duration_ms(left_ms)
+    return (
+        f"Escalation L{level}: ticket {s.ticket_id} {mtext} at risk ({left} left)",
+        f"Ticket {s.ticket_id} {_ticket_line(s)}, assignee {s.assignee or '-'}) has {left} of open time left to "
+        f"meet its {mtext} target of {format_duration_ms(target_ms)} (due {due_text}); escalated before it is missed.",
     )
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "Emit",
     "Ignored",
     "IncidentSignal",
+    "ThresholdSkipped",
     "cloud_event",
     "encode_event",
     "notification",
@@ -83,12 +84,24 @@ class ClockOutcome:
 
 
 @dataclass(slots=True)
+class ThresholdSkipped:
+    """A threshold that ``catch_up: latest`` passed over: recorded on the clock, counted, never emitted."""
+
+    ticket_id: str
+    metric: str
+    cycle: int
+    threshold: str
+    at_ms: int
+    policy_id: str | None
+
+
+@dataclass(slots=True)
 class Ignored:
     event_id: str
     reason: str  # duplicate
 
 
-Command = Emit | IncidentSignal | ClockOutcome | Ignored
+Command = Emit | IncidentSignal | ClockOutcome | ThresholdSkipped | Ignored
 # Commands are plain slotted dataclasses, not frozen ones: a frozen dataclass costs ~10x more to build, and the engine
 # builds several per event. Treat them as immutable values all the same.
 

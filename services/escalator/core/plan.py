@@ -82,6 +82,7 @@ class CompiledPolicy:
     warn_notify: tuple[NotifyTarget, ...]
     breach_notify: tuple[NotifyTarget, ...]
     plans: dict[str, tuple[Threshold, ...]]  # metric -> thresholds by open-time offset
+    catch_up_latest: bool = False  # ``catch_up: latest``: of thresholds due at one instant, only the latest fire
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,14 +17,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import orjson
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .calendar import WEEKDAYS, Calendar, parse_interval
-from .durations import parse_duration_ms
+from .durations import format_duration_ms, parse_duration_ms
 from .plan import (
     CompiledPolicy,
     Condition,
@@ -37,7 +37,16 @@ from .plan import (
     Threshold,
     Trigger,
 )
-from .vocabulary import DEFAULT_PAUSE_ON, DONE_STATUSES, GROUP_BY_ATTRIBUTES, METRICS, EscalationKind, Priority, Status
+from .vocabulary import (
+    DEFAULT_PAUSE_ON,
+    DONE_STATUSES,
+    GROUP_BY_ATTRIBUTES,
+    METRICS,
+    CatchUp,
+    EscalationKind,
+    Priority,
+    Status,
+)
 
 __all__ = [
     "CalendarSpec",
@@ -76,6 +85,16 @@ def _duration(value: object) -> int:
 
 
 Duration = Annotated[int, BeforeValidator(_duration)]
+
+
+def _signed_duration(value: object) -> int:
+    """A duration that may be negative (``-30m``): a ladder step before the target."""
+    if isinstance(value, str) and value.strip().startswith("-"):
+        return -_duration(value.strip()[1:])
+    return _duration(value)
+
+
+SignedDuration = Annotated[int, BeforeValidator(_signed_duration)]
 
 
 class _Spec(BaseModel):
@@ -117,7 +136,7 @@ class RepeatSpec(_Spec):
 
 
 class StepSpec(_Spec):
-    after: Duration
+    after: SignedDuration  # open time after the target; negative: before it (an at-risk escalation)
     level: int = Field(ge=1, le=99)
     notify: list[NotifyTargetSpec] = Field(min_length=1)
     kind: EscalationKind = "automatic"
@@ -198,6 +217,7 @@ class PolicySpec(_Spec):
     requester_updates: bool = False
     warn_notify: list[NotifyTargetSpec] | None = None
     breach_notify: list[NotifyTargetSpec] | None = None
+    catch_up: CatchUp = "all"
 
     @field_validator("warn_at")
     @classmethod
@@ -486,17 +506,29 @@ def _semantic_issues(spec: PolicyFileSpec, where: _Located) -> list[PolicyIssue]
                     f"unknown calendar {p.calendar!r} (defined: {', '.join(sorted(names))})",
                 )
             )
-        last_after = -1
+        last_after: int | None = None
         last_level = 0
         for j, step in enumerate(p.escalation):
             loc: Loc = ("policies", i, "escalation", j)
-            if step.after < last_after:
+            if last_after is not None and step.after < last_after:
                 issues.append(where.issue((*loc, "after"), "escalation steps must be ordered by 'after'"))
             if step.level <= last_level:
                 issues.append(where.issue((*loc, "level"), "escalation levels must increase from step to step"))
             if step.repeat is not None and j != len(p.escalation) - 1:
                 issues.append(where.issue((*loc, "repeat"), "only the last escalation step can repeat"))
             last_after, last_level = step.after, step.level
+            if step.after < 0:
+                for metric in METRICS:
+                    target = getattr(p.targets, metric)
+                    if target is not None and -step.after >= target:
+                        issues.append(
+                            where.issue(
+                                (*loc, "after"),
+                                f"{format_duration_ms(-step.after)} before the target is at or before the start of "
+                                f"the {metric} clock (target {format_duration_ms(target)})",
+                            )
+                        )
+                        break
         if p.ack_timeout is not None and not p.escalation:
             issues.append(where.issue(("policies", i, "ack_timeout"), "ack_timeout needs an escalation ladder"))
         if p.ack_timeout is not None and p.ack_timeout <= 0:
@@ -546,6 +578,7 @@ def compile_policy(spec: PolicyFileSpec, *, version: str, source: str) -> Policy
                     tuple(_notify_target(t) for t in p.breach_notify) if p.breach_notify else default_notify
                 ),
                 plans={m: _plan(t, warn_at, steps) for m, t in targets.items()},
+                catch_up_latest=p.catch_up == "latest",
             )
         )
     triggers = tuple(
@@ -585,9 +618,19 @@ def compile_policy(spec: PolicyFileSpec, *, version: str, source: str) -> Policy
     )
 
 
+#: Policy fields added to the language after its first release, with their defaults: left out of the version
+#: hash while at the default, so a file that does not use them keeps its version (and its outputs' bytes).
+_ADDED_POLICY_FIELDS: Final = {"catch_up": "all"}
+
+
 def policy_version(spec: PolicyFileSpec) -> str:
     """A short content hash of the validated policy (formatting and comments do not change it)."""
-    canonical = orjson.dumps(spec.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    doc = spec.model_dump(mode="json")
+    for p in doc["policies"]:
+        for name, default in _ADDED_POLICY_FIELDS.items():
+            if p.get(name) == default:
+                del p[name]
+    canonical = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()[:12]
 
 

@@ -46,6 +46,7 @@ class Clock:
     level: int = 0  # highest escalation level raised in this cycle
     next_at_ms: int | None = None
     next_key: str | None = None
+    skipped: tuple[str, ...] = ()  # thresholds passed over by ``catch_up: latest`` (also in ``fired``)
 
     def copy(self) -> Clock:
         return Clock(
@@ -62,10 +63,13 @@ class Clock:
             self.level,
             self.next_at_ms,
             self.next_key,
+            self.skipped,
         )
 
     def to_list(self) -> list[Any]:
-        return [
+        """Positional; ``skipped`` only when there is one, so clocks of policies without catch-up control keep the
+        13-element form written before it existed (both forms read back)."""
+        out = [
             self.metric,
             self.cycle,
             self.phase,
@@ -80,10 +84,16 @@ class Clock:
             self.next_at_ms,
             self.next_key,
         ]
+        if self.skipped:
+            out.append(list(self.skipped))
+        return out
 
     @classmethod
     def from_list(cls, v: list[Any]) -> Clock:
-        return cls(v[0], v[1], v[2], v[3], v[4], v[5], tuple(v[6]), v[7], v[8], tuple(v[9]), v[10], v[11], v[12])
+        skipped = tuple(v[13]) if len(v) > 13 else ()
+        return cls(
+            v[0], v[1], v[2], v[3], v[4], v[5], tuple(v[6]), v[7], v[8], tuple(v[9]), v[10], v[11], v[12], skipped
+        )
 
 
 @dataclass(slots=True)

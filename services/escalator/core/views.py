@@ -40,6 +40,7 @@ def describe(state: TicketState, policy: PolicySet, now_ms: int) -> dict[str, ob
                 "breached": c.breached_at_ms is not None,
                 "breached_at": None if c.breached_at_ms is None else format_ms(c.breached_at_ms),
                 "thresholds_fired": list(c.fired),
+                "thresholds_skipped": list(c.skipped),
                 "next_threshold": c.next_key,
                 "next_at": None if c.next_at_ms is None else format_ms(c.next_at_ms),
                 "escalation_level": c.level,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Final, Literal, get_args
 
 __all__ = [
+    "CATCH_UP",
     "DEFAULT_PAUSE_ON",
     "DLQ_REASONS",
     "DONE_STATUSES",
@@ -26,6 +27,7 @@ __all__ = [
     "SEVERITIES",
     "STATUSES",
     "Author",
+    "CatchUp",
     "DlqReason",
     "Ending",
     "EscalationKind",
@@ -66,12 +68,17 @@ ENDINGS: Final[tuple[str, ...]] = get_args(Ending)
 Outcome = Literal["met", "breached"]
 OUTCOMES: Final[tuple[str, ...]] = get_args(Outcome)
 
+#: What a policy does with several thresholds of one clock cycle that fall due at the same instant (a re-plan, a
+#: late creation): emit them all, or only the latest notification and the highest ladder step.
+CatchUp = Literal["all", "latest"]
+CATCH_UP: Final[tuple[str, ...]] = get_args(CatchUp)
+
 #: Who wrote a comment.
 Author = Literal["agent", "requester"]
 
 EscalationKind = Literal["automatic", "hierarchical", "functional"]
 ESCALATION_KINDS: Final[tuple[str, ...]] = get_args(EscalationKind)
-EscalationReason = Literal["sla_breach", "trigger", "requester_request", "incident"]
+EscalationReason = Literal["sla_breach", "sla_at_risk", "trigger", "requester_request", "incident"]
 ESCALATION_REASONS: Final[tuple[str, ...]] = get_args(EscalationReason)
 
 NotificationKind = Literal["sla_warning", "sla_breach", "escalation", "requester_update", "incident"]

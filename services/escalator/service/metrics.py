@@ -64,6 +64,11 @@ class Metrics:
         sla = ("metric", "priority", "policy")
         self.sla_breaches = c("escalator_sla_breaches_total", "SLA targets breached.", *sla)
         self.sla_warnings = c("escalator_sla_warnings_total", "SLA warnings sent.", *sla)
+        self.thresholds_skipped = c(
+            "escalator_thresholds_skipped_total",
+            "Thresholds passed over by catch_up: latest (several due at one instant; only the latest emitted).",
+            "metric",
+        )
         self.sla_outcomes = c(
             "escalator_sla_outcomes_total",
             "Metric cycles ended, by outcome (met|breached).",
@@ -160,6 +165,8 @@ class Metrics:
             self.events_rejected.labels(reason).inc(n)
         if stats.duplicates:
             self.events_duplicate.inc(stats.duplicates)
+        for metric, n in stats.skipped.items():
+            self.thresholds_skipped.labels(metric).inc(n)
         if stats.purged:
             self.tickets_purged.inc(stats.purged)
         if stats.event_lags_ms:

@@ -46,6 +46,7 @@ from ..core import (
     Ignored,
     IncidentSignal,
     PolicySet,
+    ThresholdSkipped,
     decode_record,
     encode_event,
     parse_rfc3339_ms,
@@ -114,6 +115,7 @@ class BatchStats:
     consumed: Counter[str] = field(default_factory=Counter)  # by event type
     rejected: Counter[str] = field(default_factory=Counter)  # by dead-letter reason
     duplicates: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)  # thresholds passed over (catch_up: latest), by metric
     emits: list[tuple[Emit, str, bool]] = field(default_factory=list)  # (output, ticket priority, fired by a timer)
     outcomes: list[ClockOutcome] = field(default_factory=list)
     event_lags_ms: list[int] = field(default_factory=list)
@@ -414,6 +416,9 @@ class Runtime:
                 stats.outcomes.append(c)
             elif kind is Ignored:
                 stats.duplicates += 1
+            elif kind is ThresholdSkipped:
+                assert isinstance(c, ThresholdSkipped)
+                stats.skipped[c.metric] += 1
 
     def _emit(self, e: Emit, outputs: list[_Out], stats: BatchStats, priority: str, *, timer: bool) -> None:
         topic = self.topics.escalations if e.channel == "escalations" else self.topics.notifications
