@@ -1,8 +1,9 @@
 # The dead-code check's allow-list (`make lint` runs vulture over services/, tests/ and bench/ with this file).
 # Every name here is used by a framework, not by a call vulture can see: pydantic fields and validators (read by
-# the contract and JSON Schemas), TypedDict keys (read by string subscript in code and templates, written to
-# --json), aiohttp route handlers, prometheus collectors' collect(), importlib finders,
-# context-manager and signal-handler parameters, pytest fixtures and marks, html.parser callbacks.
+# the contract and JSON Schemas), TypedDict keys (read by string subscript and written to --json), fields read only
+# by the report's Jinja templates (chart shapes, view rows), aiohttp route handlers, prometheus collectors'
+# collect(), importlib finders, context-manager and signal-handler parameters, pytest fixtures and marks,
+# html.parser callbacks.
 # A name that turns out really unused is deleted from the code, not added here. Regenerate the candidates with:
 #   .venv/bin/vulture services/escalator tests bench --min-confidence 60 --make-whitelist
 exc_type  # unused variable (services/escalator/broker/embedded.py:295)
@@ -50,6 +51,21 @@ _._pause_on  # unused method (services/escalator/core/policy.py:200)
 _._non_empty  # unused method (services/escalator/core/policy.py:228)
 _._group_by  # unused method (services/escalator/core/policy.py:259)
 _._window  # unused method (services/escalator/core/policy.py:266)
+x1  # unused variable (services/escalator/replay/charts.py:73)
+y1  # unused variable (services/escalator/replay/charts.py:74)
+x2  # unused variable (services/escalator/replay/charts.py:75)
+y2  # unused variable (services/escalator/replay/charts.py:76)
+stroke  # unused variable (services/escalator/replay/charts.py:77)
+stroke_width  # unused variable (services/escalator/replay/charts.py:78)
+dash  # unused variable (services/escalator/replay/charts.py:79)
+rx  # unused variable (services/escalator/replay/charts.py:90)
+opacity  # unused variable (services/escalator/replay/charts.py:91)
+weight  # unused variable (services/escalator/replay/charts.py:103)
+stroke  # unused variable (services/escalator/replay/charts.py:110)
+stroke_width  # unused variable (services/escalator/replay/charts.py:111)
+with_b  # unused variable (services/escalator/replay/report.py:111)
+pct_a  # unused variable (services/escalator/replay/report.py:136)
+pct_b  # unused variable (services/escalator/replay/report.py:137)
 rejected_by_reason  # unused variable (services/escalator/replay/summary.py:106)
 rejected_examples  # unused variable (services/escalator/replay/summary.py:107)
 duplicates_ignored  # unused variable (services/escalator/replay/summary.py:108)
@@ -57,6 +73,10 @@ first_event  # unused variable (services/escalator/replay/summary.py:114)
 last_event  # unused variable (services/escalator/replay/summary.py:115)
 achieved  # unused variable (services/escalator/replay/summary.py:122)
 compliance_pct  # unused variable (services/escalator/replay/summary.py:125)
+by_level  # unused variable (services/escalator/replay/summary.py:135)
+by_kind  # unused variable (services/escalator/replay/summary.py:136)
+by_reason  # unused variable (services/escalator/replay/summary.py:137)
+by_kind  # unused variable (services/escalator/replay/summary.py:142)
 breached_any  # unused variable (services/escalator/replay/summary.py:162)
 escalated  # unused variable (services/escalator/replay/summary.py:163)
 reached_level  # unused variable (services/escalator/replay/summary.py:164)
@@ -76,6 +96,7 @@ engine_breached_label_made  # unused variable (services/escalator/replay/summary
 engine_met_label_missed  # unused variable (services/escalator/replay/summary.py:198)
 label_made  # unused variable (services/escalator/replay/summary.py:199)
 unmatched  # unused variable (services/escalator/replay/summary.py:208)
+period  # unused variable (services/escalator/replay/summary.py:219)
 compliance  # unused variable (services/escalator/replay/summary.py:222)
 comparison  # unused variable (services/escalator/replay/summary.py:229)
 healthz  # unused function (services/escalator/service/app.py:274)

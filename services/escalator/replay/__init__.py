@@ -2,7 +2,8 @@
 
 * :func:`simulate` / :func:`simulate_lines` / :class:`Simulator` -- the event-time driver (the live service's oracle);
 * :class:`Summary` -- compliance, breaches, escalations, notifications and incidents of a run;
-* :mod:`.report` -- the self-contained HTML report; :mod:`.importers` -- real logs in, v1 events out.
+* :mod:`.report` -- the self-contained HTML report (Jinja2 templates in templates/, SVG geometry in :mod:`.charts`);
+* :mod:`.importers` -- real logs in, v1 events out.
 
 Heavy or optional parts (report, importers) are imported on use.
 """
