@@ -184,3 +184,77 @@ def test_the_text_summary_is_unchanged(runs: tuple[dict[str, object], str]) -> N
     """The whole text summary of the scenario, line for line (tests/data/summary-scenario.txt)."""
     expected = (Path(__file__).resolve().parents[1] / "data" / "summary-scenario.txt").read_text()
     assert runs[0]["text"] == expected
+
+
+HOSTILE = """
+version: 1
+policies:
+  - id: "<i>std</i>"
+    match: {}
+    calendar: always
+    targets: {resolution: 1h}
+    escalation:
+      - {after: 0m, level: 1, notify: [{role: lead}]}
+incidents:
+  - {id: "<u>spike</u>", group_by: product, threshold: 2, window: 1h, notify: [{role: lead}]}
+"""
+
+
+class _Text(HTMLParser):
+    """The document's text as a reader sees it (entities decoded), without the style sheet."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.in_style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.in_style = tag == "style"
+
+    def handle_data(self, data: str) -> None:
+        if not self.in_style:
+            self.parts.append(data)
+
+
+def test_strings_from_the_users_files_are_escaped() -> None:
+    """Policy file names, policy and rule ids, ticket ids, group values, the title and the note come from the user's
+    files and command line: they are shown as text, never as markup."""
+    bad_ticket, odd_ticket, product = "<img src=x onerror=alert(1)>", "q\"'&", "<svg onload=alert(2)>"
+    events = [
+        created("2026-11-23T09:00:00Z", bad_ticket, priority="normal", product=product),
+        created("2026-11-23T09:05:00Z", odd_ticket, priority="normal", product=product),
+        status("2026-11-23T11:00:00Z", "solved", bad_ticket),
+    ]
+    policy = load_policy_text(HOSTILE, "<b>x</b>.yaml")
+    other = load_policy_text(HOSTILE.replace("resolution: 1h", "resolution: 8h"), "lenient&<i>.yaml")
+    result = run_lines(lines_of(events), policy, other_policy=other)
+    assert result.other is not None
+    d, o = result.summary.to_dict(), result.other.to_dict()
+    d["comparison"] = compare(result.summary, result.other)
+    assert d["comparison"]["resolution"]["examples_only_a"] == sorted([bad_ticket, odd_ticket])
+    assert d["incidents"]["list"][0]["group_value"] == product
+    title, note = "Q&A </title><script>x</script>", "<script>alert(3)</script>"
+    html = render_report(result.summary, d, other_summary=result.other, other=o, title=title, note=note)
+
+    checker = _Checker()
+    checker.feed(html)
+    assert checker.errors == [] and checker.stack == []
+    assert not {"script", "img", "u"} & checker.tags
+    hostile = ["<b>x</b>.yaml", "lenient&<i>.yaml", "<i>std</i>", "<u>spike</u>", bad_ticket, odd_ticket, product]
+    for raw in [*hostile, title, note]:
+        assert raw not in html, raw
+    assert html.count("<title>") == 1 and html.count("<script") == 0
+    reader = _Text()
+    reader.feed(html)
+    text = "".join(reader.parts)
+    for shown in [*hostile, title, note]:
+        assert shown in text, shown
+
+
+def test_no_entity_is_escaped_twice(runs: tuple[dict[str, object], str]) -> None:
+    """The dashes, ellipses and the division sign are characters, not entities that an escape could double."""
+    html = runs[1]
+    assert re.search(r"&amp;(#?\w+);", html) is None
+    assert re.search(r"&(ndash|mdash|hellip|divide);", html) is None
+    assert "\N{EN DASH}" in html and "\N{EM DASH} A" in html and "\N{DIVISION SIGN}" in html
+    assert 'charset="utf-8"' in html
