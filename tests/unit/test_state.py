@@ -58,6 +58,7 @@ def _every_field_set() -> TicketState:
         closed_ms=22,
         last_event_ms=23,
         flags=("implicit",),
+        requester_timezone="America/New_York",
     )
 
 

@@ -68,7 +68,17 @@ from .state import ACHIEVED, CANCELLED, RUNNING, STOPPED, Clock, TicketState
 from .timefmt import format_ms
 from .vocabulary import DONE_STATUSES, METRICS
 
-__all__ = ["SEEN_IDS_KEPT", "Escalation", "advance", "apply", "new_ticket", "next_deadline", "rebase", "select_policy"]
+__all__ = [
+    "SEEN_IDS_KEPT",
+    "Escalation",
+    "advance",
+    "apply",
+    "effective_policy",
+    "new_ticket",
+    "next_deadline",
+    "rebase",
+    "select_policy",
+]
 
 SEEN_IDS_KEPT: Final = 64
 _METRIC_ORDER: Final = {m: i for i, m in enumerate(METRICS)}
@@ -146,6 +156,11 @@ def next_deadline(state: TicketState, policy: PolicySet) -> int | None:
     return next_at(state)
 
 
+def effective_policy(state: TicketState, policy: PolicySet) -> CompiledPolicy | None:
+    """The ticket's policy as it applies to it: with the calendar of its group, in its requester's time zone."""
+    return policy.effective(state.policy_id, state.group, state.requester_timezone)
+
+
 def select_policy(state: TicketState, policy: PolicySet) -> CompiledPolicy | None:
     """The first policy whose ``match`` holds for the ticket (``None`` when none does)."""
     for p in policy.policies:
@@ -165,9 +180,10 @@ def new_ticket(event: Event, policy: PolicySet) -> TicketState:
     else:
         s.status = "open"
         s.flags = ("implicit",)
-    pol = select_policy(s, policy)
-    s.policy_id = pol.id if pol else None
+    base = select_policy(s, policy)
+    s.policy_id = base.id if base else None
     s.policy_version = policy.version
+    pol = effective_policy(s, policy)
     s.clocks = {
         "first_response": Clock("first_response", 1, RUNNING, at, 0, at),
         "resolution": Clock("resolution", 1, RUNNING, at, 0, at),
@@ -190,7 +206,7 @@ def new_ticket(event: Event, policy: PolicySet) -> TicketState:
 
 def _mutate(s: TicketState, event: Event, at: int, ps: PolicySet, cmds: list[Command]) -> None:
     data = event.data
-    pol = ps.by_id(s.policy_id)
+    pol = effective_policy(s, ps)
     if isinstance(data, CommentedData):
         if not data.public:
             return
@@ -228,6 +244,8 @@ def _mutate(s: TicketState, event: Event, at: int, ps: PolicySet, cmds: list[Com
             s.category = ch.category
         if "requester_tier" in fields_set and ch.requester_tier is not None:
             s.requester_tier = ch.requester_tier
+        if "requester_timezone" in fields_set:
+            s.requester_timezone = ch.requester_timezone
         if "fields" in fields_set and ch.fields:
             merged = dict(s.fields)
             for k, v in ch.fields.items():
@@ -236,14 +254,14 @@ def _mutate(s: TicketState, event: Event, at: int, ps: PolicySet, cmds: list[Com
                 else:
                     merged[k] = v
             s.fields = merged
-        _reselect(s, ps, at)
+        _reselect(s, ps, at, pol)
         return
     if isinstance(data, CreatedData):
         s.created_ms = min(s.created_ms, event.time_ms)
         _take_attributes(s, data)
         if data.status != s.status and "duplicate_created" not in s.flags:
             _set_status(s, data.status, at, pol, cmds)
-        _reselect(s, ps, at)
+        _reselect(s, ps, at, pol)
         return
     if isinstance(data, RatedData):
         s.rating = data.score
@@ -261,6 +279,7 @@ def _take_attributes(s: TicketState, data: CreatedData) -> None:
     s.priority = data.priority
     s.requester_id = data.requester.id
     s.requester_tier = data.requester.tier
+    s.requester_timezone = data.requester.timezone
     s.group, s.assignee, s.channel = data.group, data.assignee, data.channel
     s.product, s.category = data.product, data.category
     s.tags = tuple(dict.fromkeys(data.tags))
@@ -346,15 +365,17 @@ def _acknowledge(s: TicketState, data: EscalationAcknowledgedData, at: int, pol:
         s.clocks[m] = schedule(c, pol, paused)
 
 
-def _reselect(s: TicketState, ps: PolicySet, at: int) -> None:
-    old = ps.by_id(s.policy_id)
-    new = select_policy(s, ps)
+def _reselect(s: TicketState, ps: PolicySet, at: int, old: CompiledPolicy | None) -> None:
+    """After the ticket's attributes changed: the policy that applies now (``old`` applied before), and the calendar
+    it reads for this ticket (its group's, in its requester's zone)."""
+    base = select_policy(s, ps)
+    new = ps.effective(base.id, s.group, s.requester_timezone) if base is not None else None
     if new is old:
         return
     # Running clocks keep their elapsed time (measured on the old policy's calendar up to now) and take the new
-    # targets from here on; thresholds already fired stay fired, any now overdue fire at once.
+    # targets and calendar from here on; thresholds already fired stay fired, any now overdue fire at once.
     checkpoint_all(s, at, old, is_paused(s, old))
-    s.policy_id = new.id if new else None
+    s.policy_id = base.id if base else None
     reschedule_all(s, new)
 
 
@@ -367,9 +388,9 @@ def rebase(s: TicketState, ps: PolicySet) -> None:
     if s.policy_version == ps.version:
         return
     s.policy_version = ps.version
-    new = select_policy(s, ps)
-    s.policy_id = new.id if new else None
-    reschedule_all(s, new)
+    base = select_policy(s, ps)
+    s.policy_id = base.id if base else None
+    reschedule_all(s, effective_policy(s, ps))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -392,7 +413,7 @@ def _fire_due(s: TicketState, ps: PolicySet, limit: int, inclusive: bool, cmds: 
         if chosen is None or best > limit or (best == limit and not inclusive):
             return
         if pol is None:
-            pol = ps.by_id(s.policy_id)
+            pol = effective_policy(s, ps)
         _fire(s, chosen, pol, ps, cmds)
 
 
@@ -693,7 +714,7 @@ def _holds(c: Condition, s: TicketState) -> bool:
 def _evaluate_triggers(s: TicketState, ps: PolicySet, at: int, cmds: list[Command]) -> None:
     if not ps.triggers:
         return
-    pol = ps.by_id(s.policy_id)
+    pol = effective_policy(s, ps)
     on = s.triggers_on
     for trig in ps.triggers:
         holds = _holds(trig.when, s)

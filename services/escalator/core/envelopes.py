@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from .timefmt import parse_rfc3339_ms
 from .vocabulary import Author, DlqReason, Priority, Status
@@ -53,9 +53,28 @@ class _Data(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _zone(value: str | None) -> str | None:
+    """An IANA time zone the calendars can use (``Europe/Amsterdam``); anything else is a schema violation."""
+    if value is None:
+        return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}: use an IANA name such as America/New_York") from None
+    return value
+
+
+TimeZone = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_zone)]
+
+
 class Requester(_Data):
     id: NonEmpty
     tier: Annotated[str, Field(min_length=1, max_length=100)] = "standard"
+    timezone: TimeZone | None = Field(
+        default=None, description="The requester's IANA time zone, for calendars with timezone: requester."
+    )
 
 
 class CreatedData(_Data):
@@ -82,6 +101,7 @@ class TicketChanges(_Data):
     product: str | None = None
     category: str | None = None
     requester_tier: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    requester_timezone: TimeZone | None = None
     fields: dict[str, FieldValue | None] | None = None
 
     @model_validator(mode="after")

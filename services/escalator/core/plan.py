@@ -7,13 +7,15 @@ classes with the rest of the core (see setup.py): attribute reads are C struct r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from .calendar import Calendar
 from .durations import format_duration_ms
 
 __all__ = [
+    "CalendarChoice",
     "CompiledPolicy",
     "Condition",
     "IncidentRule",
@@ -24,6 +26,7 @@ __all__ = [
     "Step",
     "Threshold",
     "Trigger",
+    "ZonedCalendar",
 ]
 
 Scalar = str | int | float | bool
@@ -69,6 +72,35 @@ class Step:
 
 
 @dataclass(frozen=True, slots=True)
+class ZonedCalendar:
+    """A calendar whose hours and holidays are read in each requester's own time zone (``timezone: requester``);
+    ``fallback`` is the calendar in the fallback zone. One :class:`Calendar` per zone is built when first needed."""
+
+    name: str
+    week: list[list[tuple[int, int]]] | None
+    holidays: tuple[date, ...]
+    fallback: Calendar
+    by_zone: dict[str, Calendar] = field(default_factory=dict)
+
+    def at(self, zone: str | None) -> Calendar:
+        if zone is None or zone == self.fallback.timezone:
+            return self.fallback
+        cal = self.by_zone.get(zone)
+        if cal is None:
+            cal = self.by_zone[zone] = Calendar(self.name, zone, self.week, self.holidays)
+        return cal
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarChoice:
+    """How a policy picks a ticket's calendar: by the ticket's group (``by_group``, else ``default``); a zoned
+    calendar is then read in the requester's time zone."""
+
+    by_group: dict[str, str]
+    default: str
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledPolicy:
     id: str
     matcher: Matcher
@@ -83,6 +115,26 @@ class CompiledPolicy:
     breach_notify: tuple[NotifyTarget, ...]
     plans: dict[str, tuple[Threshold, ...]]  # metric -> thresholds by open-time offset
     catch_up_latest: bool = False  # ``catch_up: latest``: of thresholds due at one instant, only the latest fire
+    choice: CalendarChoice | None = None  # None: ``calendar`` for every ticket
+
+    def with_calendar(self, calendar: Calendar) -> CompiledPolicy:
+        """This policy as it applies to a ticket whose calendar is ``calendar``."""
+        return CompiledPolicy(
+            self.id,
+            self.matcher,
+            calendar,
+            self.targets,
+            self.pause_on,
+            self.warn_at,
+            self.steps,
+            self.ack_timeout_ms,
+            self.requester_updates,
+            self.warn_notify,
+            self.breach_notify,
+            self.plans,
+            self.catch_up_latest,
+            self.choice,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,9 +186,27 @@ class PolicySet:
     calendars: dict[str, Calendar]
     spec: Any
     by_policy_id: dict[str, CompiledPolicy]
+    zoned: dict[str, ZonedCalendar] = field(default_factory=dict)
+    variants: dict[tuple[str, str, str], CompiledPolicy] = field(default_factory=dict)  # memo of effective()
 
     def by_id(self, policy_id: str | None) -> CompiledPolicy | None:
         return None if policy_id is None else self.by_policy_id.get(policy_id)
+
+    def effective(self, policy_id: str | None, group: str | None, zone: str | None) -> CompiledPolicy | None:
+        """The policy as it applies to one ticket: with the calendar its group picks, read in its requester's time
+        zone. The same object for the same (policy, calendar, zone), so callers can compare by identity."""
+        base = self.by_id(policy_id)
+        if base is None or base.choice is None:
+            return base
+        choice = base.choice
+        name = choice.by_group.get(group, choice.default) if group is not None else choice.default
+        zoned = self.zoned.get(name)
+        cal = self.calendars[name] if zoned is None else zoned.at(zone)
+        key = (base.id, name, cal.timezone)
+        variant = self.variants.get(key)
+        if variant is None:
+            variant = self.variants[key] = base.with_calendar(cal)
+        return variant
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready description (the ``/policy`` view): the validated file plus version and derived plans."""

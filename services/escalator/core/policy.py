@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
@@ -26,6 +26,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from .calendar import WEEKDAYS, Calendar, parse_interval
 from .durations import format_duration_ms, parse_duration_ms
 from .plan import (
+    CalendarChoice,
     CompiledPolicy,
     Condition,
     IncidentRule,
@@ -36,6 +37,7 @@ from .plan import (
     Step,
     Threshold,
     Trigger,
+    ZonedCalendar,
 )
 from .vocabulary import (
     DEFAULT_PAUSE_ON,
@@ -49,6 +51,7 @@ from .vocabulary import (
 )
 
 __all__ = [
+    "CalendarChoiceSpec",
     "CalendarSpec",
     "CompiledPolicy",
     "EscalateSpec",
@@ -144,9 +147,18 @@ class StepSpec(_Spec):
 
 
 class CalendarSpec(_Spec):
-    timezone: str = "UTC"
+    timezone: str = "UTC"  # an IANA zone, or "requester": the hours are read in each requester's own zone
+    fallback_timezone: str | None = None  # with timezone: requester, for tickets whose requester's zone is unknown
     hours: dict[str, list[str]] | None = None
     holidays: list[date] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _fallback(self) -> CalendarSpec:
+        if self.timezone == "requester" and self.fallback_timezone is None:
+            raise ValueError("timezone: requester needs a fallback_timezone (for requesters without a time zone)")
+        if self.timezone != "requester" and self.fallback_timezone is not None:
+            raise ValueError("fallback_timezone is only used with timezone: requester")
+        return self
 
     @field_validator("hours")
     @classmethod
@@ -172,6 +184,13 @@ class CalendarSpec(_Spec):
                     raise ValueError(f"invalid holiday {item!r}: expected YYYY-MM-DD") from None
             return out
         return v
+
+
+class CalendarChoiceSpec(_Spec):
+    """A policy's calendar picked by the ticket's group: ``{by_group: {emea: amsterdam}, default: always}``."""
+
+    by_group: dict[str, str] = Field(min_length=1)
+    default: str = "always"
 
 
 class MatchSpec(_Spec):
@@ -208,7 +227,7 @@ class PolicySpec(_Spec):
     id: str = Field(min_length=1, max_length=100)
     description: str | None = None
     match: MatchSpec = Field(default_factory=MatchSpec)
-    calendar: str = "always"
+    calendar: str | CalendarChoiceSpec = "always"
     targets: TargetsSpec
     pause_on: list[Status] = list(DEFAULT_PAUSE_ON)  # type: ignore[arg-type]  # pydantic copies mutable defaults
     warn_at: list[float] = Field(default_factory=list)
@@ -475,11 +494,24 @@ def _plan(target_ms: int, warn_at: tuple[float, ...], steps: tuple[Step, ...]) -
     return tuple(sorted(items, key=lambda t: t.offset_ms))
 
 
+def _week(spec: CalendarSpec) -> list[list[tuple[int, int]]] | None:
+    if spec.hours is None:
+        return None
+    return [[parse_interval(t) for t in spec.hours.get(day, [])] for day in WEEKDAYS]
+
+
 def _build_calendar(name: str, spec: CalendarSpec) -> Calendar:
-    week = None
-    if spec.hours is not None:
-        week = [[parse_interval(t) for t in spec.hours.get(day, [])] for day in WEEKDAYS]
-    return Calendar(name, spec.timezone, week, spec.holidays)
+    """The calendar itself, or for ``timezone: requester`` the one in its fallback zone."""
+    zone = spec.fallback_timezone if spec.timezone == "requester" else spec.timezone
+    return Calendar(name, zone or "UTC", _week(spec), spec.holidays)
+
+
+def _calendar_names(p: PolicySpec) -> list[tuple[Loc, str]]:
+    """The calendars a policy names, with where it names them."""
+    if isinstance(p.calendar, str):
+        return [(("calendar",), p.calendar)]
+    named: list[tuple[Loc, str]] = [(("calendar", "by_group", g), n) for g, n in p.calendar.by_group.items()]
+    return [*named, (("calendar", "default"), p.calendar.default)]
 
 
 def _semantic_issues(spec: PolicyFileSpec, where: _Located) -> list[PolicyIssue]:
@@ -499,13 +531,14 @@ def _semantic_issues(spec: PolicyFileSpec, where: _Located) -> list[PolicyIssue]
                 )
             seen.setdefault(item.id, i)
     for i, p in enumerate(spec.policies):
-        if p.calendar not in names:
-            issues.append(
-                where.issue(
-                    ("policies", i, "calendar"),
-                    f"unknown calendar {p.calendar!r} (defined: {', '.join(sorted(names))})",
+        for where_named, name in _calendar_names(p):
+            if name not in names:
+                issues.append(
+                    where.issue(
+                        ("policies", i, *where_named),
+                        f"unknown calendar {name!r} (defined: {', '.join(sorted(names))})",
+                    )
                 )
-            )
         last_after: int | None = None
         last_level = 0
         for j, step in enumerate(p.escalation):
@@ -539,13 +572,19 @@ def _semantic_issues(spec: PolicyFileSpec, where: _Located) -> list[PolicyIssue]
         try:
             _build_calendar(name, cal)
         except ValueError as exc:
-            issues.append(where.issue(("calendars", name, "timezone"), str(exc)))
+            field = "fallback_timezone" if cal.timezone == "requester" else "timezone"
+            issues.append(where.issue(("calendars", name, field), str(exc)))
     return issues
 
 
 def compile_policy(spec: PolicyFileSpec, *, version: str, source: str) -> PolicySet:
     calendars = {"always": Calendar("always", "UTC")}
     calendars.update({name: _build_calendar(name, c) for name, c in spec.calendars.items()})
+    zoned = {
+        name: ZonedCalendar(name, _week(c), tuple(c.holidays), calendars[name])
+        for name, c in spec.calendars.items()
+        if c.timezone == "requester"
+    }
     compiled: list[CompiledPolicy] = []
     for p in spec.policies:
         steps = tuple(
@@ -566,7 +605,8 @@ def compile_policy(spec: PolicyFileSpec, *, version: str, source: str) -> Policy
             CompiledPolicy(
                 id=p.id,
                 matcher=_matcher(p.match),
-                calendar=calendars[p.calendar],
+                calendar=calendars[p.calendar if isinstance(p.calendar, str) else p.calendar.default],
+                choice=_choice(p, zoned),
                 targets=targets,
                 pause_on=frozenset(p.pause_on),
                 warn_at=warn_at,
@@ -611,6 +651,7 @@ def compile_policy(spec: PolicyFileSpec, *, version: str, source: str) -> Policy
         source=source,
         policies=tuple(compiled),
         by_policy_id={p.id: p for p in compiled},
+        zoned=zoned,
         triggers=triggers,
         incidents=incidents,
         calendars=calendars,
@@ -618,18 +659,27 @@ def compile_policy(spec: PolicyFileSpec, *, version: str, source: str) -> Policy
     )
 
 
-#: Policy fields added to the language after its first release, with their defaults: left out of the version
-#: hash while at the default, so a file that does not use them keeps its version (and its outputs' bytes).
-_ADDED_POLICY_FIELDS: Final = {"catch_up": "all"}
+def _choice(p: PolicySpec, zoned: Mapping[str, ZonedCalendar]) -> CalendarChoice | None:
+    """How a policy picks each ticket's calendar; ``None`` when it is the same for every ticket."""
+    if isinstance(p.calendar, str):
+        return None if p.calendar not in zoned else CalendarChoice({}, p.calendar)
+    return CalendarChoice(dict(p.calendar.by_group), p.calendar.default)
+
+
+#: Fields added to the policy language after its first release, with their defaults, by section: left out of the
+#: version hash while at the default, so a file that does not use them keeps its version (and its outputs' bytes).
+_ADDED_FIELDS: Final = {"policies": {"catch_up": "all"}, "calendars": {"fallback_timezone": None}}
 
 
 def policy_version(spec: PolicyFileSpec) -> str:
     """A short content hash of the validated policy (formatting and comments do not change it)."""
     doc = spec.model_dump(mode="json")
-    for p in doc["policies"]:
-        for name, default in _ADDED_POLICY_FIELDS.items():
-            if p.get(name) == default:
-                del p[name]
+    for section, added in _ADDED_FIELDS.items():
+        items = doc.get(section) or []
+        for item in items.values() if isinstance(items, dict) else items:
+            for name, default in added.items():
+                if name in item and item[name] == default:
+                    del item[name]
     canonical = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()[:12]
 

@@ -127,6 +127,7 @@ class TicketState:
     closed_ms: int | None = None
     last_event_ms: int = 0
     flags: tuple[str, ...] = ()
+    requester_timezone: str | None = None  # for calendars read in the requester's zone
 
     def clone(self) -> TicketState:
         """A copy whose containers can be replaced freely (clocks are shared until replaced)."""
@@ -160,6 +161,7 @@ class TicketState:
             self.closed_ms,
             self.last_event_ms,
             self.flags,
+            self.requester_timezone,
         )
 
     def snapshot(self) -> dict[str, Any]:
@@ -198,6 +200,8 @@ class TicketState:
             raise ValueError(f"unsupported ticket state format {d.get('v')!r}")
         s = cls(d["ticket_id"], d["created_ms"])
         for name in STATE_FIELDS[2:]:
+            if name not in d:  # a field added after the state was written: keep its default
+                continue
             value = d[name]
             if name == "clocks":
                 value = {c.metric: c for c in (Clock.from_list(v) for v in value)}
@@ -213,7 +217,7 @@ class TicketState:
         seen = self.seen
         prefix = _common_prefix(seen) if len(seen) > 1 else ""
         cut = len(prefix)
-        return [
+        row = [
             ROW_FORMAT,
             self.ticket_id,
             self.created_ms,
@@ -246,6 +250,9 @@ class TicketState:
             self.last_event_ms,
             list(self.flags),
         ]
+        if self.requester_timezone is not None:  # later fields only when set: older rows stay as they were
+            row.append(self.requester_timezone)
+        return row
 
     @classmethod
     def from_row(cls, r: list[Any]) -> TicketState:
@@ -283,6 +290,7 @@ class TicketState:
             r[28],
             r[29],
             tuple(r[30]),
+            r[31] if len(r) > 31 else None,
         )
 
 
@@ -318,6 +326,7 @@ STATE_FIELDS: Final = (
     "closed_ms",
     "last_event_ms",
     "flags",
+    "requester_timezone",
 )
 _TUPLE_FIELDS: Final = frozenset({"tags", "triggers_on", "seen", "flags"})
 _DICT_FIELDS: Final = frozenset({"fields", "trigger_fires"})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .clocks import due_at, is_paused, next_at
-from .engine import rebase
+from .engine import effective_policy, rebase
 from .plan import PolicySet
 from .state import RUNNING, TicketState
 from .timefmt import format_ms
@@ -17,7 +17,7 @@ def describe(state: TicketState, policy: PolicySet, now_ms: int) -> dict[str, ob
     state was last planned with)."""
     s = state.clone()
     rebase(s, policy)
-    pol = policy.by_id(s.policy_id)
+    pol = effective_policy(s, policy)
     paused = is_paused(s, pol)
     clocks = []
     for m in METRICS:
