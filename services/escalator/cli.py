@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("escalator.commands.demo", "produce realistic demo ticket traffic"),
     "tail": ("escalator.commands.tail", "print escalations and notifications as they arrive"),
     "broker": ("escalator.commands.broker", "run the embedded development broker (Tansu)"),
+    "notify": ("escalator.commands.notify", "run the notification relay (Slack, webhooks, e-mail, PagerDuty)"),
     "dev": ("escalator.commands.dev", "run broker, topics, worker, demo traffic and a live tail (make run)"),
     "schemas": ("escalator.commands.schemas", "write or check the JSON Schemas and AsyncAPI document"),
     "config": ("escalator.commands.config", "show settings and their environment variables"),

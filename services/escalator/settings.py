@@ -132,6 +132,69 @@ class Settings(BaseSettings):
         "again (table recovery is retried); after 3 such attempts it exits so that its supervisor restarts it.",
     )
 
+    # --- notify -------------------------------------------------------------------------------------------------
+    notify_routing_file: Path = Field(
+        default=Path("examples/routing.yaml"), description="`escalator notify`: the routing file (YAML)."
+    )
+    notify_directory_file: Path = Field(
+        default=Path("examples/directory.yaml"),
+        description="`escalator notify`: the people/teams directory (addresses, quiet hours, time zones; YAML).",
+    )
+    notify_web_host: str = Field(default="127.0.0.1", description="Bind address of the relay's /healthz, /metrics.")
+    notify_web_port: int = Field(default=6067, ge=0, le=65_535, description="Port of the relay's /healthz, /metrics.")
+    notify_dlq_topic: str | None = Field(
+        default=None,
+        description="The relay's delivery dead-letter topic. Unset: <topic_notifications>.delivery-dlq.",
+    )
+    notify_data_dir: Path = Field(
+        default=Path("var/notify"), description="The relay's local de-duplication store (RocksDB via rocksdict)."
+    )
+    notify_dedup_retention_seconds: float = Field(
+        default=7 * 86_400, gt=0, description="How long a delivery is remembered against redelivered records."
+    )
+    notify_max_attempts: int = Field(
+        default=5, ge=1, le=100, description="Delivery attempts per message before it is dead-lettered."
+    )
+    notify_backoff_initial_seconds: float = Field(
+        default=1.0, gt=0, description="Delay before the first retry; doubled each retry (full jitter)."
+    )
+    notify_backoff_max_seconds: float = Field(default=60.0, gt=0, description="Longest delay between two attempts.")
+    notify_breaker_failures: int = Field(
+        default=5, ge=1, description="Consecutive failures of one destination that open its circuit breaker."
+    )
+    notify_breaker_cooldown_seconds: float = Field(
+        default=30.0, gt=0, description="How long an open breaker refuses sends before one half-open probe."
+    )
+    notify_http_timeout_seconds: float = Field(default=10.0, gt=0, description="Timeout of one delivery attempt.")
+    notify_digest_window_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="Per-recipient throttle: notifications for a destination within this window after a send are "
+        "delivered together as one digest at the window's end (critical ones go at once; 0: no digests).",
+    )
+    notify_warning_max_age_seconds: float = Field(
+        default=900.0,
+        ge=0,
+        description="An sla_warning older than this (from its fired_at) when it would be delivered is suppressed "
+        "as stale (0: never).",
+    )
+    notify_webhook_secret: SecretStr | None = Field(
+        default=None, description="Standard Webhooks signing secret (whsec_<base64>) of generic webhooks (secret)."
+    )
+    notify_slack_format: Literal["blocks", "text"] = Field(
+        default="blocks", description="Slack payloads: Block Kit blocks (with a text fallback) or text only."
+    )
+    notify_pagerduty_url: str = Field(
+        default="https://events.pagerduty.com/v2/enqueue", description="PagerDuty Events API v2 endpoint."
+    )
+    notify_smtp_host: str | None = Field(default=None, description="SMTP server of e-mail notifications.")
+    notify_smtp_port: int = Field(default=587, ge=1, le=65_535, description="SMTP port.")
+    notify_smtp_starttls: bool = Field(default=True, description="Upgrade the SMTP connection with STARTTLS.")
+    notify_smtp_tls: bool = Field(default=False, description="Implicit TLS (SMTPS, usually port 465).")
+    notify_smtp_username: str | None = Field(default=None, description="SMTP user name (AUTH).")
+    notify_smtp_password: SecretStr | None = Field(default=None, description="SMTP password (secret).")
+    notify_smtp_from: str = Field(default="escalator@localhost", description="From address of e-mails.")
+
     # --- web, logging -------------------------------------------------------------------------------------------
     web_host: str = Field(default="127.0.0.1", description="Bind address of the HTTP API and /metrics.")
     web_port: int = Field(default=6066, ge=0, le=65_535, description="Port of the HTTP API and /metrics.")
@@ -177,6 +240,11 @@ class Settings(BaseSettings):
     def topic_windows_changelog(self) -> str:
         """Internal: incident windows (compacted), one partition per incident-signal partition."""
         return f"{self.app_id}-incident-windows-changelog"
+
+    @property
+    def notify_dlq(self) -> str:
+        """The relay's delivery dead-letter topic."""
+        return self.notify_dlq_topic or f"{self.topic_notifications}.delivery-dlq"
 
     @property
     def topic_owners(self) -> str:
