@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from escalator.build_info import COMPILED_MODULES, PURE_PYTHON_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,3 +73,15 @@ print(digest.hexdigest())
 
 def test_compiled_and_plain_core_emit_the_same_bytes() -> None:
     assert _run(SIMULATE_SAMPLE, pure=True) == _run(SIMULATE_SAMPLE, pure=False)
+
+
+def test_ci_builds_the_compiled_core() -> None:
+    """On CI (a machine with a C compiler) the install must have compiled the core: a type error that mypyc rejects
+    makes setup.py fall back to the plain modules quietly, and only this test notices."""
+    import shutil
+
+    from escalator.build_info import core_build
+
+    if os.environ.get("CI") != "true" or shutil.which("gcc") is None:
+        pytest.skip("only on CI: a developer machine may have installed the plain core on purpose")
+    assert core_build() == "compiled", "mypyc did not compile the core: run `pip install -v -e .` to see why"
