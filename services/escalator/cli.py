@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("escalator.commands.simulate", "what-if replay of recorded ticket events under a policy"),
     "import": ("escalator.commands.importer", "convert a real ticket log (ServiceNow, help desk) to v1 events"),
     "worker": ("escalator.commands.worker", "run the stream-processing worker (Kafka)"),
+    "gateway": ("escalator.commands.gateway", "run the ingest gateway: ticketing webhooks in, v1 events out (Kafka)"),
     "topics": ("escalator.commands.topics", "create the Kafka topics with the right configs"),
     "demo": ("escalator.commands.demo", "produce realistic demo ticket traffic"),
     "tail": ("escalator.commands.tail", "print escalations and notifications as they arrive"),

@@ -166,6 +166,9 @@ def generate() -> dict[str, bytes]:
         for name, schema in schema_files().items()
     }
     out["asyncapi.yaml"] = yaml.safe_dump(asyncapi(), sort_keys=False, width=110).encode()
+    from .gateway.openapi import openapi_yaml  # the gateway's HTTP API (docs/gateway.md)
+
+    out["openapi-gateway.yaml"] = openapi_yaml().encode()
     return out
 
 

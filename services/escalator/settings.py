@@ -209,6 +209,57 @@ class Settings(BaseSettings):
         default="", description="Comma-separated logger names logged at DEBUG whatever the level (diagnostics)."
     )
 
+    # --- gateway ------------------------------------------------------------------------------------------------
+    gateway_host: str = Field(default="127.0.0.1", description="Bind address of `escalator gateway` (webhooks in).")
+    gateway_port: int = Field(default=8088, ge=0, le=65_535, description="Port of `escalator gateway`.")
+    gateway_mapping_file: Path | None = Field(
+        default=None,
+        description="The gateway's vendor mapping file (YAML: priorities, statuses, fields per source). Unset: the "
+        "packaged defaults (escalator/gateway/mappings.yaml).",
+    )
+    gateway_zendesk_secret: SecretStr | None = Field(
+        default=None, description="Zendesk webhook signing secret (X-Zendesk-Webhook-Signature; secret)."
+    )
+    gateway_jira_secret: SecretStr | None = Field(
+        default=None, description="Jira webhook secret (X-Hub-Signature: sha256=HMAC of the body; secret)."
+    )
+    gateway_servicenow_secret: SecretStr | None = Field(
+        default=None, description="ServiceNow HMAC secret (X-Escalator-Signature and -Timestamp; secret)."
+    )
+    gateway_servicenow_token: SecretStr | None = Field(
+        default=None, description="ServiceNow bearer token (Authorization: Bearer; secret)."
+    )
+    gateway_events_secret: SecretStr | None = Field(
+        default=None, description="HMAC secret of POST /v1/events (X-Escalator-Signature and -Timestamp; secret)."
+    )
+    gateway_events_token: SecretStr | None = Field(
+        default=None, description="Bearer token of POST /v1/events (Authorization: Bearer; secret)."
+    )
+    gateway_allow_unsigned: bool = Field(
+        default=False,
+        description="Accept requests of sources that have no secret or token configured (local development only; "
+        "otherwise such a source answers 401 'not configured').",
+    )
+    gateway_timestamp_tolerance_seconds: float = Field(
+        default=300.0, gt=0, description="Signed timestamps further than this from now are refused (replays)."
+    )
+    gateway_max_body_bytes: int = Field(
+        default=1_000_000, ge=1_000, description="Larger request bodies are refused (413)."
+    )
+    gateway_max_events_per_request: int = Field(
+        default=500, ge=1, description="A request that would produce more events is refused (413)."
+    )
+    gateway_rate_per_second: float = Field(
+        default=50.0, gt=0, description="Requests per second each source may send on average (429 beyond)."
+    )
+    gateway_rate_burst: int = Field(default=100, ge=1, description="Requests a source may send at once (bucket size).")
+    gateway_produce_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Longest the gateway waits for the broker to acknowledge a request's records."
+    )
+    gateway_retry_after_seconds: int = Field(
+        default=5, ge=1, description="Retry-After of a 503 (broker failure or timeout)."
+    )
+
     @field_validator("bootstrap_servers")
     @classmethod
     def _servers(cls, v: str | None) -> str | None:
