@@ -668,7 +668,10 @@ def _choice(p: PolicySpec, zoned: Mapping[str, ZonedCalendar]) -> CalendarChoice
 
 #: Fields added to the policy language after its first release, with their defaults, by section: left out of the
 #: version hash while at the default, so a file that does not use them keeps its version (and its outputs' bytes).
-_ADDED_FIELDS: Final[dict[str, dict[str, object]]] = {"policies": {"catch_up": "all"}, "calendars": {"fallback_timezone": None}}
+_ADDED_FIELDS: Final[dict[str, dict[str, object]]] = {
+    "policies": {"catch_up": "all"},
+    "calendars": {"fallback_timezone": None},
+}
 
 
 def policy_version(spec: PolicyFileSpec) -> str:
