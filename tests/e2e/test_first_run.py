@@ -73,6 +73,7 @@ def test_first_minute_shows_every_kind_of_output(tmp_path: Path) -> None:
             r"trigger repeated-contact",
             r"manager-requested",
             r"INCIDENT .*product=mail",
+            r"delivered  (slack|email|webhook|pagerduty) ",  # escalator notify, to its local sink
         ]
         wait_until(
             lambda: all(re.search(w, text()) for w in wanted) or proc.poll() is not None,
@@ -98,6 +99,6 @@ def test_first_minute_shows_every_kind_of_output(tmp_path: Path) -> None:
             raise
     final = out_path.read_text(errors="replace")
     assert code in (0, 130), final
-    assert "stopped: worker, tail, demo, broker" in final
+    assert "stopped: worker, tail, notify, demo, broker" in final
     # nothing it started is left running: the web port is free again
     assert _get(f"http://127.0.0.1:{port}/healthz")[0] == 0

@@ -72,6 +72,24 @@ def _stop(proc: subprocess.Popen[bytes] | None, name: str, timeout: float = 20.0
         proc.wait(timeout=5)
 
 
+def _spawn_relay(env: dict[str, str], run_dir: Path, web_port: int) -> subprocess.Popen[bytes]:
+    """``escalator notify`` delivering to its local sink (HTTP on web_port + 2, SMTP on + 3), which prints one
+    "delivered" line per delivery on this terminal; the relay's own log goes to ``notify.log``."""
+    relay_env = {
+        **env,
+        "ESCALATOR_NOTIFY_WEB_PORT": str(web_port + 1),
+        "ESCALATOR_NOTIFY_DATA_DIR": str(run_dir / "notify"),
+    }
+    with (run_dir / "notify.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "escalator", "notify", "--dev-sink", str(web_port + 2)],
+            env=relay_env,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     import asyncio
     import uuid
@@ -120,12 +138,14 @@ def run(args: argparse.Namespace) -> int:
         base = f"http://127.0.0.1:{args.web_port}"
         print(
             f"\n  metrics   {base}/metrics\n  ticket    {base}/tickets/<ticket id>\n  policy    {base}/policy"
-            f"\n  ready     {base}/readyz\n\nEscalations and notifications as they happen (Ctrl-C stops "
-            "everything):\n",
+            f"\n  ready     {base}/readyz\n  relay     http://127.0.0.1:{args.web_port + 1}/metrics (escalator notify, "
+            f"log {run_dir / 'notify.log'}; 'delivered' lines come from its local sink)\n\nEscalations and "
+            "notifications as they happen (Ctrl-C stops everything):\n",
             flush=True,
         )
         tail = subprocess.Popen([sys.executable, "-m", "escalator", "tail"], env=env, start_new_session=True)
         procs.append(("tail", tail))
+        procs.append(("notify", _spawn_relay(env, run_dir, args.web_port)))
         if not args.no_demo:
             procs.append(("demo", _spawn(["demo", "--loop"], env, run_dir / "demo.log")))
         deadline = None if args.duration is None else time.monotonic() + args.duration

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Awaitable, Callable
 from email import message_from_bytes
+from email.policy import default as default_policy
 from types import SimpleNamespace
 from typing import Any
 
@@ -36,7 +37,7 @@ def local_directory(directory: Directory, http_port: int) -> Directory:
 
 
 def _say(channel: str, what: str) -> None:
-    print(f"delivered  {channel:<9} {what}", flush=True)
+    print(f"  \u2192 delivered  {channel:<9} {what}", flush=True)
 
 
 def _summary(channel: str, body: dict[str, Any]) -> str:
@@ -74,7 +75,7 @@ async def start_dev_sink(http_port: int, smtp_port: int) -> Callable[[], Awaitab
 
         async def on_data(*args: Any) -> str:  # aiosmtpd calls handle_DATA(server, session, envelope)
             envelope = args[-1]
-            mail = message_from_bytes(envelope.content)
+            mail = message_from_bytes(envelope.content, policy=default_policy)
             _say("email", f"{', '.join(envelope.rcpt_tos)}: {mail['Subject']}")
             return "250 OK"
 
