@@ -19,7 +19,7 @@ from escalator.notify.channels.pagerduty import pagerduty_payload
 from escalator.notify.channels.slack import slack_payload
 from escalator.notify.channels.webhook import webhook_payload
 from escalator.notify.routing import parse_notice
-from tests.integration.conftest import KafkaTarget, Processes, TopicFactory
+from tests.integration.conftest import KafkaTarget, Processes, TopicFactory, stop_pid
 from tests.support_sinks import HttpSink, SmtpSink, escalation_event, free_port, notification_event
 from tests.waiting import wait_until
 
@@ -170,3 +170,50 @@ def test_the_relay_delivers_to_every_channel_and_dead_letters_after_retries(
         assert letter.value() == orjson.dumps(failing) and letter.key() == b"T-2"
         assert len(sink.received("/failing")) == 2  # the time-out never answered: three attempts, two answers
         assert len(sink.received("/slack")) == 1  # nothing was sent twice
+
+
+def _metric(port: int, name: str) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
+def test_no_double_send_after_a_relay_restart_mid_batch(
+    kafka: KafkaTarget, relay_env: dict[str, str], processes: Processes, tmp_path: Path
+) -> None:
+    with HttpSink() as sink, SmtpSink() as smtp:
+        routing, directory = _files(tmp_path, sink)
+        sink.behave["/failing"] = [503] * 100  # until the restart
+        env = {
+            **relay_env,
+            "ESCALATOR_NOTIFY_ROUTING_FILE": str(routing),
+            "ESCALATOR_NOTIFY_DIRECTORY_FILE": str(directory),
+            "ESCALATOR_NOTIFY_SMTP_HOST": "127.0.0.1",
+            "ESCALATOR_NOTIFY_SMTP_PORT": str(smtp.port),
+            "ESCALATOR_NOTIFY_MAX_ATTEMPTS": "50",
+        }
+        port = int(env["ESCALATOR_NOTIFY_WEB_PORT"])
+        first, log = processes.start([sys.executable, "-m", "escalator", "notify"], env=env, name="notify")
+        wait_until(lambda: _ready(port) or first.poll() is not None, 30, "the relay to be ready")
+        # offset 0 cannot be delivered yet, offset 1 is: nothing of the batch may be committed
+        pending = notification_event("T-2:breach", recipients=[("role", "broken")], ticket="T-2")
+        delivered = notification_event("T-1:breach")
+        _produce(kafka.bootstrap, env["ESCALATOR_TOPIC_NOTIFICATIONS"], [pending, delivered])
+        wait_until(lambda: sink.received("/slack") and sink.received("/failing") and smtp.messages, 30, "deliveries")
+        stop_pid(first)
+        assert first.returncode == 0, log.read_text()
+
+        sink.behave["/failing"] = []  # the destination recovers
+        second, log = processes.start([sys.executable, "-m", "escalator", "notify"], env=env, name="notify")
+        duplicates = 'escalator_notify_suppressed_total{reason="duplicate"}'
+        wait_until(
+            lambda: _metric(port, "escalator_notify_delivered_total") >= 1 and _metric(port, duplicates) >= 2,
+            30,
+            "the pending delivery, and the delivered record recognised (Slack and e-mail)",
+        )
+        assert _metric(port, duplicates) == 2
+        assert len(sink.received("/slack")) == 1 and len(smtp.messages) == 1  # not sent twice
+        assert second.poll() is None, log.read_text()

@@ -280,3 +280,24 @@ async def test_a_revocation_commits_what_is_settled_and_forgets_the_rest() -> No
     h.broker.rebalance("t-notify", {})
     await h.step()
     assert h.committed() == 2 and h.relay.pending() == 0 and len(h.relay.outbox) == 0
+
+
+def test_the_relay_refuses_a_routing_file_whose_channels_are_not_configured() -> None:
+    import pytest
+
+    h = Harness()
+    with pytest.raises(ValueError, match="not configured: email"):
+        Relay(
+            h.settings,
+            h.relay.routing,
+            h.consumer,
+            h.producer,
+            {
+                "slack": SlackChannel(h.http, 1.0),
+                "webhook": WebhookChannel(h.http, 1.0, None),
+                "pagerduty": PagerDutyChannel(h.http, 1.0, "u"),
+            },
+            MemoryDeliveryLog(),
+            h.clock,
+            NotifyMetrics(CollectorRegistry()),
+        )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 import pytest
 
@@ -159,3 +161,29 @@ def test_directory_errors_name_file_line_and_field(old: str, new: str, expected:
     with pytest.raises(RoutingError) as err:
         load_directory(DIRECTORY.replace(old, new), "directory.yaml")
     assert str(err.value.issues[0]).startswith(expected), str(err.value)
+
+
+def test_the_shipped_examples_are_valid_and_reach_every_recipient_of_the_demo_policy() -> None:
+    from escalator.notify.routing import load_files
+
+    root = Path(__file__).resolve().parents[2]
+    r = load_files(root / "examples" / "routing.yaml", root / "examples" / "directory.yaml")
+    assert r.channels() == {"slack", "webhook", "email", "pagerduty"}
+    for recipient in [
+        ("role", "team_lead"),
+        ("role", "support_manager"),
+        ("role", "vp_support"),
+        ("role", "incident_manager"),
+        ("team", "legal"),
+        ("group", "tech"),
+        ("requester", "cust-1"),
+    ]:
+        assert r.route(notice(recipients=[recipient])), recipient  # type: ignore[arg-type]
+
+
+def test_an_unreadable_file_is_a_routing_error_naming_it(tmp_path: Path) -> None:
+    from escalator.notify.routing import load_files
+
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(RoutingError, match=r"nope\.yaml: cannot read"):
+        load_files(missing, missing)
