@@ -9,7 +9,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from escalator.contracts import differences, generate
-from escalator.core import Emit, IncidentSignal, observe
+from escalator.core import Emit, IncidentSignal, load_policy_text, observe
 from escalator.core.output_models import EscalationRaised, IncidentDetected, NotificationRequested
 from tests.support import ROOT, comment, created, envelope, ev, example_policy, run, status
 
@@ -31,6 +31,7 @@ def test_the_changelog_lists_every_additive_output_value() -> None:
     """Values added to v1 output enums after the first release are listed in schemas/CHANGELOG.md."""
     changelog = (SCHEMAS / "CHANGELOG.md").read_text()
     assert "`sla_at_risk`" in changelog
+    assert "`agreement: {id, group}`" in changelog
 
 
 def test_asyncapi_names_all_topics_and_messages() -> None:
@@ -66,7 +67,14 @@ def all_kinds_of_output() -> list[Emit]:
     for i in range(10):
         w, out = observe(w, IncidentSignal("outage", "mail", f"I{i}", 1_800_000_000_000 + i), PS)
         inc += out
-    return [c for c in cmds + cmds2 if isinstance(c, Emit)] + inc
+    # an OLA (per group, with a step before its target) and a per-ticket agreement beside the SLA
+    ola = load_policy_text((ROOT / "examples" / "ola-policy.yaml").read_text(), "examples/ola-policy.yaml")
+    _, cmds3 = run(
+        [created("2026-11-20T10:00:00Z", ticket="V", priority="urgent", group="network")],
+        ola,
+        until="2026-11-24T00:00:00Z",
+    )
+    return [c for c in cmds + cmds2 + cmds3 if isinstance(c, Emit)] + inc
 
 
 OUTPUTS = all_kinds_of_output()
@@ -76,7 +84,9 @@ def test_outputs_cover_every_kind() -> None:
     kinds = {c.event["data"].get("kind") for c in OUTPUTS if c.type == "notification.requested"}
     assert kinds == {"sla_warning", "sla_breach", "escalation", "requester_update", "incident"}
     reasons = {c.event["data"]["reason"] for c in OUTPUTS if c.type == "escalation.raised"}
-    assert reasons == {"sla_breach", "trigger", "requester_request"}
+    assert reasons == {"sla_breach", "sla_at_risk", "trigger", "requester_request"}
+    agreements = {str(c.event["data"].get("agreement")) for c in OUTPUTS}
+    assert {"None", "{'id': 'ola', 'group': 'network'}", "{'id': 'regulatory', 'group': None}"} <= agreements
     assert {c.type for c in OUTPUTS} == {"escalation.raised", "notification.requested", "incident.detected"}
 
 
@@ -89,7 +99,8 @@ def test_every_output_matches_schema_and_model(emit: Emit) -> None:
         "notification.requested": NotificationRequested,
         "incident.detected": IncidentDetected,
     }[emit.type]
-    assert model.model_validate(doc).model_dump(mode="json") == doc
+    # fields added to v1 later (``agreement``) are absent unless used: compare what the document sets
+    assert model.model_validate(doc).model_dump(mode="json", exclude_unset=True) == doc
 
 
 def test_input_schema_accepts_what_the_decoder_accepts() -> None:

@@ -25,11 +25,33 @@ _V2 = (
     EXAMPLE_POLICY.read_text()
     .replace("    requester_updates: true", "    requester_updates: true\n    catch_up: latest", 1)
     .replace(
+        "calendars:\n",
+        "calendars:\n  local: {timezone: requester, fallback_timezone: Europe/Amsterdam,"
+        " hours: {mon: ['08:00-18:00'], tue: ['08:00-18:00'], wed: ['08:00-18:00']}}\n",
+        1,
+    )
+    .replace(
         "      - {after: 0m, level: 1, notify: [{role: team_lead}]}\n      - {after: 30m",
         "      - {after: -5m, level: 1, notify: [{role: team_lead}]}\n      - {after: 30m",
         1,
     )
 )
+_V2 += """
+agreements:
+  - id: ola
+    per: group
+    policies:
+      - id: tier2-ola
+        match: {group: [tier2]}
+        targets: {first_response: 30m, resolution: 2h}
+        warn_at: [0.5]
+        catch_up: latest
+        escalation: [{after: -10m, level: 1, notify: [{group: tier2}]}, {after: 0m, level: 2, notify: [{role: lead}]}]
+      - {id: any-ola, match: {}, calendar: local, targets: {resolution: 6h}, warn_at: [0.5]}
+  - id: legal
+    policies:
+      - {id: legal-clock, match: {tags_any: [legal]}, targets: {resolution: 1d}, warn_at: [0.5]}
+"""
 PS = load_policy_text(_V2, "example-v2.yaml")
 assert any(p.catch_up_latest for p in PS.policies) and PS.version != example_policy().version
 START = ms("2026-11-20T08:00:00Z")
@@ -51,6 +73,8 @@ actions = st.sampled_from(
         ("updated", {"changes": {"tags": ["legal"]}}),
         ("updated", {"changes": {"tags": []}}),
         ("updated", {"changes": {"group": "tier2"}}),
+        ("updated", {"changes": {"group": "tier1"}}),
+        ("updated", {"changes": {"requester_timezone": "Asia/Tokyo"}}),
         ("escalation_acknowledged", {"by": "lead"}),
         ("escalation_requested", {}),
         ("rated", {"score": 1}),
@@ -66,14 +90,14 @@ def lifecycles(draw: Any) -> list[Event]:
     tier = draw(st.sampled_from(["vip", "standard"]))
     priority = draw(st.sampled_from(["urgent", "normal", "low"]))
     t = START + draw(st.integers(min_value=0, max_value=7 * 86_400)) * 1000
-    docs = [
-        envelope(
-            "ticket.created",
-            format_ms(t),
-            "T1",
-            {"priority": priority, "requester": {"id": "r", "tier": tier}, "product": "mail"},
-        )
-    ]
+    created: dict[str, Any] = {"priority": priority, "requester": {"id": "r", "tier": tier}, "product": "mail"}
+    group = draw(st.sampled_from([None, "tier1", "tier2"]))
+    if group is not None:
+        created["group"] = group
+    zone = draw(st.sampled_from([None, "America/New_York"]))
+    if zone is not None:
+        created["requester"]["timezone"] = zone
+    docs = [envelope("ticket.created", format_ms(t), "T1", created)]
     for _ in range(draw(st.integers(min_value=0, max_value=25))):
         t += draw(gaps) * 1000
         etype, data = draw(actions)

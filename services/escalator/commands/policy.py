@@ -8,6 +8,7 @@ import sys
 import orjson
 
 from ..core.durations import format_duration_ms
+from ..core.plan import CompiledPolicy
 from ..core.policy import PolicyError
 from ..policy_file import load_policy_file
 
@@ -22,6 +23,15 @@ def register(parser: argparse.ArgumentParser) -> None:
     show.add_argument("file")
 
 
+def _describe(p: CompiledPolicy) -> str:
+    targets = ", ".join(f"{m} {format_duration_ms(v)}" for m, v in p.targets.items())
+    ladder = " -> ".join(
+        f"L{s.level}@{'-' if s.after_ms < 0 else '+'}{format_duration_ms(abs(s.after_ms))}" for s in p.steps
+    )
+    calendar = p.calendar.name if p.choice is None else "per ticket (group / requester zone)"
+    return f"calendar {calendar}; {targets}; {ladder or 'no ladder'}"
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         ps = load_policy_file(args.file)
@@ -34,9 +44,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"{args.file}: OK (version {ps.version})")
     for p in ps.policies:
-        targets = ", ".join(f"{m} {format_duration_ms(v)}" for m, v in p.targets.items())
-        ladder = " -> ".join(f"L{s.level}@+{format_duration_ms(s.after_ms)}" for s in p.steps) or "no ladder"
-        print(f"  policy {p.id}: calendar {p.calendar.name}; {targets}; {ladder}")
+        print(f"  policy {p.id}: {_describe(p)}")
+    for a in ps.agreements:
+        print(f"  agreement {a.id}{' (per group)' if a.per_group else ''}:")
+        for p in a.policies.policies:
+            print(f"    policy {p.id}: {_describe(p)}")
     for t in ps.triggers:
         print(f"  trigger {t.id}: {t.kind} L{t.level} ({t.reason})")
     for r in ps.incidents:

@@ -78,6 +78,7 @@ __all__ = [
     "next_deadline",
     "rebase",
     "select_policy",
+    "sync_instance",
 ]
 
 SEEN_IDS_KEPT: Final = 64
@@ -111,19 +112,24 @@ def apply(
         if s.policy_version != policy.version:
             rebase(s, policy)
         at = event.time_ms if event.time_ms > s.watermark_ms else s.watermark_ms
-        _fire_due(s, policy, at, False, cmds)
+        if policy.agreements:
+            _sync_instances(s, policy)
+        _fire_all_due(s, policy, at, False, cmds)
         if isinstance(event.data, CreatedData):
             s.flags = _add_flag(s.flags, "created_late" if "implicit" in s.flags else "duplicate_created")
             s.flags = tuple(f for f in s.flags if f != "implicit")
     created = isinstance(event.data, CreatedData)
+    group_before = None if state is None else s.group
     if state is None and created:
         _signal_incidents(s, policy, at, cmds)
     else:
         if created and "created_late" in s.flags and was_implicit:
             _signal_incidents(s, policy, at, cmds)
         _mutate(s, event, at, policy, cmds)
+    if policy.agreements:
+        _agreements_event(s, event, at, policy, state is None, group_before, cmds)
     _evaluate_triggers(s, policy, at, cmds)
-    _fire_due(s, policy, at, True, cmds)
+    _fire_all_due(s, policy, at, True, cmds)
     s.watermark_ms = at
     s.last_event_ms = event.time_ms if event.time_ms > s.last_event_ms else s.last_event_ms
     seen = (*s.seen, key)
@@ -137,13 +143,15 @@ def advance(
     """Fire every threshold due at or before ``now_ms``, each at its own logical instant, in time order.
     ``in_place`` as for :func:`apply`."""
     if state.policy_version == policy.version:
-        nxt = next_at(state)
+        nxt = _next_any(state)
         if nxt is None or nxt > now_ms:
             return state, []
     s = state if in_place else state.clone()
     rebase(s, policy)
+    if policy.agreements:
+        _sync_instances(s, policy)
     cmds: list[Command] = []
-    _fire_due(s, policy, now_ms, True, cmds)
+    _fire_all_due(s, policy, now_ms, True, cmds)
     return s, cmds
 
 
@@ -152,8 +160,8 @@ def next_deadline(state: TicketState, policy: PolicySet) -> int | None:
     if state.policy_version != policy.version:
         s = state.clone()
         rebase(s, policy)
-        return next_at(s)
-    return next_at(state)
+        return _next_any(s)
+    return _next_any(state)
 
 
 def effective_policy(state: TicketState, policy: PolicySet) -> CompiledPolicy | None:
@@ -184,20 +192,25 @@ def new_ticket(event: Event, policy: PolicySet) -> TicketState:
     s.policy_id = base.id if base else None
     s.policy_version = policy.version
     pol = effective_policy(s, policy)
-    s.clocks = {
+    s.clocks = _first_clocks(s.status, at)
+    if s.status == "closed":
+        s.closed_ms = at
+    reschedule_all(s, pol)
+    return s
+
+
+def _first_clocks(status: str, at: int) -> dict[str, Clock]:
+    """The clocks a ticket (or an agreement instance) starts with: first response and resolution, running from
+    ``at`` -- or already ended when it starts solved or closed."""
+    if status in DONE_STATUSES:
+        return {
+            "first_response": Clock("first_response", 1, STOPPED, at, 0, at, ended_ms=at),
+            "resolution": Clock("resolution", 1, ACHIEVED, at, 0, at, ended_ms=at),
+        }
+    return {
         "first_response": Clock("first_response", 1, RUNNING, at, 0, at),
         "resolution": Clock("resolution", 1, RUNNING, at, 0, at),
     }
-    if s.status in DONE_STATUSES:
-        for m in ("first_response", "resolution"):
-            c = s.clocks[m].copy()
-            c.phase = STOPPED if m == "first_response" else ACHIEVED
-            c.ended_ms = at
-            s.clocks[m] = c
-        if s.status == "closed":
-            s.closed_ms = at
-    reschedule_all(s, pol)
-    return s
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -346,6 +359,7 @@ def _end(s: TicketState, metric: str, phase: str, at: int, pol: CompiledPolicy |
             at,
             s.priority,
             s.policy_id,
+            s.instance,
         )
     )
 
@@ -356,7 +370,7 @@ def _acknowledge(s: TicketState, data: EscalationAcknowledgedData, at: int, pol:
         c = s.clocks.get(m)
         if c is None or c.level == 0 or c.phase != RUNNING:
             continue
-        if data.escalation_id is not None and not data.escalation_id.startswith(f"{s.ticket_id}:{m}:{c.cycle}:"):
+        if data.escalation_id is not None and not data.escalation_id.startswith(f"{_prefix(s)}:{m}:{c.cycle}:"):
             continue
         if data.level is not None and c.level < data.level:
             continue
@@ -384,13 +398,171 @@ def _reselect(s: TicketState, ps: PolicySet, at: int, old: CompiledPolicy | None
 
 
 def rebase(s: TicketState, ps: PolicySet) -> None:
-    """Adopt a different policy file (after a restart with a new policy): re-select and re-plan every clock."""
+    """Adopt a different policy file (after a restart with a new policy): re-select and re-plan every clock, the
+    agreements' too (an instance of an agreement the new file no longer has is dropped)."""
     if s.policy_version == ps.version:
         return
     s.policy_version = ps.version
     base = select_policy(s, ps)
     s.policy_id = base.id if base else None
     reschedule_all(s, effective_policy(s, ps))
+    if s.agreements:
+        by_id = {a.id: a for a in ps.agreements}
+        for key, inst in list(s.agreements.items()):
+            ag = by_id.get(key.split("@", 1)[0])
+            if ag is None:
+                del s.agreements[key]
+                continue
+            sync_instance(inst, s)
+            rebase(inst, ag.policies)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Agreements beside the customer SLA
+#
+# Each instance of an agreement ("ola" per ticket, "ola@network" per group) is a TicketState of its own: the
+# instance's policy, clocks and fired thresholds, with the ticket's attributes copied in whenever it is used. The
+# SLA rules run on it unchanged, with the agreement's policies; only ids (``{ticket}:{instance}:...``), a subject
+# tag and an ``agreement`` field on the outputs tell them apart. The customer SLA itself stays in the ticket's own
+# fields, so a policy file without agreements produces exactly what it did before they existed.
+
+
+def _prefix(s: TicketState) -> str:
+    """The start of the ids of a clock set's outputs: the ticket id, or ``{ticket}:{instance}``."""
+    return s.ticket_id if s.instance is None else f"{s.ticket_id}:{s.instance}"
+
+
+def _agreement_ref(s: TicketState) -> dict[str, str | None] | None:
+    if s.instance is None:
+        return None
+    agreement, _, group = s.instance.partition("@")
+    return {"id": agreement, "group": group or None}
+
+
+def sync_instance(inst: TicketState, s: TicketState) -> None:
+    """Copy the ticket's attributes into an agreement instance (its own policy, clocks and flags stay)."""
+    inst.ticket_id, inst.created_ms, inst.priority, inst.status = s.ticket_id, s.created_ms, s.priority, s.status
+    inst.requester_id, inst.requester_tier, inst.requester_timezone = (
+        s.requester_id,
+        s.requester_tier,
+        s.requester_timezone,
+    )
+    inst.group, inst.assignee, inst.channel = s.group, s.assignee, s.channel
+    inst.product, inst.category, inst.tags, inst.fields = s.product, s.category, s.tags, s.fields
+    inst.reopen_count, inst.reassignment_count = s.reopen_count, s.reassignment_count
+    inst.unanswered, inst.agent_replies, inst.rating = s.unanswered, s.agent_replies, s.rating
+    inst.escalation_requested, inst.closed_ms, inst.last_event_ms = s.escalation_requested, s.closed_ms, s.last_event_ms
+
+
+def _sync_instances(s: TicketState, ps: PolicySet) -> None:
+    for inst in s.agreements.values():
+        sync_instance(inst, s)
+
+
+def _active(s: TicketState, ps: PolicySet) -> list[tuple[TicketState, PolicySet]]:
+    """The agreement instances that run now, with their agreements' policies, in declaration order."""
+    out: list[tuple[TicketState, PolicySet]] = []
+    for ag in ps.agreements:
+        key = ag.id if not ag.per_group else (f"{ag.id}@{s.group}" if s.group is not None else None)
+        inst = s.agreements.get(key) if key is not None else None
+        if inst is not None and "left" not in inst.flags:
+            out.append((inst, ag.policies))
+    return out
+
+
+def _next_any(s: TicketState) -> int | None:
+    best = next_at(s)
+    for inst in s.agreements.values():
+        t = next_at(inst)
+        if t is not None and (best is None or t < best):
+            best = t
+    return best
+
+
+def _fire_all_due(s: TicketState, ps: PolicySet, limit: int, inclusive: bool, cmds: list[Command]) -> None:
+    """:func:`_fire_due` over the SLA and every running agreement instance, in time order (at one instant: the
+    SLA first, then the agreements in declaration order)."""
+    if not s.agreements:
+        _fire_due(s, ps, limit, inclusive, cmds)
+        return
+    sets = [(s, ps), *_active(s, ps)]
+    while True:
+        chosen: tuple[TicketState, PolicySet] | None = None
+        best = 0
+        for t, tps in sets:
+            nt = next_at(t)
+            if nt is not None and (chosen is None or nt < best):
+                chosen, best = (t, tps), nt
+        if chosen is None or best > limit or (best == limit and not inclusive):
+            return
+        _fire_due(chosen[0], chosen[1], best, True, cmds)
+
+
+def _agreements_event(
+    s: TicketState, event: Event, at: int, ps: PolicySet, new: bool, group_before: str | None, cmds: list[Command]
+) -> None:
+    """Apply an event to every agreement: per-ticket instances follow the ticket; per-group instances start when
+    the ticket enters a group and end (achieved, unless breached) when it leaves it; returning starts new cycles."""
+    for ag in ps.agreements:
+        aps = ag.policies
+        if not ag.per_group:
+            inst = s.agreements.get(ag.id)
+            if inst is None:
+                s.agreements[ag.id] = _new_instance(s, ag.id, aps, at)
+            elif not new:
+                _mutate(inst, event, at, aps, cmds)
+                sync_instance(inst, s)
+            continue
+        old = s.agreements.get(f"{ag.id}@{group_before}") if group_before is not None else None
+        if old is not None and "left" in old.flags:
+            old = None
+        if old is not None and s.group == group_before and not new:
+            _mutate(old, event, at, aps, cmds)
+            sync_instance(old, s)
+            continue
+        if old is not None:
+            _leave(old, at, aps, cmds)
+        if s.group is None:
+            continue
+        key = f"{ag.id}@{s.group}"
+        inst = s.agreements.get(key)
+        if inst is None:
+            s.agreements[key] = _new_instance(s, key, aps, at)
+        elif "left" in inst.flags:
+            _return(inst, s, at, aps)
+
+
+def _new_instance(s: TicketState, key: str, aps: PolicySet, at: int) -> TicketState:
+    inst = TicketState(s.ticket_id, s.created_ms, instance=key, watermark_ms=at)
+    sync_instance(inst, s)
+    inst.policy_version = aps.version
+    base = select_policy(inst, aps)
+    inst.policy_id = base.id if base else None
+    inst.clocks = _first_clocks(inst.status, at)
+    reschedule_all(inst, effective_policy(inst, aps))
+    return inst
+
+
+def _leave(inst: TicketState, at: int, aps: PolicySet, cmds: list[Command]) -> None:
+    """The ticket left the instance's group: its running clocks end, achieved unless already breached."""
+    pol = effective_policy(inst, aps)
+    for m in METRICS:
+        _end(inst, m, ACHIEVED, at, pol, cmds)
+    inst.flags = _add_flag(inst.flags, "left")
+
+
+def _return(inst: TicketState, s: TicketState, at: int, aps: PolicySet) -> None:
+    """The ticket came back to the instance's group: the next cycle of its clocks starts."""
+    inst.flags = tuple(f for f in inst.flags if f != "left")
+    sync_instance(inst, s)
+    base = select_policy(inst, aps)
+    inst.policy_id = base.id if base else None
+    pol = effective_policy(inst, aps)
+    if inst.status not in DONE_STATUSES:
+        for m in ("first_response", "resolution"):
+            start_cycle(inst, m, at, pol)
+    reschedule_all(inst, pol)
+    inst.watermark_ms = at
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -489,9 +661,11 @@ def _notify_threshold(
     else:
         kind, severity, notify = "sla_breach", "high", pol.breach_notify
         subject, body = breach_text(s, metric, target, at_text)
+    if s.instance is not None:
+        subject = f"[{s.instance}] {subject}"
     cmds.append(
         notification(
-            f"{s.ticket_id}:{metric}:{c.cycle}:{th.key}",
+            f"{_prefix(s)}:{metric}:{c.cycle}:{th.key}",
             s.ticket_id,
             at_text,
             ticket_id=s.ticket_id,
@@ -504,6 +678,7 @@ def _notify_threshold(
             metric=metric,
             cycle=c.cycle,
             due_at=due_text,
+            agreement=_agreement_ref(s),
         )
     )
 
@@ -546,7 +721,7 @@ def _escalate_ladder(
         ps,
         at,
         Escalation(
-            f"{s.ticket_id}:{metric}:{c.cycle}:{c.fired[-1]}",
+            f"{_prefix(s)}:{metric}:{c.cycle}:{c.fired[-1]}",
             step.level,
             step.kind,
             "sla_at_risk" if at_risk else "sla_breach",
@@ -589,6 +764,8 @@ def _escalate(
     """``escalation.raised``, the notification of the people it goes to and, when asked for, the requester's."""
     at_text = format_ms(at)
     targets = recipients(s, esc.notify, pol)
+    agreement = _agreement_ref(s)
+    subject = esc.subject if s.instance is None else f"[{s.instance}] {esc.subject}"
     policy_ref = {"id": pol.id if pol else None, "version": ps.version}
     cmds.append(
         Emit(
@@ -615,6 +792,7 @@ def _escalate(
                     "fired_at": at_text,
                     "ticket": s.snapshot(),
                     "incident_id": None,
+                    **({} if agreement is None else {"agreement": agreement}),
                 },
             ),
         )
@@ -628,13 +806,14 @@ def _escalate(
             kind="escalation",
             recipients=targets,
             severity="critical" if esc.level >= 2 else "high",
-            subject=esc.subject,
+            subject=subject,
             body=esc.body,
             policy_ref=policy_ref,
             escalation_id=esc.id,
             metric=esc.metric,
             cycle=esc.cycle,
             due_at=esc.due_text,
+            agreement=agreement,
         )
     )
     if esc.requester_update and s.requester_id is not None:
@@ -655,6 +834,7 @@ def _escalate(
                 metric=esc.metric,
                 cycle=esc.cycle,
                 due_at=esc.due_text,
+                agreement=agreement,
             )
         )
 

@@ -22,6 +22,7 @@ from .vocabulary import (
 )
 
 __all__ = [
+    "AgreementRef",
     "DeadLetterHeaders",
     "EscalationData",
     "EscalationRaised",
@@ -48,6 +49,11 @@ class Recipient(_Model):
 class PolicyRef(_Model):
     id: str | None = Field(description="The matched policy's id (null for trigger escalations on unmatched tickets).")
     version: str = Field(description="Content hash of the policy file that produced the event.")
+
+
+class AgreementRef(_Model):
+    id: str = Field(description="The agreement beside the customer SLA (an OLA, a regulatory clock).")
+    group: str | None = Field(description="The assignment group of a per-group agreement's instance, else null.")
 
 
 class TicketSnapshot(_Model):
@@ -77,6 +83,9 @@ class EscalationData(_Model):
     fired_at: str = Field(description="The logical instant the threshold was crossed (not the send time).")
     ticket: TicketSnapshot
     incident_id: str | None = None
+    agreement: AgreementRef | None = Field(
+        default=None, description="Absent for the customer SLA; set for an agreement's escalation (v1, additive)."
+    )
 
 
 class NotificationData(_Model):
@@ -94,6 +103,9 @@ class NotificationData(_Model):
     due_at: str | None = None
     fired_at: str
     policy: PolicyRef
+    agreement: AgreementRef | None = Field(
+        default=None, description="Absent for the customer SLA; set for an agreement's notification (v1, additive)."
+    )
 
 
 class IncidentData(_Model):

@@ -81,6 +81,7 @@ class ClockOutcome:
     ended_ms: int
     priority: str
     policy_id: str | None
+    agreement: str | None = None  # the agreement instance ("ola@network"); None: the customer SLA
 
 
 @dataclass(slots=True)
@@ -137,34 +138,29 @@ def notification(
     metric: str | None = None,
     cycle: int | None = None,
     due_at: str | None = None,
+    agreement: dict[str, str | None] | None = None,
 ) -> Emit:
-    """A ``notification.requested`` command (every notification the engine emits goes through here)."""
-    return Emit(
-        NOTIFICATIONS,
-        key,
-        cloud_event(
-            "notification.requested",
-            note_id,
-            key,
-            at_text,
-            {
-                "notification_id": note_id,
-                "ticket_id": ticket_id,
-                "kind": kind,
-                "recipients": recipients,
-                "severity": severity,
-                "subject": subject,
-                "body": body,
-                "escalation_id": escalation_id,
-                "incident_id": incident_id,
-                "metric": metric,
-                "cycle": cycle,
-                "due_at": due_at,
-                "fired_at": at_text,
-                "policy": policy_ref,
-            },
-        ),
-    )
+    """A ``notification.requested`` command (every notification the engine emits goes through here). ``agreement``
+    (an agreement beside the customer SLA) is present only when given, so SLA outputs keep their bytes."""
+    data: dict[str, Any] = {
+        "notification_id": note_id,
+        "ticket_id": ticket_id,
+        "kind": kind,
+        "recipients": recipients,
+        "severity": severity,
+        "subject": subject,
+        "body": body,
+        "escalation_id": escalation_id,
+        "incident_id": incident_id,
+        "metric": metric,
+        "cycle": cycle,
+        "due_at": due_at,
+        "fired_at": at_text,
+        "policy": policy_ref,
+    }
+    if agreement is not None:
+        data["agreement"] = agreement
+    return Emit(NOTIFICATIONS, key, cloud_event("notification.requested", note_id, key, at_text, data))
 
 
 def encode_event(event: dict[str, Any]) -> bytes:

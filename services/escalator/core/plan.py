@@ -15,6 +15,7 @@ from .calendar import Calendar
 from .durations import format_duration_ms
 
 __all__ = [
+    "Agreement",
     "CalendarChoice",
     "CompiledPolicy",
     "Condition",
@@ -174,6 +175,16 @@ class IncidentRule:
 
 
 @dataclass(frozen=True, slots=True)
+class Agreement:
+    """An agreement beside the customer SLA: its own policies (as a :class:`PolicySet` without triggers or
+    incidents, so the engine runs it like the SLA), one instance per ticket or, ``per_group``, per group."""
+
+    id: str
+    per_group: bool
+    policies: PolicySet
+
+
+@dataclass(frozen=True, slots=True)
 class PolicySet:
     """A loaded policy file: what the engine needs, plus ``version`` (a content hash stamped on every output).
     ``spec`` is the validated :class:`escalator.core.policy.PolicyFileSpec` it was compiled from."""
@@ -188,6 +199,7 @@ class PolicySet:
     by_policy_id: dict[str, CompiledPolicy]
     zoned: dict[str, ZonedCalendar] = field(default_factory=dict)
     variants: dict[tuple[str, str, str], CompiledPolicy] = field(default_factory=dict)  # memo of effective()
+    agreements: tuple[Agreement, ...] = ()  # beside the customer SLA (``policies``), in declaration order
 
     def by_id(self, policy_id: str | None) -> CompiledPolicy | None:
         return None if policy_id is None else self.by_policy_id.get(policy_id)

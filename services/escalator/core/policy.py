@@ -26,6 +26,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from .calendar import WEEKDAYS, Calendar, parse_interval
 from .durations import format_duration_ms, parse_duration_ms
 from .plan import (
+    Agreement,
     CalendarChoice,
     CompiledPolicy,
     Condition,
@@ -51,6 +52,7 @@ from .vocabulary import (
 )
 
 __all__ = [
+    "AgreementSpec",
     "CalendarChoiceSpec",
     "CalendarSpec",
     "CompiledPolicy",
@@ -322,12 +324,30 @@ class IncidentSpec(_Spec):
         return v
 
 
+class AgreementSpec(_Spec):
+    """An agreement beside the customer SLA (an OLA per group, a regulatory clock): its own ordered policies, clocks,
+    thresholds and ladder. ``per: group`` runs one instance per assignment group the ticket sits in."""
+
+    id: str = Field(min_length=1, max_length=50, pattern=r"^[a-z][a-z0-9_-]*$")
+    description: str | None = None
+    per: Literal["group"] | None = None
+    policies: list[PolicySpec] = Field(min_length=1)
+
+    @field_validator("id")
+    @classmethod
+    def _not_sla(cls, v: str) -> str:
+        if v == "sla":
+            raise ValueError("'sla' is the customer SLA of the top-level policies: give the agreement another id")
+        return v
+
+
 class PolicyFileSpec(_Spec):
     """The whole policy file (format version 1)."""
 
     version: Literal[1]
     calendars: dict[str, CalendarSpec] = Field(default_factory=dict)
     policies: list[PolicySpec] = Field(min_length=1)
+    agreements: list[AgreementSpec] = Field(default_factory=list)
     triggers: list[TriggerSpec] = Field(default_factory=list)
     incidents: list[IncidentSpec] = Field(default_factory=list)
 
@@ -530,42 +550,26 @@ def _semantic_issues(spec: PolicyFileSpec, where: _Located) -> list[PolicyIssue]
                     where.issue((kind, i, "id"), f"duplicate id {item.id!r} (first at {kind}[{seen[item.id]}])")
                 )
             seen.setdefault(item.id, i)
-    for i, p in enumerate(spec.policies):
-        for where_named, name in _calendar_names(p):
-            if name not in names:
-                issues.append(
-                    where.issue(
-                        ("policies", i, *where_named),
-                        f"unknown calendar {name!r} (defined: {', '.join(sorted(names))})",
-                    )
+    seen_agreements: dict[str, int] = {}
+    for a, agreement in enumerate(spec.agreements):
+        if agreement.id in seen_agreements:
+            issues.append(
+                where.issue(
+                    ("agreements", a, "id"),
+                    f"duplicate agreement id {agreement.id!r} (first at agreements[{seen_agreements[agreement.id]}])",
                 )
-        last_after: int | None = None
-        last_level = 0
-        for j, step in enumerate(p.escalation):
-            loc: Loc = ("policies", i, "escalation", j)
-            if last_after is not None and step.after < last_after:
-                issues.append(where.issue((*loc, "after"), "escalation steps must be ordered by 'after'"))
-            if step.level <= last_level:
-                issues.append(where.issue((*loc, "level"), "escalation levels must increase from step to step"))
-            if step.repeat is not None and j != len(p.escalation) - 1:
-                issues.append(where.issue((*loc, "repeat"), "only the last escalation step can repeat"))
-            last_after, last_level = step.after, step.level
-            if step.after < 0:
-                for metric in METRICS:
-                    target = getattr(p.targets, metric)
-                    if target is not None and -step.after >= target:
-                        issues.append(
-                            where.issue(
-                                (*loc, "after"),
-                                f"{format_duration_ms(-step.after)} before the target is at or before the start of "
-                                f"the {metric} clock (target {format_duration_ms(target)})",
-                            )
-                        )
-                        break
-        if p.ack_timeout is not None and not p.escalation:
-            issues.append(where.issue(("policies", i, "ack_timeout"), "ack_timeout needs an escalation ladder"))
-        if p.ack_timeout is not None and p.ack_timeout <= 0:
-            issues.append(where.issue(("policies", i, "ack_timeout"), "ack_timeout must be longer than 0"))
+            )
+        seen_agreements.setdefault(agreement.id, a)
+        ids: dict[str, int] = {}
+        for i, p in enumerate(agreement.policies):
+            if p.id in ids:
+                issues.append(
+                    where.issue(("agreements", a, "policies", i, "id"), f"duplicate id {p.id!r} in this agreement")
+                )
+            ids.setdefault(p.id, i)
+            issues += _policy_issues(p, ("agreements", a, "policies", i), names, where)
+    for i, p in enumerate(spec.policies):
+        issues += _policy_issues(p, ("policies", i), names, where)
     for name, cal in spec.calendars.items():
         if cal.hours is not None and not any(cal.hours.get(d) for d in WEEKDAYS):
             issues.append(where.issue(("calendars", name, "hours"), "a calendar needs at least one opening interval"))
@@ -577,6 +581,47 @@ def _semantic_issues(spec: PolicyFileSpec, where: _Located) -> list[PolicyIssue]
     return issues
 
 
+def _policy_issues(p: PolicySpec, at: Loc, names: set[str], where: _Located) -> list[PolicyIssue]:
+    """What is wrong with one policy (top-level or of an agreement) beyond its field types."""
+    issues: list[PolicyIssue] = []
+    for where_named, name in _calendar_names(p):
+        if name not in names:
+            issues.append(
+                where.issue(
+                    (*at, *where_named),
+                    f"unknown calendar {name!r} (defined: {', '.join(sorted(names))})",
+                )
+            )
+    last_after: int | None = None
+    last_level = 0
+    for j, step in enumerate(p.escalation):
+        loc: Loc = (*at, "escalation", j)
+        if last_after is not None and step.after < last_after:
+            issues.append(where.issue((*loc, "after"), "escalation steps must be ordered by 'after'"))
+        if step.level <= last_level:
+            issues.append(where.issue((*loc, "level"), "escalation levels must increase from step to step"))
+        if step.repeat is not None and j != len(p.escalation) - 1:
+            issues.append(where.issue((*loc, "repeat"), "only the last escalation step can repeat"))
+        last_after, last_level = step.after, step.level
+        if step.after < 0:
+            for metric in METRICS:
+                target = getattr(p.targets, metric)
+                if target is not None and -step.after >= target:
+                    issues.append(
+                        where.issue(
+                            (*loc, "after"),
+                            f"{format_duration_ms(-step.after)} before the target is at or before the start of "
+                            f"the {metric} clock (target {format_duration_ms(target)})",
+                        )
+                    )
+                    break
+    if p.ack_timeout is not None and not p.escalation:
+        issues.append(where.issue((*at, "ack_timeout"), "ack_timeout needs an escalation ladder"))
+    if p.ack_timeout is not None and p.ack_timeout <= 0:
+        issues.append(where.issue((*at, "ack_timeout"), "ack_timeout must be longer than 0"))
+    return issues
+
+
 def compile_policy(spec: PolicyFileSpec, *, version: str, source: str) -> PolicySet:
     calendars = {"always": Calendar("always", "UTC")}
     calendars.update({name: _build_calendar(name, c) for name, c in spec.calendars.items()})
@@ -585,8 +630,75 @@ def compile_policy(spec: PolicyFileSpec, *, version: str, source: str) -> Policy
         for name, c in spec.calendars.items()
         if c.timezone == "requester"
     }
+    compiled = _compile_policies(spec.policies, calendars, zoned)
+    triggers = tuple(
+        Trigger(
+            id=t.id,
+            when=_condition(t.when),
+            kind=t.escalate.kind,
+            level=t.escalate.level,
+            notify=tuple(_notify_target(n) for n in t.escalate.notify),
+            reason="requester_request" if t.when.escalation_requested else "trigger",
+            requester_update=t.requester_update,
+        )
+        for t in spec.triggers
+    )
+    incidents = tuple(
+        IncidentRule(
+            id=r.id,
+            group_by=r.group_by,
+            threshold=r.threshold,
+            window_ms=r.window,
+            cooldown_ms=r.cooldown if r.cooldown is not None else r.window,
+            notify=tuple(_notify_target(n) for n in r.notify),
+            level=r.level,
+            matcher=_matcher(r.match),
+        )
+        for r in spec.incidents
+    )
+    agreements = tuple(
+        Agreement(
+            a.id,
+            a.per == "group",
+            _policy_set(
+                _compile_policies(a.policies, calendars, zoned), (), (), calendars, zoned, spec, version, source
+            ),
+        )
+        for a in spec.agreements
+    )
+    return _policy_set(compiled, triggers, incidents, calendars, zoned, spec, version, source, agreements)
+
+
+def _policy_set(
+    compiled: tuple[CompiledPolicy, ...],
+    triggers: tuple[Trigger, ...],
+    incidents: tuple[IncidentRule, ...],
+    calendars: dict[str, Calendar],
+    zoned: dict[str, ZonedCalendar],
+    spec: PolicyFileSpec,
+    version: str,
+    source: str,
+    agreements: tuple[Agreement, ...] = (),
+) -> PolicySet:
+    return PolicySet(
+        version=version,
+        source=source,
+        policies=compiled,
+        by_policy_id={p.id: p for p in compiled},
+        zoned=zoned,
+        triggers=triggers,
+        incidents=incidents,
+        calendars=calendars,
+        spec=spec,
+        agreements=agreements,
+    )
+
+
+def _compile_policies(
+    policies: Sequence[PolicySpec], calendars: dict[str, Calendar], zoned: dict[str, ZonedCalendar]
+) -> tuple[CompiledPolicy, ...]:
     compiled: list[CompiledPolicy] = []
-    for p in spec.policies:
+    for p in policies:
         steps = tuple(
             Step(
                 after_ms=s.after,
@@ -621,42 +733,7 @@ def compile_policy(spec: PolicyFileSpec, *, version: str, source: str) -> Policy
                 catch_up_latest=p.catch_up == "latest",
             )
         )
-    triggers = tuple(
-        Trigger(
-            id=t.id,
-            when=_condition(t.when),
-            kind=t.escalate.kind,
-            level=t.escalate.level,
-            notify=tuple(_notify_target(n) for n in t.escalate.notify),
-            reason="requester_request" if t.when.escalation_requested else "trigger",
-            requester_update=t.requester_update,
-        )
-        for t in spec.triggers
-    )
-    incidents = tuple(
-        IncidentRule(
-            id=r.id,
-            group_by=r.group_by,
-            threshold=r.threshold,
-            window_ms=r.window,
-            cooldown_ms=r.cooldown if r.cooldown is not None else r.window,
-            notify=tuple(_notify_target(n) for n in r.notify),
-            level=r.level,
-            matcher=_matcher(r.match),
-        )
-        for r in spec.incidents
-    )
-    return PolicySet(
-        version=version,
-        source=source,
-        policies=tuple(compiled),
-        by_policy_id={p.id: p for p in compiled},
-        zoned=zoned,
-        triggers=triggers,
-        incidents=incidents,
-        calendars=calendars,
-        spec=spec,
-    )
+    return tuple(compiled)
 
 
 def _choice(p: PolicySpec, zoned: Mapping[str, ZonedCalendar]) -> CalendarChoice | None:
@@ -677,6 +754,13 @@ _ADDED_FIELDS: Final[dict[str, dict[str, object]]] = {
 def policy_version(spec: PolicyFileSpec) -> str:
     """A short content hash of the validated policy (formatting and comments do not change it)."""
     doc = spec.model_dump(mode="json")
+    if not doc.get("agreements"):  # added after the first release: absent from the hash while unused
+        doc.pop("agreements", None)
+    for agreement in doc.get("agreements", []):
+        for p in agreement["policies"]:
+            for name, default in _ADDED_FIELDS["policies"].items():
+                if name in p and p[name] == default:
+                    del p[name]
     for section, added in _ADDED_FIELDS.items():
         items = doc.get(section) or []
         for item in items.values() if isinstance(items, dict) else items:

@@ -128,6 +128,10 @@ class TicketState:
     last_event_ms: int = 0
     flags: tuple[str, ...] = ()
     requester_timezone: str | None = None  # for calendars read in the requester's zone
+    # Agreements beside the customer SLA: one state per instance ("ola", "ola@network"), holding that instance's
+    # policy and clocks; its ticket attributes are copied from this state whenever it is used.
+    agreements: dict[str, TicketState] = field(default_factory=dict)
+    instance: str | None = None  # set on an agreement instance's state: the instance key
 
     def clone(self) -> TicketState:
         """A copy whose containers can be replaced freely (clocks are shared until replaced)."""
@@ -162,6 +166,8 @@ class TicketState:
             self.last_event_ms,
             self.flags,
             self.requester_timezone,
+            {k: a.clone() for k, a in self.agreements.items()} if self.agreements else {},
+            self.instance,
         )
 
     def snapshot(self) -> dict[str, Any]:
@@ -189,6 +195,8 @@ class TicketState:
             value = getattr(self, name)
             if name == "clocks":
                 value = [c.to_list() for c in self.clocks.values()]
+            elif name == "agreements":
+                value = {k: a.to_dict() for k, a in self.agreements.items()}
             elif isinstance(value, tuple):
                 value = list(value)
             d[name] = value
@@ -205,6 +213,8 @@ class TicketState:
             value = d[name]
             if name == "clocks":
                 value = {c.metric: c for c in (Clock.from_list(v) for v in value)}
+            elif name == "agreements":
+                value = {k: TicketState.from_dict(v) for k, v in value.items()}
             elif name in _TUPLE_FIELDS:
                 value = tuple(value)
             elif name in _DICT_FIELDS:
@@ -250,9 +260,22 @@ class TicketState:
             self.last_event_ms,
             list(self.flags),
         ]
-        if self.requester_timezone is not None:  # later fields only when set: older rows stay as they were
+        if self.requester_timezone is not None or self.agreements:  # later fields only when set: older rows stay
             row.append(self.requester_timezone)
+        if self.agreements:
+            row.append([a.instance_row() for a in self.agreements.values()])
         return row
+
+    def instance_row(self) -> list[Any]:
+        """An agreement instance's own part (its ticket attributes are the ticket's)."""
+        return [
+            self.instance,
+            self.policy_id,
+            self.policy_version,
+            [c.to_list() for c in self.clocks.values()],
+            self.watermark_ms,
+            list(self.flags),
+        ]
 
     @classmethod
     def from_row(cls, r: list[Any]) -> TicketState:
@@ -260,7 +283,7 @@ class TicketState:
             raise ValueError(f"unsupported ticket state row format {r[0]!r}")
         clocks = [Clock.from_list(c) for c in r[22]]
         prefix: str = r[25]
-        return cls(
+        s = cls(
             r[1],
             r[2],
             r[3],
@@ -292,6 +315,13 @@ class TicketState:
             tuple(r[30]),
             r[31] if len(r) > 31 else None,
         )
+        if len(r) > 32:
+            for v in r[32]:
+                inst = TicketState(s.ticket_id, s.created_ms, instance=v[0], policy_id=v[1], policy_version=v[2])
+                inst.clocks = {c.metric: c for c in (Clock.from_list(x) for x in v[3])}
+                inst.watermark_ms, inst.flags = v[4], tuple(v[5])
+                s.agreements[v[0]] = inst
+        return s
 
 
 #: TicketState's fields in declaration order (the names of to_dict; to_row/from_row/clone list them by position,
@@ -327,6 +357,8 @@ STATE_FIELDS: Final = (
     "last_event_ms",
     "flags",
     "requester_timezone",
+    "agreements",
+    "instance",
 )
 _TUPLE_FIELDS: Final = frozenset({"tags", "triggers_on", "seen", "flags"})
 _DICT_FIELDS: Final = frozenset({"fields", "trigger_fires"})

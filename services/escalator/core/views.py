@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .clocks import due_at, is_paused, next_at
-from .engine import effective_policy, rebase
+from .engine import effective_policy, rebase, sync_instance
 from .plan import PolicySet
 from .state import RUNNING, TicketState
 from .timefmt import format_ms
@@ -14,9 +14,27 @@ __all__ = ["describe"]
 
 def describe(state: TicketState, policy: PolicySet, now_ms: int) -> dict[str, object]:
     """A JSON-ready view of a ticket's clocks at ``now_ms`` (under ``policy``, which may be newer than the one the
-    state was last planned with)."""
+    state was last planned with), with its agreements' instances beside the customer SLA."""
     s = state.clone()
     rebase(s, policy)
+    view = _view(s, policy, now_ms)
+    by_id = {a.id: a for a in policy.agreements}
+    agreements = {}
+    for key, inst in s.agreements.items():
+        ag = by_id.get(key.split("@", 1)[0])
+        if ag is not None:
+            sync_instance(inst, s)
+            agreements[key] = {
+                "policy": {"id": inst.policy_id, "version": policy.version},
+                "active": "left" not in inst.flags,
+                **{k: v for k, v in _view(inst, ag.policies, now_ms).items() if k in ("clocks", "next_deadline")},
+            }
+    if agreements:
+        view["agreements"] = agreements
+    return view
+
+
+def _view(s: TicketState, policy: PolicySet, now_ms: int) -> dict[str, object]:
     pol = effective_policy(s, policy)
     paused = is_paused(s, pol)
     clocks = []

@@ -197,6 +197,11 @@ def _agreement(d: SummaryDict, o: SummaryDict | None) -> _Agreement | None:
     return _Agreement(ag, other is not None, rows)
 
 
+def _agreements(d: SummaryDict) -> list[tuple[str, _ComplianceTable]]:
+    """Per agreement beside the customer SLA: compliance by group (rows) and metric (columns)."""
+    return [(name, _compliance_table(groups, None)) for name, groups in (d.get("agreements") or {}).items()]
+
+
 def _period_buckets(days: Sequence[str]) -> tuple[str, list[str], dict[str, str]]:
     """Choose day, ISO week or month buckets so the chart has at most ~120 columns."""
     if not days:
@@ -325,6 +330,7 @@ def render_report(
             comparison=_comparison(d, other),
             compliance=_compliance(d, other, names),
             agreement=_agreement(d, other),
+            agreements=_agreements(d),
             breaches=_breaches(summary),
             ladder=_ladder([d, other] if other is not None else [d], names),
             distributions=[x for x in distributions if x is not None],

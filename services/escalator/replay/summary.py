@@ -228,6 +228,9 @@ class SummaryDict(TypedDict):
     durations: dict[str, dict[str, DurationRow]]  # metric -> priority -> row
     comparison: NotRequired[dict[str, ComparisonRow]]
     agreement: NotRequired[AgreementDict]
+    # agreements beside the customer SLA (OLAs, regulatory clocks), only when the policy file has some:
+    # agreement id -> group ("-" for a per-ticket agreement) -> metric -> row
+    agreements: NotRequired[dict[str, dict[str, dict[str, MetricRow]]]]
 
 
 _Column = Literal["achieved", "breached", "running"]
@@ -258,6 +261,9 @@ class Summary:
         self.incident_count = 0
         # (metric, priority, policy id, result) with result in met | breached | running, for cycles with a target
         self.cycles: Counter[tuple[str, str, str, str]] = Counter()
+        # agreements beside the SLA: (ticket, instance, metric, cycle) -> breached?, None while running; the last
+        # word on each cycle counts (a reopen ends a resolution cycle again)
+        self._agreement_cycles: dict[tuple[str, str, str, int], bool | None] = {}
         # metric -> priority -> (elapsed open time, target) of every ended cycle with a target
         self.elapsed: dict[str, dict[str, tuple[array[int], array[int]]]] = {}
         self.ticket_flags: dict[str, int] = {}  # ticket -> bit per metric breached, and (<< 4) achieved
@@ -305,7 +311,7 @@ class Summary:
         if etype == "notification.requested":
             nkind = data["kind"]
             self.notifications[nkind] += 1
-            if nkind == "sla_breach":
+            if nkind == "sla_breach" and "agreement" not in data:  # the chart is the customer SLA's
                 self.breaches_per_day[(ev["time"][:10], data["metric"])] += 1
         elif etype == "escalation.raised":
             level = data["level"]
@@ -331,6 +337,9 @@ class Summary:
     def _outcome(self, c: ClockOutcome) -> None:
         target = c.target_ms
         if target is None:
+            return
+        if c.agreement is not None:
+            self._agreement_cycles[(c.ticket_id, c.agreement, c.metric, c.cycle)] = c.outcome == "breached"
             return
         if c.metric == "resolution":
             # A reopen resumes the same resolution cycle, which then ends again: only its last outcome counts (kept
@@ -389,7 +398,39 @@ class Summary:
         for tid, (prio, pol_id, breached, elapsed, target) in resolution.items():
             self._count(tid, "resolution", prio, pol_id, breached, elapsed, target)
         resolution.clear()
+        if self.policy.agreements:
+            self._close_agreements(sim)
         self.closed = True
+
+    def _close_agreements(self, sim: Simulator) -> None:
+        """The agreement instances' clocks still running at the end: breached, or running."""
+        policies = {a.id: a.policies for a in self.policy.agreements}
+        for tid, s in sim.tickets.items():
+            for key, inst in s.agreements.items():
+                aps = policies.get(key.split("@", 1)[0])
+                pol = None if aps is None else aps.by_id(inst.policy_id)
+                if pol is None:
+                    continue
+                for c in inst.clocks.values():
+                    if c.phase == RUNNING and c.metric in pol.targets:
+                        running = None if c.breached_at_ms is None else True
+                        self._agreement_cycles[(tid, key, c.metric, c.cycle)] = running
+
+    def _agreements(self) -> dict[str, dict[str, dict[str, MetricRow]]]:
+        out: dict[str, dict[str, dict[str, MetricRow]]] = {}
+        for (_tid, key, metric, _cycle), breached in self._agreement_cycles.items():
+            agreement, _, group = key.partition("@")
+            row = (
+                out.setdefault(agreement, {})
+                .setdefault(group or "-", {})
+                .setdefault(metric, {"achieved": 0, "breached": 0, "running": 0, "compliance_pct": None})
+            )
+            row["running" if breached is None else "breached" if breached else "achieved"] += 1
+        for groups in out.values():
+            for metrics in groups.values():
+                for row in metrics.values():
+                    row["compliance_pct"] = _pct(row["achieved"], row["achieved"] + row["breached"])
+        return {a: {g: _ordered(out[a][g]) for g in sorted(out[a])} for a in out}
 
     def ticket_breached(self, metric: str) -> set[str]:
         bit = _METRIC_BIT[metric]
@@ -436,7 +477,7 @@ class Summary:
             "escalated": len(self.ticket_level),
             "reached_level": {str(lv): sum(1 for v in self.ticket_level.values() if v >= lv) for lv in funnel_levels},
         }
-        return {
+        out: SummaryDict = {
             "policy": {"source": self.policy.source, "version": self.policy.version, "name": self.name},
             "input": {
                 "lines": self.lines,
@@ -477,6 +518,9 @@ class Summary:
             "funnel": funnel,
             "durations": self.durations(),
         }
+        if self._agreement_cycles:
+            out["agreements"] = self._agreements()
+        return out
 
     def durations(self) -> dict[str, dict[str, DurationRow]]:
         """Per metric and priority: ended cycles, percentiles of open time and the share within target."""
@@ -623,6 +667,7 @@ def format_text(d: SummaryDict, other: SummaryDict | None = None) -> str:
     lines: list[str] = []
     for section in (_text_compliance, _text_outputs, _text_durations):
         section(d, lines.append)
+    _text_agreements(d, lines.append)
     _text_agreement(d, other, lines.append)
     _text_comparison(d, other, lines.append)
     return "\n".join(lines) + "\n"
@@ -696,6 +741,24 @@ def _text_durations(d: SummaryDict, add: Callable[[str], None]) -> None:
                 add(
                     f"{metric:<17}{prio:<10}{r['n']:>8,}{format_span(r['p50_s']):>8}{format_span(r['p90_s']):>8}"
                     f"{_fmt_pct(r['within_target_pct']):>15}"
+                )
+
+
+def _text_agreements(d: SummaryDict, add: Callable[[str], None]) -> None:
+    """Compliance of the agreements beside the customer SLA, per agreement, group and metric."""
+    agreements = d.get("agreements")
+    if not agreements:
+        return
+    add("")
+    add(
+        f"{'agreement':<14}{'group':<16}{'metric':<17}{'achieved':>10}{'breached':>10}{'running':>10}{'compliance':>12}"
+    )
+    for agreement, groups in agreements.items():
+        for group, metrics in groups.items():
+            for metric, row in metrics.items():
+                add(
+                    f"{agreement:<14}{group:<16}{metric:<17}{row['achieved']:>10,}{row['breached']:>10,}"
+                    f"{row['running']:>10,}{_fmt_pct(row['compliance_pct']):>12}"
                 )
 
 

@@ -232,6 +232,8 @@ class Metrics:
         resolution: dict[str, list[int]] = {}
         for o in outcomes:
             counts[(o.metric, o.outcome, o.priority, str(o.policy_id))] += 1
+            if o.agreement is not None:  # an agreement's cycle: counted above (its own policy label), not timed
+                continue
             if o.ended == "achieved" and o.metric == "first_response":
                 first_response.setdefault(o.priority, []).append(o.elapsed_ms)
             elif o.ended == "achieved" and o.metric == "resolution":
