@@ -131,6 +131,15 @@ class Settings(BaseSettings):
         description="A worker that stays not-ready this long after a rebalance asks its consumer group to rebalance "
         "again (table recovery is retried); after 3 such attempts it exits so that its supervisor restarts it.",
     )
+    shutdown_grace_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3_600,
+        description="On SIGTERM/SIGINT the worker finishes its batches in flight, commits, leaves the group and exits "
+        "0 within this long; if it cannot (the broker is unreachable), it gives up on what is not delivered (the "
+        "next owner processes that input again) and exits 4 when this time is up. Keep it below the supervisor's "
+        "kill timeout (Kubernetes: terminationGracePeriodSeconds, 30 s by default).",
+    )
 
     # --- notify -------------------------------------------------------------------------------------------------
     notify_routing_file: Path = Field(

@@ -7,13 +7,19 @@ development broker (Tansu) is started. Ctrl-C stops every process this command s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from ..broker.select import BrokerChoice
 
 __all__ = ["register", "run"]
 
@@ -45,17 +51,59 @@ def _wait_ready(port: int, worker: subprocess.Popen[bytes], log: Path, timeout: 
     raise RuntimeError(f"the worker was not ready within {timeout:.0f}s (see {log})")
 
 
+def _die_with_parent(parent: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` (Linux) that has the child sent SIGTERM when this process dies, however it dies (SIGKILL,
+    a broken pipe, a crash): children never outlive ``escalator dev``. A parent already gone by then (it died
+    between the fork and the ``prctl``) is handled too. ``None`` elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+
+    def preexec() -> None:  # pragma: no cover - runs in the child between fork and exec
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
+
+
+def _child(command: list[str], env: dict[str, str], **streams: Any) -> subprocess.Popen[bytes]:
+    """``escalator COMMAND`` in its own session and process group (a terminal's Ctrl-C reaches only this process,
+    which stops it by PID), dying with this process."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "escalator", *command],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=_die_with_parent(os.getpid()),  # noqa: PLW1509 - no threads run in this process
+        **streams,
+    )
+
+
 def _spawn(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """``escalator COMMAND`` in its own session (stopped by PID later), output appended to ``log_path``."""
+    """``escalator COMMAND`` as a child (:func:`_child`), output appended to ``log_path``."""
     with log_path.open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "escalator", *command],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        return _child(command, env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _say(text: str, stream: TextIO | None = None) -> None:
+    """Print, unless the terminal or pipe is gone (``make run | tee`` after tee died): nothing printed may keep
+    this process from stopping its children."""
+    stream = stream or sys.stdout
+    try:
+        print(text, file=stream, flush=True)
+    except (OSError, ValueError):
+        _silence(stream)
+
+
+def _silence(stream: TextIO) -> None:
+    """Point a broken stream at /dev/null (what is still buffered would fail again at exit, as exit status 120)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
 
 
 def _stop(proc: subprocess.Popen[bytes] | None, name: str, timeout: float = 20.0) -> None:
@@ -67,7 +115,7 @@ def _stop(proc: subprocess.Popen[bytes] | None, name: str, timeout: float = 20.0
     except ProcessLookupError:
         return
     except subprocess.TimeoutExpired:
-        print(f"{name} did not stop in {timeout:.0f}s: killing it", file=sys.stderr)
+        _say(f"{name} did not stop in {timeout:.0f}s: killing it", sys.stderr)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=5)
 
@@ -81,13 +129,7 @@ def _spawn_relay(env: dict[str, str], run_dir: Path, web_port: int) -> subproces
         "ESCALATOR_NOTIFY_DATA_DIR": str(run_dir / "notify"),
     }
     with (run_dir / "notify.log").open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "escalator", "notify", "--dev-sink", str(web_port + 2)],
-            env=relay_env,
-            stderr=log,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        return _child(["notify", "--dev-sink", str(web_port + 2)], relay_env, stderr=log)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -104,12 +146,13 @@ def run(args: argparse.Namespace) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
     choice = resolve_broker(log_dir=run_dir)
-    interrupted = False
+    interrupted = failed = False
 
     def on_signal(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)  # the terminal went away
     try:
         where = "embedded Tansu broker (development only)" if choice.source == "embedded" else choice.source
         print(f"broker   {choice.bootstrap}  [{where}]", flush=True)
@@ -143,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
             "notifications as they happen (Ctrl-C stops everything):\n",
             flush=True,
         )
-        tail = subprocess.Popen([sys.executable, "-m", "escalator", "tail"], env=env, start_new_session=True)
+        tail = _child(["tail"], env)
         procs.append(("tail", tail))
         procs.append(("notify", _spawn_relay(env, run_dir, args.web_port)))
         if not args.no_demo:
@@ -157,13 +200,21 @@ def run(args: argparse.Namespace) -> int:
             time.sleep(0.2)  # supervising loop interval
     except KeyboardInterrupt:
         interrupted = True
+    except BrokenPipeError:  # stdout is gone (``| tee`` and tee died): stop everything
+        _silence(sys.stdout)
+        failed = True
     finally:
-        print("\nstopping ...", file=sys.stderr, flush=True)
-        for name, proc in reversed(procs):
-            _stop(proc, name)
-        choice.close()
-        print(
-            "stopped: " + ", ".join([n for n, _ in procs] + (["broker"] if choice.owned_process else [])),
-            file=sys.stderr,
-        )
-    return 130 if interrupted else 0
+        _stop_all(procs, choice)
+    return 130 if interrupted else 1 if failed else 0
+
+
+def _stop_all(procs: list[tuple[str, subprocess.Popen[bytes]]], choice: BrokerChoice) -> None:
+    """Stop every child by PID, newest first, then the broker; a second Ctrl-C (or SIGTERM) while stopping does
+    not cut it short (the children would die anyway with this process, by their parent-death signal)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    _say("\nstopping ...", sys.stderr)
+    for name, proc in reversed(procs):
+        _stop(proc, name)
+    choice.close()
+    _say("stopped: " + ", ".join([n for n, _ in procs] + (["broker"] if choice.owned_process else [])), sys.stderr)

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import threading
 import time
@@ -55,6 +56,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("escalator.worker")
+
+EXIT_UNCLEAN_STOP = 4  # a stop that could not deliver and commit everything within shutdown_grace_seconds
 
 FORWARDED = "escalator-forwarded"
 FORWARD_SESSION = web.AppKey("forward", ClientSession)
@@ -148,6 +151,7 @@ def runtime_config(settings: Settings) -> RuntimeConfig:
         max_wait_ms=settings.fetch_max_wait_ms or 100,
         lease_ms=int(session * 1000 / 2),  # well before the group can have given our partitions away
         stall_ms=int(settings.recovery_stall_seconds * 1000),
+        stop_drain_s=settings.shutdown_grace_seconds * 0.6,  # the rest of the grace: leave the group, close
         owner_url=settings.canonical_url,
     )
 
@@ -370,11 +374,36 @@ def run_worker(service: Service) -> int:
                     await asyncio.wait_for(stopping.wait(), timeout=0.2)
         finally:
             runtime.stop.set()
+            watchdog = _stop_watchdog(settings.shutdown_grace_seconds)
             await loop.run_in_executor(None, thread.join)
             service.owners.close()
             await runner.cleanup()
+            watchdog.cancel()
         if failure:
             return 1
+        if runtime.abandoned:
+            log.warning("stopped without delivering every batch in flight: their input is processed again")
+            return EXIT_UNCLEAN_STOP
         return service.exit_code
 
     return asyncio.run(main())
+
+
+def _stop_watchdog(grace_s: float) -> threading.Timer:
+    """Ends the process if the stop has not finished ``grace_s`` seconds after it began (a client blocked on an
+    unreachable broker): before the supervisor's SIGKILL, and with a word in the log. Nothing is lost -- input
+    offsets are committed only after their outputs and state are delivered."""
+
+    def expire() -> None:
+        log.error(
+            "the stop did not finish within %.0fs (ESCALATOR_SHUTDOWN_GRACE_SECONDS): exiting now; input not "
+            "committed is processed again by the next owner",
+            grace_s,
+        )
+        logging.shutdown()
+        os._exit(EXIT_UNCLEAN_STOP)
+
+    timer = threading.Timer(grace_s, expire)
+    timer.daemon = True
+    timer.start()
+    return timer

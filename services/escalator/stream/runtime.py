@@ -105,6 +105,7 @@ class RuntimeConfig:
     max_in_flight: int = 64  # batches whose outputs or state changes are not confirmed yet (then the loop waits)
     stall_ms: int = 30_000
     flush_timeout_s: float = 30.0
+    stop_drain_s: float = 6.0  # after a stop is asked for, how long undelivered batches are waited for at most
     owner_url: str = ""
 
 
@@ -254,6 +255,8 @@ class Runtime:
         self._record_cost = 100e-6  # seconds per record, measured as batches go by
         self._stages: list[_Stage] = []  # batches in flight, oldest first
         self._retries = 0
+        self._stop_by: float | None = None  # monotonic instant a stop gives up on undelivered batches
+        self.abandoned = False  # the stop gave up on batches it could not deliver (they are not committed)
         self._incidents_on = bool(policy.incidents)
         self._version = policy.version
 
@@ -264,6 +267,7 @@ class Runtime:
             while not self.stop.is_set():
                 self.step()
         except FlushAborted as exc:
+            self.abandoned = True
             log.warning("%s", exc)
         finally:
             self.shutdown()
@@ -621,10 +625,28 @@ class Runtime:
             self._produce_stage(stage, records)
 
     def _flush(self) -> None:
-        while self.producer.flush(self.config.flush_timeout_s) > 0:
-            log.warning("producer flush still waiting after %.0fs", self.config.flush_timeout_s)
-            if self.stop.is_set():
+        """Wait until the producer has delivered everything, in slices of at most a second (so that a stop is seen
+        within one); once stopping, for no longer than the stop's drain time."""
+        waited = 0.0
+        while True:
+            left = self._stop_left()
+            if left is not None and left <= 0:
                 raise FlushAborted("stopping while the producer cannot flush; the batch is not committed")
+            step = 1.0 if left is None else min(1.0, left)
+            if self.producer.flush(step) == 0:
+                return
+            waited += step
+            if waited >= self.config.flush_timeout_s:
+                log.warning("producer flush still waiting after %.0fs", waited)
+                waited = 0.0
+
+    def _stop_left(self) -> float | None:
+        """Seconds left to drain batches in flight since the stop was first seen (None while not stopping)."""
+        if not self.stop.is_set():
+            return None
+        if self._stop_by is None:
+            self._stop_by = self.monotonic() + self.config.stop_drain_s
+        return self._stop_by - self.monotonic()
 
     def _end_batch(self, stage: _Stage, touched: set[TP], stats: BatchStats) -> None:
         """Close the batch's stage: its state changes (snapshots) and the offsets to commit once they are stored."""
@@ -970,13 +992,16 @@ class Runtime:
         try:
             self._drain()
         except FlushAborted as exc:
+            self.abandoned = True
             log.warning("%s", exc)
         try:
             self.consumer.close()
         except Exception:
             log.exception("closing the consumer failed")
         try:
-            self.producer.flush(self.config.flush_timeout_s)
+            left = self._stop_left()
+            if self.producer.flush(self.config.flush_timeout_s if left is None else max(0.0, left)) > 0:
+                self.abandoned = True
         finally:
             for part in list(self.tickets.values()):
                 part.store.close()
