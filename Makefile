@@ -5,9 +5,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 PYTEST_ARGS ?=
+# the ops tools outside the package (linted and type-checked with it)
+TOOLS_PY := tools/dashboards.py tools/observe.py
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run demo broker test lint typecheck unit integration soak bench bench-service schemas clean
+.PHONY: help setup run demo broker test lint typecheck unit integration soak bench bench-service schemas clean \
+	dashboards rules observe
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,12 +34,13 @@ broker: setup ## run only the embedded development broker (Tansu) on 127.0.0.1:$
 	$(BIN)/escalator broker --port $(BROKER_PORT)
 
 lint: setup ## ruff (lint + format check), dead code (vulture, allow-list in tools/vulture_allowlist.py)
-	$(BIN)/ruff check services tests bench
-	$(BIN)/ruff format --check services tests bench
+	$(BIN)/ruff check services tests bench $(TOOLS_PY)
+	$(BIN)/ruff format --check services tests bench $(TOOLS_PY)
 	$(BIN)/vulture
 
-typecheck: setup ## mypy --strict on services/
+typecheck: setup ## mypy --strict on services/ (and the ops tools)
 	$(BIN)/mypy
+	$(BIN)/mypy $(TOOLS_PY)
 
 unit: setup ## unit tests only (no network, no wall clock)
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
@@ -53,7 +57,7 @@ soak: setup ## flakiness budget: restart + failover tests SOAK_RUNS times in a r
 	  else echo "run $$i: FAIL" | tee -a $$out; cat /tmp/escalator-soak.log; exit 1; fi; \
 	done; echo "$(SOAK_RUNS) runs in a row passed ($$(date -u +%FT%TZ), broker: $${KAFKA_BOOTSTRAP_SERVERS:-embedded Tansu})" | tee -a $$out
 
-test: lint typecheck ## everything CI runs: lint, types, the whole test suite (compiled core), the unit tests again on the plain core
+test: lint typecheck ## everything CI runs: lint, types, the whole suite (compiled core; promtool and deploy checks included), unit tests on the plain core
 	$(BIN)/escalator schemas check
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 	ESCALATOR_PURE_PYTHON=1 $(BIN)/pytest tests/unit -q -p no:randomly $(PYTEST_ARGS)
@@ -66,6 +70,22 @@ bench: setup ## benchmarks (core throughput, simulate on the full ServiceNow log
 bench-service: setup ## the live worker against raw loops and faust on the embedded broker: throughput, timers, recovery (~15 min)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) bench/service_bench.py
+
+dashboards: setup ## regenerate deploy/grafana/dashboards/escalator.json from tools/dashboards.py (a test fails when stale)
+	$(PY) tools/dashboards.py
+
+rules: ## promtool check + unit tests of deploy/prometheus (make test runs them too: tests/integration/test_promtool.py)
+	promtool check rules deploy/prometheus/rules.yml deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/tests/*_test.yml
+
+OBSERVE_PORT ?= 19090
+observe: setup ## Prometheus (Debian's package) on 127.0.0.1:$(OBSERVE_PORT) with the rules, scraping `make run`; Ctrl-C stops it
+	$(PY) tools/observe.py --port $(OBSERVE_PORT)
+
+.PHONY: chaos
+CHAOS_ARGS ?=
+chaos: setup ## fault campaign with an oracle: 20k tickets, 2-3 workers, kills/pauses/broker stalls/rolling restart (~10 min; CHAOS_ARGS=--quick or "--campaigns 10")
+	$(PY) bench/chaos.py $(CHAOS_ARGS)
 
 schemas: setup ## regenerate schemas/ from the code
 	$(BIN)/escalator schemas write
