@@ -25,6 +25,12 @@ _V2 = (
     EXAMPLE_POLICY.read_text()
     .replace("    requester_updates: true", "    requester_updates: true\n    catch_up: latest", 1)
     .replace(
+        "targets: {first_response: 15m, next_reply: 30m, periodic_update: 1h, resolution: 4h}",
+        "targets: {first_response: 15m, next_reply: 30m, periodic_update: 1h, resolution: 4h, time_to_assign: 20m,"
+        " hold_time: 1h}",
+        1,
+    )
+    .replace(
         "calendars:\n",
         "calendars:\n  local: {timezone: requester, fallback_timezone: Europe/Amsterdam,"
         " hours: {mon: ['08:00-18:00'], tue: ['08:00-18:00'], wed: ['08:00-18:00']}}\n",
@@ -37,6 +43,10 @@ _V2 = (
     )
 )
 _V2 += """
+metrics:
+  time_to_assign: {start: {}, stop: {assignee_set: true}}
+  hold_time: {start: {status: [on_hold]}, stop: {status: [open]}, pause_on: [], on_reopen: restart}
+  resolution: {on_reopen: restart}
 agreements:
   - id: ola
     per: group
@@ -74,6 +84,8 @@ actions = st.sampled_from(
         ("updated", {"changes": {"tags": []}}),
         ("updated", {"changes": {"group": "tier2"}}),
         ("updated", {"changes": {"group": "tier1"}}),
+        ("updated", {"changes": {"assignee": "ann"}}),
+        ("updated", {"changes": {"assignee": None}}),
         ("updated", {"changes": {"requester_timezone": "Asia/Tokyo"}}),
         ("escalation_acknowledged", {"by": "lead"}),
         ("escalation_requested", {}),

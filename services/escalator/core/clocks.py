@@ -20,6 +20,7 @@ __all__ = [
     "is_paused",
     "next_at",
     "next_of",
+    "paused_in",
     "reschedule_all",
     "running",
     "schedule",
@@ -34,8 +35,20 @@ def running(s: TicketState, metric: str) -> bool:
     return c is not None and c.phase == RUNNING
 
 
-def is_paused(s: TicketState, pol: CompiledPolicy | None) -> bool:
-    return s.status in (pol.pause_on if pol is not None else _DEFAULT_PAUSE)
+def paused_in(status: str, pol: CompiledPolicy | None, metric: str) -> bool:
+    """Whether ``metric``'s clock is paused in ``status``: the metric's own ``pause_on`` if the file gives one, else
+    the policy's."""
+    if pol is None:
+        return status in _DEFAULT_PAUSE
+    if pol.metric_pause:
+        own = pol.metric_pause.get(metric)
+        if own is not None:
+            return status in own
+    return status in pol.pause_on
+
+
+def is_paused(s: TicketState, pol: CompiledPolicy | None, metric: str) -> bool:
+    return paused_in(s.status, pol, metric)
 
 
 def checkpoint(c: Clock, at: int, pol: CompiledPolicy | None, paused: bool) -> Clock:
@@ -50,26 +63,26 @@ def checkpoint(c: Clock, at: int, pol: CompiledPolicy | None, paused: bool) -> C
     return c
 
 
-def checkpoint_all(s: TicketState, at: int, pol: CompiledPolicy | None, paused: bool) -> None:
+def checkpoint_all(s: TicketState, at: int, pol: CompiledPolicy | None, status: str) -> None:
+    """Every running clock's open time up to ``at``, each paused or not as it was in ``status``."""
     clocks = s.clocks
     for m, c in list(clocks.items()):
         # A clock already checkpointed at ``at`` (or later) would only be copied unchanged: keep sharing it.
         if c.phase == RUNNING and at > c.mark_ms:
-            clocks[m] = checkpoint(c, at, pol, paused)
+            clocks[m] = checkpoint(c, at, pol, paused_in(status, pol, m))
 
 
 def start_cycle(s: TicketState, metric: str, at: int, pol: CompiledPolicy | None) -> None:
     prev = s.clocks.get(metric)
     cycle = prev.cycle + 1 if prev is not None else 1
-    s.clocks[metric] = schedule(Clock(metric, cycle, RUNNING, at, 0, at), pol, is_paused(s, pol))
+    s.clocks[metric] = schedule(Clock(metric, cycle, RUNNING, at, 0, at), pol, is_paused(s, pol, metric))
 
 
 def reschedule_all(s: TicketState, pol: CompiledPolicy | None) -> None:
-    paused = is_paused(s, pol)
     clocks = s.clocks
     for m, c in list(clocks.items()):
         if c.phase == RUNNING or c.next_at_ms is not None:
-            at, key = next_of(c, pol, paused)
+            at, key = next_of(c, pol, paused_in(s.status, pol, m))
             if at != c.next_at_ms or key != c.next_key:  # unchanged: keep sharing the (immutable) clock
                 fresh = c.copy()
                 fresh.next_at_ms, fresh.next_key = at, key

@@ -83,6 +83,7 @@ __all__ = [
 
 SEEN_IDS_KEPT: Final = 64
 _METRIC_ORDER: Final = {m: i for i, m in enumerate(METRICS)}
+_BUILT_IN: Final = frozenset(METRICS)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -126,6 +127,8 @@ def apply(
         if created and "created_late" in s.flags and was_implicit:
             _signal_incidents(s, policy, at, cmds)
         _mutate(s, event, at, policy, cmds)
+    if policy.clock_rules:
+        _evaluate_clocks(s, policy, at, cmds)
     if policy.agreements:
         _agreements_event(s, event, at, policy, state is None, group_before, cmds)
     _evaluate_triggers(s, policy, at, cmds)
@@ -313,27 +316,63 @@ def _set_status(s: TicketState, status: str, at: int, pol: CompiledPolicy | None
     old = s.status
     if status == old:
         return
-    was_paused = is_paused(s, pol)
-    checkpoint_all(s, at, pol, was_paused)
+    checkpoint_all(s, at, pol, old)
     s.status = status
     if status in DONE_STATUSES:
         _end(s, "resolution", ACHIEVED, at, pol, cmds)
         _end(s, "first_response", STOPPED, at, pol, cmds)
         _end(s, "next_reply", STOPPED, at, pol, cmds)
         _end(s, "periodic_update", CANCELLED, at, pol, cmds)
+        for m in list(s.clocks):
+            if m not in _BUILT_IN:  # a defined metric's clock stops with the ticket
+                _end(s, m, STOPPED, at, pol, cmds)
         s.escalation_requested = False
         if status == "closed":
             s.closed_ms = at
     elif old in DONE_STATUSES:
-        # Reopen: the resolution clock resumes the same cycle with the open time it had.
+        # Reopen: each clock does what its metric's on_reopen says; by default the resolution clock resumes the
+        # same cycle with the open time it had, and the others stay as they ended.
         s.reopen_count += 1
         s.closed_ms = None
-        c = s.clocks.get("resolution")
-        if c is not None:
-            c = c.copy()
-            c.phase, c.ended_ms, c.mark_ms = RUNNING, None, at
-            s.clocks["resolution"] = c
+        for m, ended in list(s.clocks.items()):
+            mode = _reopen_mode(pol, m)
+            if mode == "resume":
+                c = ended.copy()
+                c.phase, c.ended_ms, c.mark_ms = RUNNING, None, at
+                s.clocks[m] = c
+            elif mode == "restart":
+                start_cycle(s, m, at, pol)
     reschedule_all(s, pol)
+
+
+def _reopen_mode(pol: CompiledPolicy | None, metric: str) -> str:
+    mode = pol.metric_reopen.get(metric) if pol is not None and pol.metric_reopen else None
+    return mode if mode is not None else ("resume" if metric == "resolution" else "none")
+
+
+def _evaluate_clocks(s: TicketState, ps: PolicySet, at: int, cmds: list[Command]) -> None:
+    """The metrics the policy file defines by conditions: a cycle starts when ``start`` becomes true and none is
+    running (and the ticket is not solved), and ends when ``stop`` (achieved) or ``cancel`` (cancelled) is true."""
+    pol = effective_policy(s, ps)
+    flags = s.flags
+    for rule in ps.clock_rules:
+        name = rule.name
+        mark = "start:" + name
+        starts = _holds(rule.start, s)
+        c = s.clocks.get(name)
+        running = c is not None and c.phase == RUNNING
+        if starts and mark not in flags and not running and s.status not in DONE_STATUSES:
+            start_cycle(s, name, at, pol)
+            running = True
+        if running and _holds(rule.stop, s):
+            _end(s, name, ACHIEVED, at, pol, cmds)
+        elif running and rule.cancel is not None and _holds(rule.cancel, s):
+            _end(s, name, CANCELLED, at, pol, cmds)
+        if starts and mark not in flags:
+            flags = (*flags, mark)
+        elif not starts and mark in flags:
+            flags = tuple(f for f in flags if f != mark)
+    s.flags = flags
 
 
 def _end(s: TicketState, metric: str, phase: str, at: int, pol: CompiledPolicy | None, cmds: list[Command]) -> None:
@@ -341,7 +380,7 @@ def _end(s: TicketState, metric: str, phase: str, at: int, pol: CompiledPolicy |
     c = s.clocks.get(metric)
     if c is None or c.phase != RUNNING:
         return
-    c = checkpoint(c, at, pol, is_paused(s, pol))
+    c = checkpoint(c, at, pol, is_paused(s, pol, metric))
     c.phase, c.ended_ms, c.next_at_ms, c.next_key = phase, at, None, None
     s.clocks[metric] = c
     target = pol.targets.get(metric) if pol is not None else None
@@ -365,15 +404,15 @@ def _end(s: TicketState, metric: str, phase: str, at: int, pol: CompiledPolicy |
 
 
 def _acknowledge(s: TicketState, data: EscalationAcknowledgedData, at: int, pol: CompiledPolicy | None) -> None:
-    paused = is_paused(s, pol)
-    for m in METRICS:
-        c = s.clocks.get(m)
-        if c is None or c.level == 0 or c.phase != RUNNING:
+    for m, clock in list(s.clocks.items()):
+        if clock.level == 0 or clock.phase != RUNNING:
             continue
+        c = clock
         if data.escalation_id is not None and not data.escalation_id.startswith(f"{_prefix(s)}:{m}:{c.cycle}:"):
             continue
         if data.level is not None and c.level < data.level:
             continue
+        paused = is_paused(s, pol, m)
         c = checkpoint(c, at, pol, paused)
         c.acks = (*c.acks, c.elapsed_ms)
         s.clocks[m] = schedule(c, pol, paused)
@@ -388,7 +427,7 @@ def _reselect(s: TicketState, ps: PolicySet, at: int, old: CompiledPolicy | None
         return
     # Running clocks keep their elapsed time (measured on the old policy's calendar up to now) and take the new
     # targets and calendar from here on; thresholds already fired stay fired, any now overdue fire at once.
-    checkpoint_all(s, at, old, is_paused(s, old))
+    checkpoint_all(s, at, old, s.status)
     s.policy_id = base.id if base else None
     reschedule_all(s, new)
 
@@ -508,10 +547,12 @@ def _agreements_event(
         if not ag.per_group:
             inst = s.agreements.get(ag.id)
             if inst is None:
-                s.agreements[ag.id] = _new_instance(s, ag.id, aps, at)
+                s.agreements[ag.id] = inst = _new_instance(s, ag.id, aps, at)
             elif not new:
                 _mutate(inst, event, at, aps, cmds)
                 sync_instance(inst, s)
+            if aps.clock_rules:
+                _evaluate_clocks(inst, aps, at, cmds)
             continue
         old = s.agreements.get(f"{ag.id}@{group_before}") if group_before is not None else None
         if old is not None and "left" in old.flags:
@@ -519,6 +560,8 @@ def _agreements_event(
         if old is not None and s.group == group_before and not new:
             _mutate(old, event, at, aps, cmds)
             sync_instance(old, s)
+            if aps.clock_rules:
+                _evaluate_clocks(old, aps, at, cmds)
             continue
         if old is not None:
             _leave(old, at, aps, cmds)
@@ -527,9 +570,11 @@ def _agreements_event(
         key = f"{ag.id}@{s.group}"
         inst = s.agreements.get(key)
         if inst is None:
-            s.agreements[key] = _new_instance(s, key, aps, at)
+            s.agreements[key] = inst = _new_instance(s, key, aps, at)
         elif "left" in inst.flags:
             _return(inst, s, at, aps)
+        if aps.clock_rules:
+            _evaluate_clocks(inst, aps, at, cmds)
 
 
 def _new_instance(s: TicketState, key: str, aps: PolicySet, at: int) -> TicketState:
@@ -546,7 +591,7 @@ def _new_instance(s: TicketState, key: str, aps: PolicySet, at: int) -> TicketSt
 def _leave(inst: TicketState, at: int, aps: PolicySet, cmds: list[Command]) -> None:
     """The ticket left the instance's group: its running clocks end, achieved unless already breached."""
     pol = effective_policy(inst, aps)
-    for m in METRICS:
+    for m in list(inst.clocks):
         _end(inst, m, ACHIEVED, at, pol, cmds)
     inst.flags = _add_flag(inst.flags, "left")
 
@@ -573,6 +618,7 @@ def _fire_due(s: TicketState, ps: PolicySet, limit: int, inclusive: bool, cmds: 
     """Fire every threshold due before ``limit`` (or at it, when ``inclusive``), earliest first; ties go in metric
     order, then plan order."""
     pol: CompiledPolicy | None = None
+    order = ps.metric_order if ps.metric_order else _METRIC_ORDER
     while True:
         chosen: Clock | None = None
         best = 0
@@ -580,7 +626,7 @@ def _fire_due(s: TicketState, ps: PolicySet, limit: int, inclusive: bool, cmds: 
             t = c.next_at_ms
             if t is None:
                 continue
-            if chosen is None or t < best or (t == best and _METRIC_ORDER[c.metric] < _METRIC_ORDER[chosen.metric]):
+            if chosen is None or t < best or (t == best and order.get(c.metric, 99) < order.get(chosen.metric, 99)):
                 chosen, best = c, t
         if chosen is None or best > limit or (best == limit and not inclusive):
             return
@@ -594,7 +640,7 @@ def _fire(s: TicketState, c: Clock, pol: CompiledPolicy | None, ps: PolicySet, c
     last one), or an acknowledgement that timed out (the next level up)."""
     assert pol is not None and c.next_at_ms is not None and c.next_key is not None
     at, key = c.next_at_ms, c.next_key
-    paused = is_paused(s, pol)
+    paused = is_paused(s, pol, c.metric)
     # Accumulate open time up to the firing instant so later thresholds are planned from here.
     c = checkpoint(c, at, pol, paused)
     c.fired = (*c.fired, key)
@@ -887,6 +933,10 @@ def _holds(c: Condition, s: TicketState) -> bool:
     if c.reassignment_count_at_least is not None and s.reassignment_count < c.reassignment_count_at_least:
         return False
     if c.rating_at_most is not None and (s.rating is None or s.rating > c.rating_at_most):
+        return False
+    if c.assignee_set is not None and (s.assignee is not None) != c.assignee_set:
+        return False
+    if c.group_set is not None and (s.group is not None) != c.group_set:
         return False
     return c.escalation_requested is None or s.escalation_requested == c.escalation_requested
 

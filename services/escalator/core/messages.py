@@ -31,6 +31,12 @@ METRIC_TEXT: Final = {
 }
 
 
+def _metric_text(metric: str) -> str:
+    """How a metric reads in a sentence (a defined metric: its name with spaces)."""
+    text = METRIC_TEXT.get(metric)
+    return text if text is not None else metric.replace("_", " ")
+
+
 def _ticket_line(s: TicketState) -> str:
     return f"({s.priority}, group {s.group or '-'}"
 
@@ -38,7 +44,7 @@ def _ticket_line(s: TicketState) -> str:
 def warning_text(
     s: TicketState, metric: str, fraction: float, used_ms: int, target_ms: int, due_text: str | None
 ) -> tuple[str, str]:
-    mtext = METRIC_TEXT[metric]
+    mtext = _metric_text(metric)
     target = format_duration_ms(target_ms)
     return (
         f"SLA warning: ticket {s.ticket_id} {mtext} {fraction:.0%} of {target} used",
@@ -48,7 +54,7 @@ def warning_text(
 
 
 def breach_text(s: TicketState, metric: str, target_ms: int, at_text: str) -> tuple[str, str]:
-    mtext = METRIC_TEXT[metric]
+    mtext = _metric_text(metric)
     return (
         f"SLA breached: ticket {s.ticket_id} {mtext} (target {format_duration_ms(target_ms)})",
         f"The {mtext} target of ticket {s.ticket_id} {_ticket_line(s)}) was due at {at_text} and has not been met.",
@@ -65,7 +71,7 @@ def ladder_text(
     ack_timeout_ms: int | None,
 ) -> tuple[str, str]:
     """A ladder step: overdue by some time, or (``ack_timeout_ms`` given) acknowledged and still open."""
-    mtext = METRIC_TEXT[metric]
+    mtext = _metric_text(metric)
     reason = (
         f"acknowledged {format_duration_ms(ack_timeout_ms)} ago and still open"
         if ack_timeout_ms is not None
@@ -82,7 +88,7 @@ def at_risk_text(
     s: TicketState, metric: str, level: int, target_ms: int, due_text: str | None, left_ms: int
 ) -> tuple[str, str]:
     """A ladder step before the target (``after`` negative): the target is not missed yet."""
-    mtext = METRIC_TEXT[metric]
+    mtext = _metric_text(metric)
     left = format_duration_ms(left_ms)
     return (
         f"Escalation L{level}: ticket {s.ticket_id} {mtext} at risk ({left} left)",

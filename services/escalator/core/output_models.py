@@ -5,7 +5,7 @@ builds plain dicts (:mod:`escalator.core.outputs`, compiled); these models stay 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,6 +51,10 @@ class PolicyRef(_Model):
     version: str = Field(description="Content hash of the policy file that produced the event.")
 
 
+#: A metric the policy file defines by conditions (``metrics:``); additive to v1 beside the built-in ones.
+DefinedMetric = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,49}$")]
+
+
 class AgreementRef(_Model):
     id: str = Field(description="The agreement beside the customer SLA (an OLA, a regulatory clock).")
     group: str | None = Field(description="The assignment group of a per-group agreement's instance, else null.")
@@ -71,7 +75,9 @@ class EscalationData(_Model):
     level: int = Field(ge=1)
     kind: EscalationKind
     reason: EscalationReason
-    metric: Metric | None = Field(description="The SLA metric (reason sla_breach), else null.")
+    metric: Metric | DefinedMetric | None = Field(
+        description="The SLA metric (reasons sla_breach, sla_at_risk): a built-in or one the policy defines, else null."
+    )
     trigger: str | None = Field(description="The trigger id (reason trigger / requester_request), else null.")
     cycle: int = Field(ge=1, description="Metric cycle, or the how-many-th firing of the trigger.")
     threshold: str = Field(
@@ -98,7 +104,7 @@ class NotificationData(_Model):
     body: str
     escalation_id: str | None = None
     incident_id: str | None = None
-    metric: Metric | None = None
+    metric: Metric | DefinedMetric | None = None
     cycle: int | None = None
     due_at: str | None = None
     fired_at: str

@@ -17,6 +17,7 @@ from .durations import format_duration_ms
 __all__ = [
     "Agreement",
     "CalendarChoice",
+    "ClockRule",
     "CompiledPolicy",
     "Condition",
     "IncidentRule",
@@ -117,6 +118,8 @@ class CompiledPolicy:
     plans: dict[str, tuple[Threshold, ...]]  # metric -> thresholds by open-time offset
     catch_up_latest: bool = False  # ``catch_up: latest``: of thresholds due at one instant, only the latest fire
     choice: CalendarChoice | None = None  # None: ``calendar`` for every ticket
+    metric_pause: dict[str, frozenset[str]] = field(default_factory=dict)  # per-metric pause_on overrides
+    metric_reopen: dict[str, str] = field(default_factory=dict)  # per-metric on_reopen (default: resolution resumes)
 
     def with_calendar(self, calendar: Calendar) -> CompiledPolicy:
         """This policy as it applies to a ticket whose calendar is ``calendar``."""
@@ -135,6 +138,8 @@ class CompiledPolicy:
             self.plans,
             self.catch_up_latest,
             self.choice,
+            self.metric_pause,
+            self.metric_reopen,
         )
 
 
@@ -149,6 +154,8 @@ class Condition:
     reassignment_count_at_least: int | None
     rating_at_most: int | None
     escalation_requested: bool | None
+    assignee_set: bool | None = None  # defined metrics' conditions only
+    group_set: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +179,16 @@ class IncidentRule:
     notify: tuple[NotifyTarget, ...]
     level: int
     matcher: Matcher
+
+
+@dataclass(frozen=True, slots=True)
+class ClockRule:
+    """A metric defined by conditions (``metrics:`` in the policy file)."""
+
+    name: str
+    start: Condition
+    stop: Condition
+    cancel: Condition | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +217,8 @@ class PolicySet:
     zoned: dict[str, ZonedCalendar] = field(default_factory=dict)
     variants: dict[tuple[str, str, str], CompiledPolicy] = field(default_factory=dict)  # memo of effective()
     agreements: tuple[Agreement, ...] = ()  # beside the customer SLA (``policies``), in declaration order
+    clock_rules: tuple[ClockRule, ...] = ()  # the metrics the file defines by conditions, in declaration order
+    metric_order: dict[str, int] = field(default_factory=dict)  # firing order at one instant, beyond the built-ins
 
     def by_id(self, policy_id: str | None) -> CompiledPolicy | None:
         return None if policy_id is None else self.by_policy_id.get(policy_id)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -28,6 +29,7 @@ from .durations import format_duration_ms, parse_duration_ms
 from .plan import (
     Agreement,
     CalendarChoice,
+    ClockRule,
     CompiledPolicy,
     Condition,
     IncidentRule,
@@ -47,6 +49,7 @@ from .vocabulary import (
     METRICS,
     CatchUp,
     EscalationKind,
+    OnReopen,
     Priority,
     Status,
 )
@@ -55,11 +58,13 @@ __all__ = [
     "AgreementSpec",
     "CalendarChoiceSpec",
     "CalendarSpec",
+    "ClockConditionSpec",
     "CompiledPolicy",
     "EscalateSpec",
     "IncidentRule",
     "IncidentSpec",
     "MatchSpec",
+    "MetricSpec",
     "NotifyTarget",
     "NotifyTargetSpec",
     "PolicyError",
@@ -210,6 +215,11 @@ class MatchSpec(_Spec):
 
 
 class TargetsSpec(_Spec):
+    """Open time per metric: the four built-ins, and any metric the file defines under ``metrics:`` (checked and
+    parsed with the rest of the file, so that an unknown name says where it is)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
     first_response: Duration | None = None
     next_reply: Duration | None = None
     periodic_update: Duration | None = None
@@ -218,7 +228,7 @@ class TargetsSpec(_Spec):
     @model_validator(mode="after")
     def _some(self) -> TargetsSpec:
         values = [getattr(self, m) for m in METRICS]
-        if all(v is None for v in values):
+        if all(v is None for v in values) and not self.__pydantic_extra__:
             raise ValueError(f"give at least one target ({', '.join(METRICS)})")
         if any(v is not None and v <= 0 for v in values):
             raise ValueError("targets must be longer than 0")
@@ -285,6 +295,36 @@ class TriggerWhenSpec(_Spec):
         return self
 
 
+class ClockConditionSpec(TriggerWhenSpec):
+    """A condition of a defined metric's clock: the trigger conditions, plus whether the ticket has an assignee or a
+    group. May be empty (``{}``: always true)."""
+
+    assignee_set: bool | None = None
+    group_set: bool | None = None
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> ClockConditionSpec:  # overrides the trigger's rule: an empty condition is allowed here
+        return self
+
+
+class MetricSpec(_Spec):
+    """``metrics:`` -- a clock defined by conditions, or (for a built-in metric) its reopen and pause behaviour."""
+
+    start: ClockConditionSpec | None = None  # a cycle starts when this becomes true and none is running
+    stop: ClockConditionSpec | None = None  # ... and is achieved when this becomes true
+    cancel: ClockConditionSpec | None = None  # ... or cancelled
+    pause_on: list[Status] | None = None  # statuses that pause this clock (default: the policy's pause_on)
+    on_reopen: OnReopen | None = None  # resume the cycle, restart a new one, or none (resolution: resume)
+
+    @field_validator("pause_on")
+    @classmethod
+    def _pause_on(cls, v: list[str] | None) -> list[str] | None:
+        bad = [s for s in v or [] if s in DONE_STATUSES]
+        if bad:
+            raise ValueError(f"{', '.join(bad)} ends clocks; it cannot pause them")
+        return v
+
+
 class EscalateSpec(_Spec):
     kind: EscalationKind = "hierarchical"
     level: int = Field(default=1, ge=1, le=99)
@@ -348,6 +388,7 @@ class PolicyFileSpec(_Spec):
     calendars: dict[str, CalendarSpec] = Field(default_factory=dict)
     policies: list[PolicySpec] = Field(min_length=1)
     agreements: list[AgreementSpec] = Field(default_factory=list)
+    metrics: dict[str, MetricSpec] = Field(default_factory=dict)
     triggers: list[TriggerSpec] = Field(default_factory=list)
     incidents: list[IncidentSpec] = Field(default_factory=list)
 
@@ -484,6 +525,8 @@ def _matcher(spec: MatchSpec | TriggerWhenSpec) -> Matcher:
 
 
 def _condition(spec: TriggerWhenSpec) -> Condition:
+    assignee_set = spec.assignee_set if isinstance(spec, ClockConditionSpec) else None
+    group_set = spec.group_set if isinstance(spec, ClockConditionSpec) else None
     return Condition(
         _matcher(spec),
         spec.unanswered_requester_messages_at_least,
@@ -491,6 +534,8 @@ def _condition(spec: TriggerWhenSpec) -> Condition:
         spec.reassignment_count_at_least,
         spec.rating_at_most,
         spec.escalation_requested,
+        assignee_set,
+        group_set,
     )
 
 
@@ -550,6 +595,8 @@ def _semantic_issues(spec: PolicyFileSpec, where: _Located) -> list[PolicyIssue]
                     where.issue((kind, i, "id"), f"duplicate id {item.id!r} (first at {kind}[{seen[item.id]}])")
                 )
             seen.setdefault(item.id, i)
+    issues += _metric_issues(spec, where)
+    defined = {name for name in spec.metrics if name not in METRICS}
     seen_agreements: dict[str, int] = {}
     for a, agreement in enumerate(spec.agreements):
         if agreement.id in seen_agreements:
@@ -567,9 +614,9 @@ def _semantic_issues(spec: PolicyFileSpec, where: _Located) -> list[PolicyIssue]
                     where.issue(("agreements", a, "policies", i, "id"), f"duplicate id {p.id!r} in this agreement")
                 )
             ids.setdefault(p.id, i)
-            issues += _policy_issues(p, ("agreements", a, "policies", i), names, where)
+            issues += _policy_issues(p, ("agreements", a, "policies", i), names, defined, where)
     for i, p in enumerate(spec.policies):
-        issues += _policy_issues(p, ("policies", i), names, where)
+        issues += _policy_issues(p, ("policies", i), names, defined, where)
     for name, cal in spec.calendars.items():
         if cal.hours is not None and not any(cal.hours.get(d) for d in WEEKDAYS):
             issues.append(where.issue(("calendars", name, "hours"), "a calendar needs at least one opening interval"))
@@ -581,9 +628,50 @@ def _semantic_issues(spec: PolicyFileSpec, where: _Located) -> list[PolicyIssue]
     return issues
 
 
-def _policy_issues(p: PolicySpec, at: Loc, names: set[str], where: _Located) -> list[PolicyIssue]:
-    """What is wrong with one policy (top-level or of an agreement) beyond its field types."""
+def _metric_issues(spec: PolicyFileSpec, where: _Located) -> list[PolicyIssue]:
+    """``metrics:``: a built-in takes only ``pause_on``/``on_reopen``; a defined one needs a name, a real stop."""
     issues: list[PolicyIssue] = []
+    for name, m in spec.metrics.items():
+        at: Loc = ("metrics", name)
+        if name in METRICS:
+            for field in ("start", "stop", "cancel"):
+                if getattr(m, field) is not None:
+                    issues.append(
+                        where.issue((*at, field), f"{name} is a built-in metric: it takes only pause_on and on_reopen")
+                    )
+            continue
+        if not _METRIC_NAME.match(name):
+            issues.append(where.issue(at, f"metric name {name!r}: use lower-case letters, digits and _ (max 50)"))
+        if m.stop is None:
+            issues.append(where.issue(at, "a defined metric needs a stop condition (what achieves it)"))
+        elif not m.stop.model_fields_set:
+            issues.append(where.issue((*at, "stop"), "an empty stop would end every cycle the moment it starts"))
+        elif m.stop == (m.start or ClockConditionSpec()):
+            issues.append(where.issue((*at, "stop"), "stop is the start condition: a cycle could never run"))
+    return issues
+
+
+_METRIC_NAME: Final = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
+
+
+def _target_issues(p: PolicySpec, at: Loc, defined: set[str], where: _Located) -> list[PolicyIssue]:
+    issues: list[PolicyIssue] = []
+    for name, value in (p.targets.__pydantic_extra__ or {}).items():
+        if name not in defined:
+            known = ", ".join([*METRICS, *sorted(defined)])
+            issues.append(where.issue((*at, "targets", name), f"unknown metric {name!r} (known: {known})"))
+            continue
+        try:
+            if _duration(value) <= 0:
+                issues.append(where.issue((*at, "targets", name), "targets must be longer than 0"))
+        except ValueError as exc:
+            issues.append(where.issue((*at, "targets", name), str(exc)))
+    return issues
+
+
+def _policy_issues(p: PolicySpec, at: Loc, names: set[str], defined: set[str], where: _Located) -> list[PolicyIssue]:
+    """What is wrong with one policy (top-level or of an agreement) beyond its field types."""
+    issues: list[PolicyIssue] = _target_issues(p, at, defined, where)
     for where_named, name in _calendar_names(p):
         if name not in names:
             issues.append(
@@ -630,7 +718,7 @@ def compile_policy(spec: PolicyFileSpec, *, version: str, source: str) -> Policy
         for name, c in spec.calendars.items()
         if c.timezone == "requester"
     }
-    compiled = _compile_policies(spec.policies, calendars, zoned)
+    compiled = _compile_policies(spec.policies, calendars, zoned, spec.metrics)
     triggers = tuple(
         Trigger(
             id=t.id,
@@ -661,7 +749,14 @@ def compile_policy(spec: PolicyFileSpec, *, version: str, source: str) -> Policy
             a.id,
             a.per == "group",
             _policy_set(
-                _compile_policies(a.policies, calendars, zoned), (), (), calendars, zoned, spec, version, source
+                _compile_policies(a.policies, calendars, zoned, spec.metrics),
+                (),
+                (),
+                calendars,
+                zoned,
+                spec,
+                version,
+                source,
             ),
         )
         for a in spec.agreements
@@ -680,7 +775,22 @@ def _policy_set(
     source: str,
     agreements: tuple[Agreement, ...] = (),
 ) -> PolicySet:
+    rules = tuple(
+        ClockRule(
+            name,
+            _condition(m.start or ClockConditionSpec()),
+            _condition(m.stop or ClockConditionSpec()),
+            None if m.cancel is None else _condition(m.cancel),
+        )
+        for name, m in spec.metrics.items()
+        if name not in METRICS
+    )
     return PolicySet(
+        clock_rules=rules,
+        metric_order={
+            **{m: i for i, m in enumerate(METRICS)},
+            **{r.name: len(METRICS) + i for i, r in enumerate(rules)},
+        },
         version=version,
         source=source,
         policies=compiled,
@@ -695,8 +805,15 @@ def _policy_set(
 
 
 def _compile_policies(
-    policies: Sequence[PolicySpec], calendars: dict[str, Calendar], zoned: dict[str, ZonedCalendar]
+    policies: Sequence[PolicySpec],
+    calendars: dict[str, Calendar],
+    zoned: dict[str, ZonedCalendar],
+    metrics: Mapping[str, MetricSpec],
 ) -> tuple[CompiledPolicy, ...]:
+    pause: dict[str, frozenset[str]] = {
+        name: frozenset(m.pause_on) for name, m in metrics.items() if m.pause_on is not None
+    }
+    reopen: dict[str, str] = {name: m.on_reopen for name, m in metrics.items() if m.on_reopen is not None}
     compiled: list[CompiledPolicy] = []
     for p in policies:
         steps = tuple(
@@ -711,6 +828,7 @@ def _compile_policies(
             for s in p.escalation
         )
         targets = {m: getattr(p.targets, m) for m in METRICS if getattr(p.targets, m) is not None}
+        targets.update({m: _duration(v) for m, v in (p.targets.__pydantic_extra__ or {}).items()})
         warn_at = tuple(p.warn_at)
         default_notify = (NotifyTarget("assignee"),)
         compiled.append(
@@ -731,6 +849,8 @@ def _compile_policies(
                 ),
                 plans={m: _plan(t, warn_at, steps) for m, t in targets.items()},
                 catch_up_latest=p.catch_up == "latest",
+                metric_pause=pause,
+                metric_reopen=reopen,
             )
         )
     return tuple(compiled)
@@ -754,17 +874,18 @@ _ADDED_FIELDS: Final[dict[str, dict[str, object]]] = {
 def policy_version(spec: PolicyFileSpec) -> str:
     """A short content hash of the validated policy (formatting and comments do not change it)."""
     doc = spec.model_dump(mode="json")
-    if not doc.get("agreements"):  # added after the first release: absent from the hash while unused
-        doc.pop("agreements", None)
+    for added in ("agreements", "metrics"):  # sections added after the first release: unhashed while unused
+        if not doc.get(added):
+            doc.pop(added, None)
     for agreement in doc.get("agreements", []):
         for p in agreement["policies"]:
             for name, default in _ADDED_FIELDS["policies"].items():
                 if name in p and p[name] == default:
                     del p[name]
-    for section, added in _ADDED_FIELDS.items():
+    for section, fields in _ADDED_FIELDS.items():
         items = doc.get(section) or []
         for item in items.values() if isinstance(items, dict) else items:
-            for name, default in added.items():
+            for name, default in fields.items():
                 if name in item and item[name] == default:
                     del item[name]
     canonical = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)

@@ -36,12 +36,12 @@ def describe(state: TicketState, policy: PolicySet, now_ms: int) -> dict[str, ob
 
 def _view(s: TicketState, policy: PolicySet, now_ms: int) -> dict[str, object]:
     pol = effective_policy(s, policy)
-    paused = is_paused(s, pol)
     clocks = []
-    for m in METRICS:
+    for m in [*METRICS, *(k for k in s.clocks if k not in METRICS)]:  # the built-ins, then defined metrics
         c = s.clocks.get(m)
         if c is None:
             continue
+        paused = is_paused(s, pol, m)
         elapsed = c.elapsed_ms
         if c.phase == RUNNING and not paused and pol is not None and now_ms > c.mark_ms:
             elapsed += pol.calendar.elapsed_ms(c.mark_ms, now_ms)

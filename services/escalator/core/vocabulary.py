@@ -20,6 +20,7 @@ __all__ = [
     "GROUP_BY_ATTRIBUTES",
     "METRICS",
     "NOTIFICATION_KINDS",
+    "ON_REOPEN",
     "OUTCOMES",
     "PHASES",
     "PRIORITIES",
@@ -34,6 +35,7 @@ __all__ = [
     "EscalationReason",
     "Metric",
     "NotificationKind",
+    "OnReopen",
     "Outcome",
     "Phase",
     "Priority",
@@ -72,6 +74,10 @@ OUTCOMES: Final[tuple[str, ...]] = get_args(Outcome)
 #: late creation): emit them all, or only the latest notification and the highest ladder step.
 CatchUp = Literal["all", "latest"]
 CATCH_UP: Final[tuple[str, ...]] = get_args(CatchUp)
+
+#: What a metric's clock does when a solved or closed ticket is reopened.
+OnReopen = Literal["resume", "restart", "none"]
+ON_REOPEN: Final[tuple[str, ...]] = get_args(OnReopen)
 
 #: Who wrote a comment.
 Author = Literal["agent", "requester"]

@@ -47,6 +47,12 @@ METRIC_LABEL = {
     "resolution": "Resolution",
 }
 
+
+def _metric_label(metric: str) -> str:
+    """A metric's column title (a metric the policy defines: its name, capitalised)."""
+    return METRIC_LABEL.get(metric) or metric.replace("_", " ").capitalize()
+
+
 _Legend = list[tuple[str, str]]  # (text, colour)
 
 
@@ -84,7 +90,7 @@ def _environment() -> Environment:
         pct_class=_pct_class,
         duration=duration_text,
         coord=number_text,
-        metric_label=METRIC_LABEL.__getitem__,
+        metric_label=_metric_label,
     )
     return env
 
@@ -145,7 +151,8 @@ def _compliance_table(
     table: Mapping[str, Mapping[str, MetricRow]], other: Mapping[str, Mapping[str, MetricRow]] | None
 ) -> _ComplianceTable:
     tables = (table, other) if other else (table,)
-    metrics = [m for m in METRICS if any(m in row for t in tables for row in t.values())]
+    present = {m for t in tables for row in t.values() for m in row}
+    metrics = [m for m in METRICS if m in present] + sorted(present - set(METRICS))
     keys = [*table, *(k for k in other or {} if k not in table)]
     rows = [(key, [t.get(key, {}).get(m) for m in metrics for t in tables]) for key in keys]
     return _ComplianceTable(metrics, len(tables), rows)

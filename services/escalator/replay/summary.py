@@ -360,7 +360,7 @@ class Summary:
         self, ticket_id: str, metric: str, priority: str, policy_id: str, breached: bool, elapsed: int, target: int
     ) -> None:
         self.cycles[(metric, priority, policy_id, "breached" if breached else "met")] += 1
-        bit = _METRIC_BIT[metric]
+        bit = _METRIC_BIT.get(metric, 0)  # a defined metric: not part of the SLA funnel's "breached"
         self.ticket_flags[ticket_id] = self.ticket_flags.get(ticket_id, 0) | (bit if breached else bit << _MET_SHIFT)
         by_prio = self.elapsed.get(metric)
         if by_prio is None:
@@ -393,7 +393,7 @@ class Summary:
                     resolution.pop(tid, None)
                 breached = c.breached_at_ms is not None
                 self.cycles[(c.metric, s.priority, s.policy_id or "-", "breached" if breached else "running")] += 1
-                bit = _METRIC_BIT[c.metric]
+                bit = _METRIC_BIT.get(c.metric, 0)
                 self.ticket_flags[tid] = self.ticket_flags.get(tid, 0) | (bit if breached else bit << _MET_SHIFT)
         for tid, (prio, pol_id, breached, elapsed, target) in resolution.items():
             self._count(tid, "resolution", prio, pol_id, breached, elapsed, target)
@@ -498,7 +498,7 @@ class Summary:
                 "end": None if self.end_ms is None else format_ms(self.end_ms),
             },
             "tickets": self.tickets,
-            "metrics": {m: metrics[m] for m in METRICS if m in metrics},
+            "metrics": _ordered(metrics),
             "compliance": {
                 "by_priority": {p: _ordered(by_priority[p]) for p in sorted(by_priority, key=_prio_key)},
                 "by_policy": {p: _ordered(by_policy[p]) for p in sorted(by_policy)},
@@ -559,7 +559,8 @@ def _seconds(ms: int | None) -> float | None:
 
 
 def _ordered(metrics: Mapping[str, MetricRow]) -> dict[str, MetricRow]:
-    return {m: metrics[m] for m in METRICS if m in metrics}
+    """The built-in metrics in their order, then the ones the policy file defines, by name."""
+    return {m: metrics[m] for m in [*METRICS, *sorted(set(metrics) - set(METRICS))] if m in metrics}
 
 
 def compare(a: Summary, b: Summary, *, examples: int = 30) -> dict[str, ComparisonRow]:
