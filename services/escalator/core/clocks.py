@@ -66,10 +66,12 @@ def checkpoint(c: Clock, at: int, pol: CompiledPolicy | None, paused: bool) -> C
 def checkpoint_all(s: TicketState, at: int, pol: CompiledPolicy | None, status: str) -> None:
     """Every running clock's open time up to ``at``, each paused or not as it was in ``status``."""
     clocks = s.clocks
+    per_metric = pol is not None and bool(pol.metric_pause)
+    paused = paused_in(status, pol, "")
     for m, c in list(clocks.items()):
         # A clock already checkpointed at ``at`` (or later) would only be copied unchanged: keep sharing it.
         if c.phase == RUNNING and at > c.mark_ms:
-            clocks[m] = checkpoint(c, at, pol, paused_in(status, pol, m))
+            clocks[m] = checkpoint(c, at, pol, paused_in(status, pol, m) if per_metric else paused)
 
 
 def start_cycle(s: TicketState, metric: str, at: int, pol: CompiledPolicy | None) -> None:
@@ -80,9 +82,11 @@ def start_cycle(s: TicketState, metric: str, at: int, pol: CompiledPolicy | None
 
 def reschedule_all(s: TicketState, pol: CompiledPolicy | None) -> None:
     clocks = s.clocks
+    per_metric = pol is not None and bool(pol.metric_pause)
+    paused = paused_in(s.status, pol, "")
     for m, c in list(clocks.items()):
         if c.phase == RUNNING or c.next_at_ms is not None:
-            at, key = next_of(c, pol, paused_in(s.status, pol, m))
+            at, key = next_of(c, pol, paused_in(s.status, pol, m) if per_metric else paused)
             if at != c.next_at_ms or key != c.next_key:  # unchanged: keep sharing the (immutable) clock
                 fresh = c.copy()
                 fresh.next_at_ms, fresh.next_key = at, key

@@ -511,6 +511,8 @@ def _active(s: TicketState, ps: PolicySet) -> list[tuple[TicketState, PolicySet]
 
 def _next_any(s: TicketState) -> int | None:
     best = next_at(s)
+    if not s.agreements:
+        return best
     for inst in s.agreements.values():
         t = next_at(inst)
         if t is not None and (best is None or t < best):
@@ -618,7 +620,7 @@ def _fire_due(s: TicketState, ps: PolicySet, limit: int, inclusive: bool, cmds: 
     """Fire every threshold due before ``limit`` (or at it, when ``inclusive``), earliest first; ties go in metric
     order, then plan order."""
     pol: CompiledPolicy | None = None
-    order = ps.metric_order if ps.metric_order else _METRIC_ORDER
+    order = ps.metric_order if ps.clock_rules else _METRIC_ORDER
     while True:
         chosen: Clock | None = None
         best = 0
