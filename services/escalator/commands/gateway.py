@@ -28,41 +28,27 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
-    from ..settings import NO_BROKER, Settings
+    from .startup import StartupError, file_or_fail, needs_broker, settings_or_fail
 
     if args.openapi:
         from ..gateway.openapi import openapi_yaml
 
         sys.stdout.write(openapi_yaml())
         return 0
-    overrides = {
-        k: v
-        for k, v in {
-            "gateway_host": args.host,
-            "gateway_port": args.port,
-            "gateway_mapping_file": args.mappings,
-        }.items()
-        if v is not None
-    }
-    try:
-        settings = Settings(**overrides)
-    except ValidationError as exc:
-        print(f"error: invalid settings:\n{exc}", file=sys.stderr)
-        return 2
     from ..gateway.mapfile import MappingError, load_mapping_file
 
     try:
-        mappings = load_mapping_file(settings.gateway_mapping_file)
-    except MappingError as exc:
-        for issue in exc.issues:
-            print(f"error: {issue}", file=sys.stderr)
-        print("error: the gateway does not start with an invalid mapping file", file=sys.stderr)
-        return 2
-    if settings.bootstrap_servers is None:
-        print(f"error: {NO_BROKER}", file=sys.stderr)
-        return 2
+        settings = settings_or_fail(
+            {"gateway_host": args.host, "gateway_port": args.port, "gateway_mapping_file": args.mappings}
+        )
+        mappings = file_or_fail(
+            lambda: load_mapping_file(settings.gateway_mapping_file),
+            MappingError,
+            "the gateway does not start with an invalid mapping file",
+        )
+        needs_broker(settings)
+    except StartupError as exc:
+        return exc.code
     from ..service.logs import configure_logging
 
     configure_logging(settings.log_format, settings.log_level, settings.debug_loggers)

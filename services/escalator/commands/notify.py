@@ -32,19 +32,16 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    from ..settings import Settings
+    from .startup import settings_or_fail
 
     overrides = {
-        k: v
-        for k, v in {
-            "notify_routing_file": args.routing,
-            "notify_directory_file": args.directory,
-            "notify_web_port": args.web_port,
-        }.items()
-        if v is not None
+        "notify_routing_file": args.routing,
+        "notify_directory_file": args.directory,
+        "notify_web_port": args.web_port,
     }
+    forced: dict[str, object] = {}
     if args.dev_sink is not None:
-        overrides.update(
+        forced.update(
             notify_pagerduty_url=f"http://127.0.0.1:{args.dev_sink}/pagerduty",
             notify_smtp_host="127.0.0.1",
             notify_smtp_port=args.dev_sink + 1,
@@ -53,33 +50,26 @@ def _settings(args: argparse.Namespace) -> Settings:
             notify_smtp_username=None,
             notify_smtp_password=None,
         )
-    return Settings(**overrides)
+    return settings_or_fail(overrides, **forced)
 
 
 def run(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
     from ..notify.routing import RoutingError, load_files
-    from ..settings import NO_BROKER
+    from .startup import StartupError, file_or_fail, needs_broker
 
     try:
         settings = _settings(args)
-    except ValidationError as exc:
-        print(f"error: invalid settings:\n{exc}", file=sys.stderr)
-        return 2
-    try:
-        routing = load_files(settings.notify_routing_file, settings.notify_directory_file)
-    except RoutingError as exc:
-        for issue in exc.issues:
-            print(f"error: {issue}", file=sys.stderr)
-        print("error: the relay does not start with an invalid routing or directory file", file=sys.stderr)
-        return 2
-    if args.check:
-        print(f"ok: {len(routing.rules)} rules, channels {', '.join(sorted(routing.channels()))}")
-        return 0
-    if settings.bootstrap_servers is None:
-        print(f"error: {NO_BROKER}", file=sys.stderr)
-        return 2
+        routing = file_or_fail(
+            lambda: load_files(settings.notify_routing_file, settings.notify_directory_file),
+            RoutingError,
+            "the relay does not start with an invalid routing or directory file",
+        )
+        if args.check:
+            print(f"ok: {len(routing.rules)} rules, channels {', '.join(sorted(routing.channels()))}")
+            return 0
+        needs_broker(settings)
+    except StartupError as exc:
+        return exc.code
     return _serve(settings, routing, args.dev_sink)
 
 

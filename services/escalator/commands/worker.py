@@ -24,37 +24,27 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
     from ..core import PolicyError
     from ..policy_file import load_policy_file
-    from ..settings import NO_BROKER, Settings
+    from .startup import StartupError, file_or_fail, needs_broker, settings_or_fail
 
-    overrides = {
-        k: v
-        for k, v in {
-            "policy_file": args.policy,
-            "web_port": args.web_port,
-            "web_host": args.web_host,
-            "data_dir": args.data_dir,
-        }.items()
-        if v is not None
-    }
     try:
-        settings = Settings(**overrides)
-    except ValidationError as exc:
-        print(f"error: invalid settings:\n{exc}", file=sys.stderr)
-        return 2
-    try:
-        policy = load_policy_file(settings.policy_file)
-    except PolicyError as exc:
-        for issue in exc.issues:
-            print(f"error: {issue}", file=sys.stderr)
-        print("error: the worker does not start with an invalid policy file", file=sys.stderr)
-        return 2
-    if settings.bootstrap_servers is None:
-        print(f"error: {NO_BROKER}", file=sys.stderr)
-        return 2
+        settings = settings_or_fail(
+            {
+                "policy_file": args.policy,
+                "web_port": args.web_port,
+                "web_host": args.web_host,
+                "data_dir": args.data_dir,
+            }
+        )
+        policy = file_or_fail(
+            lambda: load_policy_file(settings.policy_file),
+            PolicyError,
+            "the worker does not start with an invalid policy file",
+        )
+        needs_broker(settings)
+    except StartupError as exc:
+        return exc.code
 
     from prometheus_client import CollectorRegistry
 

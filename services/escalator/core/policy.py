@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 import orjson
 import yaml
@@ -63,6 +63,7 @@ __all__ = [
     "EscalateSpec",
     "IncidentRule",
     "IncidentSpec",
+    "Located",
     "MatchSpec",
     "MetricSpec",
     "NotifyTarget",
@@ -82,6 +83,7 @@ __all__ = [
     "compile_policy",
     "load_policy_text",
     "policy_version",
+    "validate_yaml",
 ]
 
 MAX_TARGET_MS = 365 * 86_400_000
@@ -435,7 +437,7 @@ def _path_text(loc: Loc) -> str:
     return out
 
 
-class _Located:
+class Located:
     """YAML -> plain Python, remembering the (line, column) of every mapping key and sequence item."""
 
     def __init__(self, text: str, filename: str) -> None:
@@ -579,7 +581,7 @@ def _calendar_names(p: PolicySpec) -> list[tuple[Loc, str]]:
     return [*named, (("calendar", "default"), p.calendar.default)]
 
 
-def _semantic_issues(spec: PolicyFileSpec, where: _Located) -> list[PolicyIssue]:
+def _semantic_issues(spec: PolicyFileSpec, where: Located) -> list[PolicyIssue]:
     issues: list[PolicyIssue] = []
     names = set(spec.calendars) | {"always"}
     groups: tuple[tuple[str, Sequence[PolicySpec | TriggerSpec | IncidentSpec]], ...] = (
@@ -628,7 +630,7 @@ def _semantic_issues(spec: PolicyFileSpec, where: _Located) -> list[PolicyIssue]
     return issues
 
 
-def _metric_issues(spec: PolicyFileSpec, where: _Located) -> list[PolicyIssue]:
+def _metric_issues(spec: PolicyFileSpec, where: Located) -> list[PolicyIssue]:
     """``metrics:``: a built-in takes only ``pause_on``/``on_reopen``; a defined one needs a name, a real stop."""
     issues: list[PolicyIssue] = []
     for name, m in spec.metrics.items():
@@ -654,7 +656,7 @@ def _metric_issues(spec: PolicyFileSpec, where: _Located) -> list[PolicyIssue]:
 _METRIC_NAME: Final = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
 
 
-def _target_issues(p: PolicySpec, at: Loc, defined: set[str], where: _Located) -> list[PolicyIssue]:
+def _target_issues(p: PolicySpec, at: Loc, defined: set[str], where: Located) -> list[PolicyIssue]:
     issues: list[PolicyIssue] = []
     for name, value in (p.targets.__pydantic_extra__ or {}).items():
         if name not in defined:
@@ -669,7 +671,7 @@ def _target_issues(p: PolicySpec, at: Loc, defined: set[str], where: _Located) -
     return issues
 
 
-def _policy_issues(p: PolicySpec, at: Loc, names: set[str], defined: set[str], where: _Located) -> list[PolicyIssue]:
+def _policy_issues(p: PolicySpec, at: Loc, names: set[str], defined: set[str], where: Located) -> list[PolicyIssue]:
     """What is wrong with one policy (top-level or of an agreement) beyond its field types."""
     issues: list[PolicyIssue] = _target_issues(p, at, defined, where)
     for where_named, name in _calendar_names(p):
@@ -892,28 +894,36 @@ def policy_version(spec: PolicyFileSpec) -> str:
     return hashlib.sha256(canonical).hexdigest()[:12]
 
 
-def load_policy_text(text: str, filename: str = "<policy>") -> PolicySet:
-    """Parse, validate and compile a policy file's text. Raises :class:`PolicyError` naming file, line and field."""
-    where = _Located(text, filename)
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_yaml(text: str, filename: str, model: type[M], not_a_mapping: str) -> tuple[M, Located]:
+    """YAML text -> a validated ``model`` and where each of its values was written; the one way the project's
+    YAML files (policies, the gateway's mappings, the relay's routing and directory) are read. Raises
+    :class:`PolicyError` whose issues name file, line, column and field."""
+    where = Located(text, filename)
     if not isinstance(where.data, dict):
-        raise PolicyError(
-            [PolicyIssue(filename, 1, 1, "", "the policy file must be a YAML mapping with 'version: 1' and 'policies'")]
-        )
+        raise PolicyError([PolicyIssue(filename, 1, 1, "", not_a_mapping)])
     try:
-        spec = PolicyFileSpec.model_validate(where.data)
+        return model.model_validate(where.data), where
     except ValidationError as exc:
         issues = []
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal["))))
-            message = err["msg"]
-            if message.startswith("Value error, "):
-                message = message[len("Value error, ") :]
+            message = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 message = "unknown field"
             elif err["type"] == "missing":
                 message = "required field is missing"
             issues.append(where.issue(loc, message))
         raise PolicyError(issues) from None
+
+
+def load_policy_text(text: str, filename: str = "<policy>") -> PolicySet:
+    """Parse, validate and compile a policy file's text. Raises :class:`PolicyError` naming file, line and field."""
+    spec, where = validate_yaml(
+        text, filename, PolicyFileSpec, "the policy file must be a YAML mapping with 'version: 1' and 'policies'"
+    )
     issues = _semantic_issues(spec, where)
     if issues:
         raise PolicyError(issues)

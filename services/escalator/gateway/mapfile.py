@@ -15,9 +15,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from ..core.policy import PolicyError, PolicyIssue, _Located
+from ..core.policy import PolicyError, PolicyIssue, validate_yaml
 from ..core.vocabulary import Priority, Status
 
 __all__ = [
@@ -100,26 +100,12 @@ class MappingError(ValueError):
 
 def _spec(text: str, filename: str) -> MappingFileSpec:
     try:
-        where = _Located(text, filename)
-    except PolicyError as exc:  # YAML syntax: same issues, the gateway's error type
-        raise MappingError(exc.issues) from None
-    if not isinstance(where.data, dict):
-        raise MappingError(
-            [PolicyIssue(filename, 1, 1, "", "the mapping file must be a YAML mapping with 'version: 1'")]
+        spec, _where = validate_yaml(
+            text, filename, MappingFileSpec, "the mapping file must be a YAML mapping with 'version: 1'"
         )
-    try:
-        return MappingFileSpec.model_validate(where.data)
-    except ValidationError as exc:
-        issues = []
-        for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal["))))
-            message = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                message = "unknown field"
-            elif err["type"] == "missing":
-                message = "required field is missing"
-            issues.append(where.issue(loc, message))
-        raise MappingError(issues) from None
+    except PolicyError as exc:  # same issues, the gateway's error type
+        raise MappingError(exc.issues) from None
+    return spec
 
 
 def load_mapping_text(text: str, filename: str = "<mappings>", defaults: Mappings | None = None) -> Mappings:

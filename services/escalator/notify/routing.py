@@ -20,7 +20,7 @@ import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from ..core.output_models import EscalationRaised, IncidentDetected, NotificationRequested
-from ..core.policy import PolicyError, PolicyIssue, _Located
+from ..core.policy import Located, PolicyError, PolicyIssue, validate_yaml
 from ..core.timefmt import parse_rfc3339_ms
 from ..core.vocabulary import RECIPIENT_TYPES, NotificationKind, RecipientType, Severity
 from .noise import QuietHours, parse_quiet_hours
@@ -248,27 +248,12 @@ class DirectoryFile(_Model):
     requesters: dict[str, Contact] = Field(default_factory=dict)
 
 
-def _validate(text: str, filename: str, model: type[M]) -> tuple[M, _Located]:
+def _validate(text: str, filename: str, model: type[M]) -> tuple[M, Located]:
     """YAML text -> a validated ``model``, or :class:`RoutingError` naming file, line, column and field."""
     try:
-        where = _Located(text, filename)
+        return validate_yaml(text, filename, model, "expected a YAML mapping with 'version: 1'")
     except PolicyError as exc:
         raise RoutingError(exc.issues) from None
-    if not isinstance(where.data, dict):
-        raise RoutingError([PolicyIssue(filename, 1, 1, "", "expected a YAML mapping with 'version: 1'")])
-    try:
-        return model.model_validate(where.data), where
-    except ValidationError as exc:
-        issues = []
-        for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal["))))
-            message = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                message = "unknown field"
-            elif err["type"] == "missing":
-                message = "required field is missing"
-            issues.append(where.issue(loc, message))
-        raise RoutingError(issues) from None
 
 
 # -- the directory and the decision ------------------------------------------------------------------------------
@@ -375,7 +360,7 @@ def _sections(spec: DirectoryFile) -> dict[str, dict[str, Contact]]:
     }
 
 
-def _directory_issues(spec: DirectoryFile, where: _Located) -> list[PolicyIssue]:
+def _directory_issues(spec: DirectoryFile, where: Located) -> list[PolicyIssue]:
     issues = []
     for rtype, entries in _sections(spec).items():
         section = f"{rtype}s"
