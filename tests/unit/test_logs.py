@@ -50,3 +50,26 @@ def test_secrets_never_appear_in_settings_output(monkeypatch: pytest.MonkeyPatch
     text = repr(s) + str(s.model_dump()) + s.model_dump_json()
     assert "s3cr3t-pw" not in text and "k3y-pw" not in text
     assert s.sasl_password is not None and s.sasl_password.get_secret_value() == "s3cr3t-pw"
+
+
+@pytest.mark.parametrize("formatter", [JsonFormatter(), TextFormatter()])
+def test_lines_are_bounded_whatever_a_record_quotes(formatter: logging.Formatter) -> None:
+    """A rejected record's type, key or id may be a megabyte long: the line stays short and says what it left out."""
+    from escalator.service.logs import MAX_EXC_CHARS, MAX_FIELD_CHARS, MAX_MESSAGE_CHARS
+
+    huge = "A" * 1_000_000
+    rec = logging.LogRecord("escalator.worker", logging.WARNING, __file__, 1, "rejected %s", (huge,), None)
+    rec.event_id = huge
+    rec.ticket_id = huge
+    try:
+        raise ValueError(huge)
+    except ValueError:
+        import sys
+
+        rec.exc_info = sys.exc_info()
+    line = formatter.format(rec)
+    assert len(line) < MAX_MESSAGE_CHARS + 4 * MAX_FIELD_CHARS + MAX_EXC_CHARS + 500
+    assert "more chars]" in line
+    if isinstance(formatter, JsonFormatter):
+        doc = orjson.loads(line)
+        assert len(doc["event_id"]) < MAX_FIELD_CHARS + 40 and doc["message"].startswith("rejected AAAA")

@@ -47,5 +47,5 @@ def dlq_headers(
         ("escalator-dlq-offset", str(offset).encode()),
     ]
     if error.event_id:
-        extra.append(("escalator-dlq-event-id", error.event_id.encode("utf-8", "replace")))
+        extra.append(("escalator-dlq-event-id", error.event_id.encode("utf-8", "replace")[:1024]))  # ids may be huge
     return kept + extra

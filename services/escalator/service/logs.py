@@ -1,4 +1,8 @@
-"""Logging: text or JSON lines, with ticket and event ids when a record carries them. Never logs credentials."""
+"""Logging: text or JSON lines, with ticket and event ids when a record carries them. Never logs credentials.
+
+Every part of a line is bounded (:data:`MAX_MESSAGE_CHARS`, :data:`MAX_FIELD_CHARS`, :data:`MAX_EXC_CHARS`): a
+message or an id may quote input (a rejected record's type, key or id), and a hostile record must not turn the log
+into a copy of its payload. Whatever is cut is marked with how much was left out."""
 
 from __future__ import annotations
 
@@ -8,12 +12,30 @@ from typing import Any
 import orjson
 
 __all__ = [
+    "MAX_EXC_CHARS",
+    "MAX_FIELD_CHARS",
+    "MAX_MESSAGE_CHARS",
     "JsonFormatter",
     "TextFormatter",
     "configure_logging",
 ]
 
 _EXTRA_KEYS = ("ticket_id", "event_id", "output_id", "reason")
+#: Longest message, id field and traceback written (characters); a line is at most about their sum.
+MAX_MESSAGE_CHARS = 2_000
+MAX_FIELD_CHARS = 200
+MAX_EXC_CHARS = 8_000
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...[{len(text) - limit} more chars]"
+
+
+def _field(record: logging.LogRecord, key: str) -> str | None:
+    value = getattr(record, key, None)
+    return None if value is None else _cut(str(value), MAX_FIELD_CHARS)
 
 
 class JsonFormatter(logging.Formatter):
@@ -22,14 +44,14 @@ class JsonFormatter(logging.Formatter):
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _cut(record.getMessage(), MAX_MESSAGE_CHARS),
         }
         for key in _EXTRA_KEYS:
-            value = getattr(record, key, None)
+            value = _field(record, key)
             if value is not None:
                 doc[key] = value
         if record.exc_info:
-            doc["exc"] = self.formatException(record.exc_info)
+            doc["exc"] = _cut(self.formatException(record.exc_info), MAX_EXC_CHARS)
         return orjson.dumps(doc).decode()
 
 
@@ -37,9 +59,16 @@ class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = _cut(record.message, MAX_MESSAGE_CHARS)
+        return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:
+        return _cut(super().formatException(ei), MAX_EXC_CHARS)
+
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
-        ids = [f"{k}={getattr(record, k)}" for k in _EXTRA_KEYS if getattr(record, k, None) is not None]
+        ids = [f"{k}={v}" for k in _EXTRA_KEYS if (v := _field(record, k)) is not None]
         return f"{text} [{' '.join(ids)}]" if ids else text
 
 
