@@ -23,8 +23,8 @@ One campaign:
    lateness (the precondition of live = replay) are counted, and a discrepancy on a ticket that had one is
    reported apart.
 5. **Lateness** of every output fired by a deadline = its record timestamp - its ``fired_at`` (the allowed
-   lateness, 1 s, included), p50/p99/max per fault type (an output counts for a fault when it fired between the
-   fault's start and 10 s after the deadployment recovered from it; ``steady`` otherwise).
+   lateness, 1 s, included), p50/p99/max per fault type (an output counts for the latest fault that began before it
+   was produced and had not been recovered from for 10 s when it fired; ``steady`` otherwise).
 
 Results go to ``bench/results/chaos.json``. A failing campaign keeps its work directory (worker and broker logs,
 the produced events, the discrepancies) under ``var/chaos/<run>-seed<seed>`` and the command that reproduces it.
@@ -414,10 +414,12 @@ def read_all(bootstrap: str, topics: list[str]) -> list[Rec]:
         c.close()
 
 
-def oracle(inputs: list[Rec], sent: dict[str, int], t_end: int) -> tuple[dict[str, bytes], dict[str, str], int]:
+def oracle(
+    inputs: list[Rec], sent: dict[str, int], t_end: int, policy_text: str
+) -> tuple[dict[str, bytes], dict[str, str], int]:
     """Replay of the input topic as it is (a retried send shows up twice, as the worker saw it), in send order:
     (output id -> bytes up to ``t_end``, event id -> ticket, bad records found in the input)."""
-    from escalator.policy_file import load_policy_file
+    from escalator.core import load_policy_text
     from escalator.replay.simulate import simulate
 
     events = []
@@ -430,7 +432,7 @@ def oracle(inputs: list[Rec], sent: dict[str, int], t_end: int) -> tuple[dict[st
     order = sent
     events.sort(key=lambda e: (order.get(e.id, len(order)), e.time_ms))
     tickets = {e.id: e.ticket_id for e in events}
-    policy = load_policy_file(POLICY)
+    policy = load_policy_text(policy_text, "policy.yaml")
     expected = {c.id: encode_event(c.event) for c in simulate(events, policy, until_ms=t_end) if isinstance(c, Emit)}
     return expected, tickets, bad
 
@@ -448,12 +450,13 @@ class Evidence:
     failed: int
     t_end: int
     faults: list[Fault]
+    policy: str  # the text the workers ran with
 
 
 def judge(ev: Evidence) -> dict[str, Any]:
     topics, records, t_end = ev.topics, ev.records, ev.t_end
     inputs = [r for r in records if r.topic == topics["input"]]
-    expected, tickets, bad_in = oracle(inputs, ev.sent, t_end)
+    expected, tickets, bad_in = oracle(inputs, ev.sent, t_end, ev.policy)
     live: dict[str, set[bytes]] = {}
     copies: dict[str, int] = {}
     lateness: list[tuple[int, int]] = []  # (fired_at, record timestamp - fired_at)
@@ -513,11 +516,13 @@ def judge(ev: Evidence) -> dict[str, Any]:
 
 
 def lateness_by_fault(lateness: list[tuple[int, int]], faults: list[Fault]) -> dict[str, dict[str, float]]:
+    """p50/p99/max of (fired_at, lateness) pairs by the fault an output waited through: the latest fault that began
+    before the output was produced and had not been recovered from for 10 s when it fired (``steady``: none)."""
     groups: dict[str, list[int]] = {}
     for fired, late in lateness:
         kind = "steady"
-        for f in faults:
-            if f.started_ms <= fired <= f.recovered_ms + 10_000:
+        for f in sorted(faults, key=lambda f: -f.started_ms):  # the latest fault while it waited to be produced
+            if f.started_ms <= fired + late and fired <= f.recovered_ms + 10_000:
                 kind = f.kind
                 break
         groups.setdefault(kind, []).append(late)
@@ -568,13 +573,29 @@ def campaign(opts: Options) -> dict[str, Any]:
         session_s = 2.0 if flavour == "tansu" else 6.0  # Kafka's group.min.session.timeout.ms is 6 s
         rng = random.Random(opts.seed)
         faults = plan(rng, opts.load_s, opts.quick, session_s, broker_pid is not None)
-        dep = Deployment(bootstrap, flavour, opts.work, partitions=PARTITIONS, policy_file=POLICY)
+        policy = opts.work / "policy.yaml"  # a copy: the workers and the oracle read the same text
+        shutil.copyfile(POLICY, policy)
+        dep = Deployment(bootstrap, flavour, opts.work, partitions=PARTITIONS, policy_file=policy)
         dep.name = f"chaos{opts.seed}-{int(time.time()) % 100_000}"
         dep.create_topics()
         cluster = Cluster(dep, broker_pid, session_s)
+        if servers:
+            stack.callback(delete_topics, dep)
         stack.callback(stop_all, cluster)
         return run_campaign(opts, dep, cluster, faults, flavour)
     raise AssertionError("unreachable")
+
+
+def delete_topics(dep: Deployment) -> None:
+    """A real cluster keeps its topics: delete the campaign's."""
+    from confluent_kafka.admin import AdminClient
+
+    from escalator.service.topics import topic_specs
+
+    names = [spec.name for spec in topic_specs(dep.settings())]
+    for future in AdminClient({"bootstrap.servers": dep.bootstrap}).delete_topics(names).values():
+        with contextlib.suppress(Exception):
+            future.result(30)
 
 
 def stop_all(cluster: Cluster) -> None:
@@ -593,8 +614,9 @@ def run_campaign(opts: Options, dep: Deployment, cluster: Cluster, faults: list[
     cluster.start(0)
     cluster.start(1)
     cluster.wait_settled()
-    t0 = time.time() + 2.0
-    schedule = lifecycles(opts.seed, opts.tickets, opts.load_s, t0, prefix=f"T{opts.seed}-")
+    schedule = lifecycles(opts.seed, opts.tickets, opts.load_s, 0.0, prefix=f"T{opts.seed}-")
+    t0 = time.time() + 1.0  # the load starts now that every event is made
+    schedule = [(t0 + at, doc) for at, doc in schedule]
     created = sum(1 for _at, d in schedule if d["type"] == "ticket.created")
     print(
         f"campaign seed {opts.seed}: {created:,} tickets, {len(schedule):,} events over {opts.load_s:.0f}s", flush=True
@@ -613,7 +635,10 @@ def run_campaign(opts: Options, dep: Deployment, cluster: Cluster, faults: list[
     cluster.check_alive()
     cluster.wait_settled()
     records = read_all(dep.bootstrap, [dep.topics[k] for k in ("input", "escalations", "notifications", "dlq")])
-    evidence = Evidence(records, dep.topics, load.sent, load.late, load.delays, load.bad, load.failed, t_end, faults)
+    policy = dep.policy_file.read_text()
+    evidence = Evidence(
+        records, dep.topics, load.sent, load.late, load.delays, load.bad, load.failed, t_end, faults, policy
+    )
     with (opts.work / "evidence.pickle").open("wb") as f:
         pickle.dump(evidence, f)  # python bench/chaos.py --judge <work dir>/evidence.pickle judges it again
     verdict = judge(evidence)
