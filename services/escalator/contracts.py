@@ -14,7 +14,13 @@ import yaml
 from pydantic import TypeAdapter
 
 from .core.envelopes import ENVELOPES, TicketEventEnvelope
-from .core.output_models import DeadLetterHeaders, EscalationRaised, IncidentDetected, NotificationRequested
+from .core.output_models import (
+    DeadLetterHeaders,
+    EscalationRaised,
+    EscalationResolved,
+    IncidentDetected,
+    NotificationRequested,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -56,6 +62,7 @@ def schema_files() -> dict[str, dict[str, Any]]:
             "Ticket event (CloudEvents 1.0, structured mode), any v1 type",
         ),
         "escalation.raised.json": _schema(EscalationRaised, "escalation.raised", "escalation.raised"),
+        "escalation.resolved.json": _schema(EscalationResolved, "escalation.resolved", "escalation.resolved"),
         "notification.requested.json": _schema(
             NotificationRequested, "notification.requested", "notification.requested"
         ),
@@ -119,11 +126,16 @@ def _channels(t: dict[str, str]) -> dict[str, Any]:
         },
         "ticketEscalations": {
             "address": t["escalations"],
-            "description": "escalation.raised (key: ticket id) and incident.detected (key: group value).",
+            "description": "escalation.raised and escalation.resolved (key: ticket id), incident.detected (key: "
+            "group value).",
             "messages": {
                 "escalation_raised": {
                     "name": "escalation.raised",
                     "payload": {"$ref": ref("escalation.raised.json")},
+                },
+                "escalation_resolved": {
+                    "name": "escalation.resolved",
+                    "payload": {"$ref": ref("escalation.resolved.json")},
                 },
                 "incident_detected": {
                     "name": "incident.detected",

@@ -189,6 +189,17 @@ _STORIES: dict[str, tuple[str, float, list[Step]]] = {
             (45, "ticket.status_changed", {"status": "solved"}),
         ],
     ),
+    "functional": (
+        "normal, the agent asks the billing experts: a functional escalation, de-escalated once they took over",
+        11,
+        [
+            (0, "ticket.created", _created("normal", "standard", "payments", "email", "cust-ivy")),
+            (5, "ticket.commented", AGENT),
+            (9, "ticket.escalation_requested", {"by": "agent", "team": "billing-experts", "reason": "refund > limit"}),
+            (26, "ticket.deescalated", {"by": "lead-kim", "reason": "the billing experts took it over"}),
+            (38, "ticket.status_changed", {"status": "solved"}),
+        ],
+    ),
 }
 _OUTAGE_START = 24.0
 _OUTAGE_EVERY = 1.5

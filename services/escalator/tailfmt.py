@@ -91,6 +91,10 @@ def _escalation(data: Mapping[str, Any]) -> tuple[str, str, str]:
     threshold = str(data.get("threshold") or "")
     if reason == "trigger":
         text = f"trigger {data.get('trigger')} ({data.get('kind')})"
+    elif reason in ("requester_request", "agent_request") and data.get("trigger") is None:
+        to = f"to team {data.get('team')}" if data.get("team") else f"to level {level}"
+        note = f": {data.get('note')}" if data.get("note") else ""
+        text = f"{data.get('requested_by')} asked for escalation {to}{note}"
     elif reason == "requester_request":
         text = f"requester asked for escalation ({data.get('trigger')})"
     elif reason == "incident":
@@ -139,6 +143,11 @@ def format_event(
     targets = _targets(data.get("targets"))
     if etype == "escalation.raised":
         label, code, text = _escalation(data)
+    elif etype == "escalation.resolved":
+        label, code = "RESOLVED", _COLOURS["OTHER"]
+        by = f" by {data.get('by')}" if data.get("by") else ""
+        open_for = format_duration_ms(int(data.get("open_ms") or 0))
+        text = f"L{data.get('level')} escalation closed ({data.get('reason')}{by}) after {open_for}"
     elif etype == "incident.detected":
         label, code = "INCIDENT", _COLOURS["INCIDENT"]
         subject = f"{data.get('group_by')}={data.get('group_value')}"

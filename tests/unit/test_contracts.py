@@ -32,6 +32,8 @@ def test_the_changelog_lists_every_additive_output_value() -> None:
     changelog = (SCHEMAS / "CHANGELOG.md").read_text()
     assert "`sla_at_risk`" in changelog
     assert "`agreement: {id, group}`" in changelog
+    assert "`escalation.resolved`" in changelog and "`ticket.deescalated`" in changelog
+    assert "`agent_request`" in changelog
 
 
 def test_asyncapi_names_all_topics_and_messages() -> None:

@@ -203,6 +203,8 @@ def test_first_minute_timeline_of_the_scripted_stories() -> None:
         data = e.event["data"]
         if at > START + MINUTE or data.get("kind") in ("escalation", "incident", "requester_update"):
             continue
+        if e.type == "escalation.resolved":
+            continue
         what = data["kind"] if e.type == "notification.requested" else f"L{data.get('level')} {data.get('threshold')}"
         if e.type == "incident.detected":
             what = f"incident {data['group_value']} x{data['count']}"
@@ -214,6 +216,7 @@ def test_first_minute_timeline_of_the_scripted_stories() -> None:
         (16.0, "late", "sla_warning"),
         (18.0, "ladder", "sla_warning"),
         (20.0, "rating", "L2 trigger"),
+        (20.0, "functional", "L1 request"),
         (21.0, "manager", "L2 trigger"),
         (21.0, "chase", "sla_warning"),
         (22.0, "ladder", "sla_breach"),
@@ -235,8 +238,24 @@ def test_after_the_minute_the_scripted_tickets_settle() -> None:
     sim = simulate(build_scenario(START, RUN, ScenarioOptions(rate_per_min=0)), START + 90_000)
     for tid in stories(RUN):
         assert sim.states[tid].status == "solved", tid
-    late = [e.id for at, e in sim.outputs if at > START + MINUTE]
+    late = [e.id for at, e in sim.outputs if at > START + MINUTE and e.type != "escalation.resolved"]
     assert late == []  # the second L3 repeat (62s) was halted by the acknowledgement at 55s
+    raised = {e.id for _at, e in sim.outputs if e.type == "escalation.raised"}
+    resolved = {e.event["data"]["escalation_id"] for _at, e in sim.outputs if e.type == "escalation.resolved"}
+    # every escalation is closed by its ticket's end, except the low rating's: it comes after the ticket was solved
+    # and its cause (the rating) is still there -- someone has to answer it
+    assert resolved <= raised and raised - resolved == {f"{ticket_id(RUN, 'rating')}:trigger:low-csat:1"}
+
+
+def test_the_functional_request_is_de_escalated_by_its_lead() -> None:
+    sim = simulate(build_scenario(START, RUN, ScenarioOptions(rate_per_min=0)), START + 90_000)
+    tid = ticket_id(RUN, "functional")
+    raised = [e for _at, e in sim.outputs if e.type == "escalation.raised" and e.key == tid]
+    assert [(e.event["data"]["kind"], e.event["data"]["team"], e.event["data"]["reason"]) for e in raised] == [
+        ("functional", "billing-experts", "agent_request")
+    ]
+    closed = [e.event["data"] for _at, e in sim.outputs if e.type == "escalation.resolved" and e.key == tid]
+    assert [(d["reason"], d["by"], d["open_ms"]) for d in closed] == [("deescalated", "lead-kim", 17_000)]
 
 
 # --- what the command prints --------------------------------------------------------------------------------------

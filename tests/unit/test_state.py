@@ -7,7 +7,7 @@ import inspect
 
 import orjson
 
-from escalator.core.state import Clock, TicketState
+from escalator.core.state import Clock, EscalationRecord, TicketState
 
 
 def _every_field_set() -> TicketState:
@@ -60,6 +60,10 @@ def _every_field_set() -> TicketState:
         flags=("implicit",),
         requester_timezone="America/New_York",
         agreements={"ola@network": _instance()},
+        escalations=[
+            EscalationRecord("T-1:resolution:1:esc:L1", 1, "clock:resolution:1", 40, "lead", 41),
+            EscalationRecord("T-1:request:1", 2, "request", 42, None, None, 43, "deescalated", "kim"),
+        ],
     )
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "VALIDATORS",
     "CommentedData",
     "CreatedData",
+    "DeescalatedData",
     "DlqReason",
     "EscalationAcknowledgedData",
     "EscalationRequestedData",
@@ -34,6 +35,7 @@ __all__ = [
     "TicketChanges",
     "TicketCommented",
     "TicketCreated",
+    "TicketDeescalated",
     "TicketEscalationAcknowledged",
     "TicketEscalationRequested",
     "TicketEventEnvelope",
@@ -125,8 +127,23 @@ class StatusChangedData(_Data):
 
 
 class EscalationRequestedData(_Data):
+    """Someone asks for an escalation. ``by``: requester, agent, manager or system (other text counts as the
+    requester); ``level`` and ``team`` (a functional escalation to that team) are optional (v1, additive)."""
+
     reason: str | None = None
     by: str | None = None
+    level: int | None = Field(default=None, ge=1, le=99)
+    team: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+
+
+class DeescalatedData(_Data):
+    """An agent de-escalates: the escalation named (or those at ``level`` and above, or all that are open) is
+    resolved (v1, additive)."""
+
+    by: NonEmpty
+    escalation_id: str | None = None
+    level: int | None = Field(default=None, ge=1, le=99)
+    reason: str | None = None
 
 
 class EscalationAcknowledgedData(_Data):
@@ -196,6 +213,11 @@ class TicketRated(_Envelope):
     data: RatedData
 
 
+class TicketDeescalated(_Envelope):
+    type: Literal["ticket.deescalated"]
+    data: DeescalatedData
+
+
 TicketEventEnvelope = Annotated[
     TicketCreated
     | TicketUpdated
@@ -203,7 +225,8 @@ TicketEventEnvelope = Annotated[
     | TicketStatusChanged
     | TicketEscalationRequested
     | TicketEscalationAcknowledged
-    | TicketRated,
+    | TicketRated
+    | TicketDeescalated,
     Field(discriminator="type"),
 ]
 ENVELOPES: dict[str, type[_Envelope]] = {
@@ -214,6 +237,7 @@ ENVELOPES: dict[str, type[_Envelope]] = {
     "ticket.escalation_requested": TicketEscalationRequested,
     "ticket.escalation_acknowledged": TicketEscalationAcknowledged,
     "ticket.rated": TicketRated,
+    "ticket.deescalated": TicketDeescalated,
 }
 EVENT_TYPES = tuple(ENVELOPES)
 # The models' own validators, called directly (what ``model_validate`` does, without its per-call overhead).
@@ -233,4 +257,5 @@ EventData = (
     | EscalationRequestedData
     | EscalationAcknowledgedData
     | RatedData
+    | DeescalatedData
 )

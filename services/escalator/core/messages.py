@@ -18,6 +18,7 @@ __all__ = [
     "breach_text",
     "ladder_text",
     "recipients",
+    "request_text",
     "requester_update_text",
     "trigger_text",
     "warning_text",
@@ -102,6 +103,17 @@ def trigger_text(s: TicketState, level: int, trigger_id: str, kind: str, reason:
     return (
         f"Escalation L{level}: ticket {s.ticket_id} ({what})",
         f"Ticket {s.ticket_id} {_ticket_line(s)}, assignee {s.assignee or '-'}) was escalated by {what} ({kind}).",
+    )
+
+
+def request_text(s: TicketState, level: int, by: str, team: str | None, note: str | None) -> tuple[str, str]:
+    """A requested escalation: who asked, to which team (a functional escalation) or level, and why."""
+    whom = f"the {team} team" if team is not None else f"level {level}"
+    why = f": {note}" if note else ""
+    return (
+        f"Escalation L{level}: ticket {s.ticket_id} (requested by the {by})",
+        f"Ticket {s.ticket_id} {_ticket_line(s)}, assignee {s.assignee or '-'}) was escalated to {whom} at the "
+        f"{by}'s request{why}.",
     )
 
 

@@ -17,6 +17,8 @@ from .vocabulary import (
     NotificationKind,
     Priority,
     RecipientType,
+    Requester,
+    ResolutionReason,
     Severity,
     Status,
 )
@@ -26,6 +28,8 @@ __all__ = [
     "DeadLetterHeaders",
     "EscalationData",
     "EscalationRaised",
+    "EscalationResolved",
+    "EscalationResolvedData",
     "IncidentData",
     "IncidentDetected",
     "Metric",
@@ -92,6 +96,28 @@ class EscalationData(_Model):
     agreement: AgreementRef | None = Field(
         default=None, description="Absent for the customer SLA; set for an agreement's escalation (v1, additive)."
     )
+    requested_by: Requester | None = Field(
+        default=None, description="Who asked for it (reasons requester_request, agent_request; v1, additive)."
+    )
+    team: str | None = Field(default=None, description="The team of a requested functional escalation (additive).")
+    note: str | None = Field(default=None, description="The request's reason, at most 500 characters (additive).")
+
+
+class EscalationResolvedData(_Model):
+    escalation_id: str = Field(
+        description="The escalation.raised this closes; the event id is {escalation_id}:resolved."
+    )
+    ticket_id: str
+    level: int = Field(ge=1)
+    reason: ResolutionReason
+    raised_at: str
+    fired_at: str = Field(description="When it was resolved (logical instant).")
+    open_ms: int = Field(ge=0, description="How long the escalation was open.")
+    acknowledged_by: str | None = None
+    acknowledged_at: str | None = None
+    by: str | None = Field(default=None, description="Who de-escalated it (reason deescalated), else null.")
+    policy: PolicyRef
+    agreement: AgreementRef | None = None
 
 
 class NotificationData(_Model):
@@ -142,6 +168,11 @@ class _OutEnvelope(_Model):
 class EscalationRaised(_OutEnvelope):
     type: Literal["escalation.raised"]
     data: EscalationData
+
+
+class EscalationResolved(_OutEnvelope):
+    type: Literal["escalation.resolved"]
+    data: EscalationResolvedData
 
 
 class NotificationRequested(_OutEnvelope):

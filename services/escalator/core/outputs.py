@@ -41,7 +41,8 @@ NOTIFICATIONS: Final = "notifications"
 OUTPUT_SOURCE: Final = "urn:escalator"
 SCHEMA_URN: Final = "urn:escalator:schema:{type}:v1"
 _SCHEMAS: Final = {
-    t: SCHEMA_URN.format(type=t) for t in ("escalation.raised", "notification.requested", "incident.detected")
+    t: SCHEMA_URN.format(type=t)
+    for t in ("escalation.raised", "escalation.resolved", "notification.requested", "incident.detected")
 }
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "Matcher",
     "NotifyTarget",
     "PolicySet",
+    "Requests",
     "Scalar",
     "Step",
     "Threshold",
@@ -120,6 +121,7 @@ class CompiledPolicy:
     choice: CalendarChoice | None = None  # None: ``calendar`` for every ticket
     metric_pause: dict[str, frozenset[str]] = field(default_factory=dict)  # per-metric pause_on overrides
     metric_reopen: dict[str, str] = field(default_factory=dict)  # per-metric on_reopen (default: resolution resumes)
+    resolve_events: bool = False  # escalation.resolved when an escalation's cause ends
 
     def with_calendar(self, calendar: Calendar) -> CompiledPolicy:
         """This policy as it applies to a ticket whose calendar is ``calendar``."""
@@ -140,6 +142,7 @@ class CompiledPolicy:
             self.choice,
             self.metric_pause,
             self.metric_reopen,
+            self.resolve_events,
         )
 
 
@@ -192,6 +195,15 @@ class ClockRule:
 
 
 @dataclass(frozen=True, slots=True)
+class Requests:
+    """``requests:``: who may ask for which level, and whom a requested escalation notifies."""
+
+    max_level: dict[str, int]  # by requester, agent, manager, system
+    notify: dict[int, tuple[NotifyTarget, ...]]  # by level
+    teams: dict[str, tuple[NotifyTarget, ...]]  # functional escalations, by team
+
+
+@dataclass(frozen=True, slots=True)
 class Agreement:
     """An agreement beside the customer SLA: its own policies (as a :class:`PolicySet` without triggers or
     incidents, so the engine runs it like the SLA), one instance per ticket or, ``per_group``, per group."""
@@ -217,6 +229,7 @@ class PolicySet:
     zoned: dict[str, ZonedCalendar] = field(default_factory=dict)
     variants: dict[tuple[str, str, str], CompiledPolicy] = field(default_factory=dict)  # memo of effective()
     agreements: tuple[Agreement, ...] = ()  # beside the customer SLA (``policies``), in declaration order
+    requests: Requests | None = None  # requested escalations (``requests:``); None: requests only set the flag
     clock_rules: tuple[ClockRule, ...] = ()  # the metrics the file defines by conditions, in declaration order
     metric_order: dict[str, int] = field(default_factory=dict)  # firing order at one instant, beyond the built-ins
 

@@ -36,6 +36,7 @@ from .plan import (
     Matcher,
     NotifyTarget,
     PolicySet,
+    Requests,
     Scalar,
     Step,
     Threshold,
@@ -51,6 +52,7 @@ from .vocabulary import (
     EscalationKind,
     OnReopen,
     Priority,
+    Requester,
     Status,
 )
 
@@ -74,6 +76,7 @@ __all__ = [
     "PolicySet",
     "PolicySpec",
     "RepeatSpec",
+    "RequestsSpec",
     "StepSpec",
     "TargetsSpec",
     "Threshold",
@@ -251,6 +254,7 @@ class PolicySpec(_Spec):
     warn_notify: list[NotifyTargetSpec] | None = None
     breach_notify: list[NotifyTargetSpec] | None = None
     catch_up: CatchUp = "all"
+    resolve_events: bool = False  # emit escalation.resolved when an escalation's cause ends
 
     @field_validator("warn_at")
     @classmethod
@@ -366,6 +370,23 @@ class IncidentSpec(_Spec):
         return v
 
 
+class RequestsSpec(_Spec):
+    """How ``ticket.escalation_requested`` events become escalations (only with this section: without it they only
+    set the flag that ``escalation_requested`` triggers test, as before)."""
+
+    max_level: dict[Requester, int] = Field(default_factory=dict)  # default: requester 1, the others 99
+    notify: dict[int, list[NotifyTargetSpec]] = Field(default_factory=dict)  # per level (default: the ladder's)
+    teams: dict[str, list[NotifyTargetSpec]] = Field(default_factory=dict)  # per team (default: {team: <name>})
+
+    @field_validator("max_level")
+    @classmethod
+    def _levels(cls, v: dict[str, int]) -> dict[str, int]:
+        bad = [f"{k}: {n}" for k, n in v.items() if not 1 <= n <= 99]
+        if bad:
+            raise ValueError(f"levels are 1..99 ({', '.join(bad)})")
+        return v
+
+
 class AgreementSpec(_Spec):
     """An agreement beside the customer SLA (an OLA per group, a regulatory clock): its own ordered policies, clocks,
     thresholds and ladder. ``per: group`` runs one instance per assignment group the ticket sits in."""
@@ -391,6 +412,7 @@ class PolicyFileSpec(_Spec):
     policies: list[PolicySpec] = Field(min_length=1)
     agreements: list[AgreementSpec] = Field(default_factory=list)
     metrics: dict[str, MetricSpec] = Field(default_factory=dict)
+    requests: RequestsSpec | None = None
     triggers: list[TriggerSpec] = Field(default_factory=list)
     incidents: list[IncidentSpec] = Field(default_factory=list)
 
@@ -787,7 +809,16 @@ def _policy_set(
         for name, m in spec.metrics.items()
         if name not in METRICS
     )
+    requests = None
+    if spec.requests is not None:
+        requests = Requests(
+            {"requester": 1, "agent": 99, "manager": 99, "system": 99}
+            | {str(k): n for k, n in spec.requests.max_level.items()},
+            {level: tuple(_notify_target(t) for t in ts) for level, ts in spec.requests.notify.items()},
+            {team: tuple(_notify_target(t) for t in ts) for team, ts in spec.requests.teams.items()},
+        )
     return PolicySet(
+        requests=requests,
         clock_rules=rules,
         metric_order={
             **{m: i for i, m in enumerate(METRICS)},
@@ -853,6 +884,7 @@ def _compile_policies(
                 catch_up_latest=p.catch_up == "latest",
                 metric_pause=pause,
                 metric_reopen=reopen,
+                resolve_events=p.resolve_events,
             )
         )
     return tuple(compiled)
@@ -868,7 +900,7 @@ def _choice(p: PolicySpec, zoned: Mapping[str, ZonedCalendar]) -> CalendarChoice
 #: Fields added to the policy language after its first release, with their defaults, by section: left out of the
 #: version hash while at the default, so a file that does not use them keeps its version (and its outputs' bytes).
 _ADDED_FIELDS: Final[dict[str, dict[str, object]]] = {
-    "policies": {"catch_up": "all"},
+    "policies": {"catch_up": "all", "resolve_events": False},
     "calendars": {"fallback_timezone": None},
 }
 
@@ -876,7 +908,7 @@ _ADDED_FIELDS: Final[dict[str, dict[str, object]]] = {
 def policy_version(spec: PolicyFileSpec) -> str:
     """A short content hash of the validated policy (formatting and comments do not change it)."""
     doc = spec.model_dump(mode="json")
-    for added in ("agreements", "metrics"):  # sections added after the first release: unhashed while unused
+    for added in ("agreements", "metrics", "requests"):  # sections added after the first release: unhashed unused
         if not doc.get(added):
             doc.pop(added, None)
     for agreement in doc.get("agreements", []):

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from .vocabulary import PHASES
 
-__all__ = ["PHASES", "ROW_FORMAT", "STATE_FIELDS", "STATE_FORMAT", "Clock", "TicketState"]
+__all__ = ["PHASES", "ROW_FORMAT", "STATE_FIELDS", "STATE_FORMAT", "Clock", "EscalationRecord", "TicketState"]
 
 STATE_FORMAT: Final = 1
 ROW_FORMAT: Final = 2  # the positional form of to_row/from_row
@@ -97,6 +97,39 @@ class Clock:
 
 
 @dataclass(slots=True)
+class EscalationRecord:
+    """An escalation raised for the ticket, while open and (a few) after it was resolved. Treated as immutable: a
+    change makes a new record. ``cause``: ``clock:<metric>:<cycle>``, ``trigger:<id>`` or ``request``."""
+
+    id: str
+    level: int
+    cause: str
+    raised_ms: int
+    acked_by: str | None = None
+    acked_ms: int | None = None
+    resolved_ms: int | None = None
+    resolved: str | None = None  # why (a ResolutionReason)
+    resolved_by: str | None = None
+
+    def to_list(self) -> list[Any]:
+        return [
+            self.id,
+            self.level,
+            self.cause,
+            self.raised_ms,
+            self.acked_by,
+            self.acked_ms,
+            self.resolved_ms,
+            self.resolved,
+            self.resolved_by,
+        ]
+
+    @classmethod
+    def from_list(cls, v: list[Any]) -> EscalationRecord:
+        return cls(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8])
+
+
+@dataclass(slots=True)
 class TicketState:
     ticket_id: str
     created_ms: int
@@ -132,6 +165,8 @@ class TicketState:
     # policy and clocks; its ticket attributes are copied from this state whenever it is used.
     agreements: dict[str, TicketState] = field(default_factory=dict)
     instance: str | None = None  # set on an agreement instance's state: the instance key
+    # escalations of this clock set (policies with resolve_events): every open one and the last few resolved
+    escalations: list[EscalationRecord] = field(default_factory=list)
 
     def clone(self) -> TicketState:
         """A copy whose containers can be replaced freely (clocks are shared until replaced)."""
@@ -168,6 +203,7 @@ class TicketState:
             self.requester_timezone,
             {k: a.clone() for k, a in self.agreements.items()} if self.agreements else {},
             self.instance,
+            list(self.escalations) if self.escalations else [],
         )
 
     def snapshot(self) -> dict[str, Any]:
@@ -197,6 +233,8 @@ class TicketState:
                 value = [c.to_list() for c in self.clocks.values()]
             elif name == "agreements":
                 value = {k: a.to_dict() for k, a in self.agreements.items()}
+            elif name == "escalations":
+                value = [e.to_list() for e in self.escalations]
             elif isinstance(value, tuple):
                 value = list(value)
             d[name] = value
@@ -215,6 +253,8 @@ class TicketState:
                 value = {c.metric: c for c in (Clock.from_list(v) for v in value)}
             elif name == "agreements":
                 value = {k: TicketState.from_dict(v) for k, v in value.items()}
+            elif name == "escalations":
+                value = [EscalationRecord.from_list(v) for v in value]
             elif name in _TUPLE_FIELDS:
                 value = tuple(value)
             elif name in _DICT_FIELDS:
@@ -260,15 +300,20 @@ class TicketState:
             self.last_event_ms,
             list(self.flags),
         ]
-        if self.requester_timezone is not None or self.agreements:  # later fields only when set: older rows stay
-            row.append(self.requester_timezone)
-        if self.agreements:
-            row.append([a.instance_row() for a in self.agreements.values()])
+        # fields added later, only as far as one is set: older rows stay as they were
+        tail: list[Any] = [
+            self.requester_timezone,
+            [a.instance_row() for a in self.agreements.values()],
+            [e.to_list() for e in self.escalations],
+        ]
+        while tail and not tail[-1]:
+            tail.pop()
+        row.extend(tail)
         return row
 
     def instance_row(self) -> list[Any]:
         """An agreement instance's own part (its ticket attributes are the ticket's)."""
-        return [
+        own: list[Any] = [
             self.instance,
             self.policy_id,
             self.policy_version,
@@ -276,6 +321,9 @@ class TicketState:
             self.watermark_ms,
             list(self.flags),
         ]
+        if self.escalations:
+            own.append([e.to_list() for e in self.escalations])
+        return own
 
     @classmethod
     def from_row(cls, r: list[Any]) -> TicketState:
@@ -320,7 +368,11 @@ class TicketState:
                 inst = TicketState(s.ticket_id, s.created_ms, instance=v[0], policy_id=v[1], policy_version=v[2])
                 inst.clocks = {c.metric: c for c in (Clock.from_list(x) for x in v[3])}
                 inst.watermark_ms, inst.flags = v[4], tuple(v[5])
+                if len(v) > 6:
+                    inst.escalations = [EscalationRecord.from_list(x) for x in v[6]]
                 s.agreements[v[0]] = inst
+        if len(r) > 33:
+            s.escalations = [EscalationRecord.from_list(x) for x in r[33]]
         return s
 
 
@@ -359,6 +411,7 @@ STATE_FIELDS: Final = (
     "requester_timezone",
     "agreements",
     "instance",
+    "escalations",
 )
 _TUPLE_FIELDS: Final = frozenset({"tags", "triggers_on", "seen", "flags"})
 _DICT_FIELDS: Final = frozenset({"fields", "trigger_fires"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .clocks import due_at, is_paused, next_at
 from .engine import effective_policy, rebase, sync_instance
 from .plan import PolicySet
-from .state import RUNNING, TicketState
+from .state import RUNNING, EscalationRecord, TicketState
 from .timefmt import format_ms
 from .vocabulary import METRICS
 
@@ -79,4 +79,20 @@ def _view(s: TicketState, policy: PolicySet, now_ms: int) -> dict[str, object]:
         "flags": list(s.flags),
         "clocks": clocks,
         "next_deadline": None if upcoming is None else format_ms(upcoming),
+        "escalations": [_escalation(e) for e in s.escalations],
+    }
+
+
+def _escalation(e: EscalationRecord) -> dict[str, object]:
+    return {
+        "id": e.id,
+        "level": e.level,
+        "cause": e.cause,
+        "status": "open" if e.resolved_ms is None else "resolved",
+        "raised_at": format_ms(e.raised_ms),
+        "acknowledged_by": e.acked_by,
+        "acknowledged_at": None if e.acked_ms is None else format_ms(e.acked_ms),
+        "resolved_at": None if e.resolved_ms is None else format_ms(e.resolved_ms),
+        "resolution": e.resolved,
+        "resolved_by": e.resolved_by,
     }

@@ -25,6 +25,8 @@ __all__ = [
     "PHASES",
     "PRIORITIES",
     "RECIPIENT_TYPES",
+    "REQUESTERS",
+    "RESOLUTION_REASONS",
     "SEVERITIES",
     "STATUSES",
     "Author",
@@ -40,6 +42,8 @@ __all__ = [
     "Phase",
     "Priority",
     "RecipientType",
+    "Requester",
+    "ResolutionReason",
     "Severity",
     "Status",
 ]
@@ -84,8 +88,17 @@ Author = Literal["agent", "requester"]
 
 EscalationKind = Literal["automatic", "hierarchical", "functional"]
 ESCALATION_KINDS: Final[tuple[str, ...]] = get_args(EscalationKind)
-EscalationReason = Literal["sla_breach", "sla_at_risk", "trigger", "requester_request", "incident"]
+EscalationReason = Literal["sla_breach", "sla_at_risk", "trigger", "requester_request", "agent_request", "incident"]
 ESCALATION_REASONS: Final[tuple[str, ...]] = get_args(EscalationReason)
+
+#: Why a raised escalation was resolved (``escalation.resolved``).
+ResolutionReason = Literal[
+    "clock_achieved", "clock_stopped", "ticket_solved", "ticket_closed", "deescalated", "trigger_cleared"
+]
+RESOLUTION_REASONS: Final[tuple[str, ...]] = get_args(ResolutionReason)
+#: Who asked for an escalation (``ticket.escalation_requested`` ``by``; other text counts as the requester).
+Requester = Literal["requester", "agent", "manager", "system"]
+REQUESTERS: Final[tuple[str, ...]] = get_args(Requester)
 
 NotificationKind = Literal["sla_warning", "sla_breach", "escalation", "requester_update", "incident"]
 NOTIFICATION_KINDS: Final[tuple[str, ...]] = get_args(NotificationKind)

@@ -301,7 +301,8 @@ class Summary:
             elif kind is ClockOutcome:
                 self._outcome(c)  # type: ignore[arg-type]
             elif kind is Ignored:
-                self.duplicates += 1
+                if c.reason == "duplicate":  # type: ignore[union-attr]
+                    self.duplicates += 1
 
     def _emit(self, c: Emit) -> None:
         ev = c.event

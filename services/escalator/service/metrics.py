@@ -55,6 +55,11 @@ class Metrics:
         self.events_rejected = c(
             "escalator_events_rejected_total", "Input records sent to the dead-letter topic, by reason.", "reason"
         )
+        self.events_ignored = c(
+            "escalator_events_ignored_total",
+            "Input events that changed nothing, by why (e.g. unknown_escalation: a de-escalation of none open).",
+            "reason",
+        )
         self.events_duplicate = c(
             "escalator_events_duplicate_total", "Input events ignored as duplicates (same source and id)."
         )
@@ -165,6 +170,8 @@ class Metrics:
             self.events_rejected.labels(reason).inc(n)
         if stats.duplicates:
             self.events_duplicate.inc(stats.duplicates)
+        for reason, n in stats.ignored.items():
+            self.events_ignored.labels(reason).inc(n)
         for metric, n in stats.skipped.items():
             self.thresholds_skipped.labels(metric).inc(n)
         if stats.purged:

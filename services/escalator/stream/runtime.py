@@ -116,6 +116,7 @@ class BatchStats:
     consumed: Counter[str] = field(default_factory=Counter)  # by event type
     rejected: Counter[str] = field(default_factory=Counter)  # by dead-letter reason
     duplicates: int = 0
+    ignored: Counter[str] = field(default_factory=Counter)  # events that changed nothing, by why (not duplicates)
     skipped: Counter[str] = field(default_factory=Counter)  # thresholds passed over (catch_up: latest), by metric
     emits: list[tuple[Emit, str, bool]] = field(default_factory=list)  # (output, ticket priority, fired by a timer)
     outcomes: list[ClockOutcome] = field(default_factory=list)
@@ -419,7 +420,11 @@ class Runtime:
                 assert isinstance(c, ClockOutcome)
                 stats.outcomes.append(c)
             elif kind is Ignored:
-                stats.duplicates += 1
+                assert isinstance(c, Ignored)
+                if c.reason == "duplicate":
+                    stats.duplicates += 1
+                else:  # a no-op the event asked for (e.g. de-escalating an escalation that is not open)
+                    stats.ignored[c.reason] += 1
             elif kind is ThresholdSkipped:
                 assert isinstance(c, ThresholdSkipped)
                 stats.skipped[c.metric] += 1
