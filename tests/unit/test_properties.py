@@ -23,7 +23,9 @@ from tests.support import EXAMPLE_POLICY, envelope, example_policy, ms
 # catch_up: latest), so the properties cover them too; the default policy keeps catch_up: all.
 _V2 = (
     EXAMPLE_POLICY.read_text()
-    .replace("    requester_updates: true", "    requester_updates: true\n    catch_up: latest", 1)
+    .replace(
+        "    requester_updates: true", "    requester_updates: true\n    catch_up: latest\n    resolve_events: true", 1
+    )
     .replace(
         "targets: {first_response: 15m, next_reply: 30m, periodic_update: 1h, resolution: 4h}",
         "targets: {first_response: 15m, next_reply: 30m, periodic_update: 1h, resolution: 4h, time_to_assign: 20m,"
@@ -43,6 +45,9 @@ _V2 = (
     )
 )
 _V2 += """
+requests:
+  max_level: {requester: 1, agent: 2}
+  teams: {legal: [{team: legal-ops}]}
 metrics:
   time_to_assign: {start: {}, stop: {assignee_set: true}}
   hold_time: {start: {status: [on_hold]}, stop: {status: [open]}, pause_on: [], on_reopen: restart}
@@ -89,6 +94,10 @@ actions = st.sampled_from(
         ("updated", {"changes": {"requester_timezone": "Asia/Tokyo"}}),
         ("escalation_acknowledged", {"by": "lead"}),
         ("escalation_requested", {}),
+        ("escalation_requested", {"by": "agent", "team": "legal", "reason": "contract"}),
+        ("escalation_requested", {"by": "requester"}),
+        ("deescalated", {"by": "kim"}),
+        ("deescalated", {"by": "kim", "level": 2}),
         ("rated", {"score": 1}),
         ("rated", {"score": 5}),
     ]
