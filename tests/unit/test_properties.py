@@ -24,7 +24,9 @@ from tests.support import EXAMPLE_POLICY, envelope, example_policy, ms
 _V2 = (
     EXAMPLE_POLICY.read_text()
     .replace(
-        "    requester_updates: true", "    requester_updates: true\n    catch_up: latest\n    resolve_events: true", 1
+        "    requester_updates: true",
+        "    requester_updates: true\n    catch_up: latest\n    resolve_events: true\n    follow_up: {after: 2h}",
+        1,
     )
     .replace(
         "targets: {first_response: 15m, next_reply: 30m, periodic_update: 1h, resolution: 4h}",

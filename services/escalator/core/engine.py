@@ -50,6 +50,7 @@ from .events import Event
 from .messages import (
     at_risk_text,
     breach_text,
+    follow_up_text,
     ladder_text,
     recipients,
     request_text,
@@ -71,7 +72,7 @@ from .outputs import (
 from .plan import CompiledPolicy, Condition, Matcher, NotifyTarget, PolicySet, Requests, Threshold
 from .state import ACHIEVED, CANCELLED, RUNNING, STOPPED, Clock, EscalationRecord, TicketState
 from .timefmt import format_ms
-from .vocabulary import DONE_STATUSES, METRICS, REQUESTERS
+from .vocabulary import DONE_STATUSES, FOLLOW_UP, METRICS, REQUESTERS
 
 __all__ = [
     "SEEN_IDS_KEPT",
@@ -348,8 +349,10 @@ def _set_status(s: TicketState, status: str, at: int, pol: CompiledPolicy | None
         _end(s, "next_reply", STOPPED, at, pol, cmds)
         _end(s, "periodic_update", CANCELLED, at, pol, cmds)
         for m in list(s.clocks):
-            if m not in _BUILT_IN:  # a defined metric's clock stops with the ticket
+            if m not in _BUILT_IN and m != FOLLOW_UP:  # a defined metric's clock stops with the ticket
                 _end(s, m, STOPPED, at, pol, cmds)
+        if status == "solved" and pol is not None and pol.follow_up is not None:
+            start_cycle(s, FOLLOW_UP, at, pol)  # the feedback request, in ``after`` of open time
         s.escalation_requested = False
         if status == "closed":
             s.closed_ms = at
@@ -358,6 +361,11 @@ def _set_status(s: TicketState, status: str, at: int, pol: CompiledPolicy | None
         # same cycle with the open time it had, and the others stay as they ended.
         s.reopen_count += 1
         s.closed_ms = None
+        follow = s.clocks.get(FOLLOW_UP)
+        if follow is not None and follow.phase == RUNNING:  # a reopen cancels the pending feedback request
+            follow = follow.copy()
+            follow.phase, follow.ended_ms, follow.next_at_ms, follow.next_key = CANCELLED, at, None, None
+            s.clocks[FOLLOW_UP] = follow
         for m, ended in list(s.clocks.items()):
             mode = _reopen_mode(pol, m)
             if mode == "resume":
@@ -683,6 +691,9 @@ def _fire(s: TicketState, c: Clock, pol: CompiledPolicy | None, ps: PolicySet, c
     if pol.catch_up_latest and th is not None and _superseded(c, th, pol):
         c.skipped = (*c.skipped, key)
         cmds.append(ThresholdSkipped(s.ticket_id, c.metric, c.cycle, key, at, pol.id))
+    elif th is not None and th.kind == "follow":
+        cmds.append(_follow_up(s, c, at, pol, ps))
+        c.phase, c.ended_ms = ACHIEVED, at
     elif th is not None and th.kind != "esc":
         _notify_threshold(s, c, th, at, due_text, pol, ps, cmds)
     else:
@@ -706,6 +717,27 @@ def _superseded(c: Clock, th: Threshold, pol: CompiledPolicy) -> bool:
         elif after_self and (other.kind != "esc") == notice and not (halted and other.kind == "esc"):
             return True
     return False
+
+
+def _follow_up(s: TicketState, c: Clock, at: int, pol: CompiledPolicy, ps: PolicySet) -> Emit:
+    """The feedback request a policy's ``follow_up`` sends after the ticket was solved."""
+    assert pol.follow_up is not None
+    at_text = format_ms(at)
+    subject, body = follow_up_text(s)
+    return notification(
+        f"{_prefix(s)}:{FOLLOW_UP}:{c.cycle}",
+        s.ticket_id,
+        at_text,
+        ticket_id=s.ticket_id,
+        kind="follow_up",
+        recipients=recipients(s, pol.follow_up[1], pol),
+        severity="info",
+        subject=subject,
+        body=body,
+        policy_ref={"id": pol.id, "version": ps.version},
+        cycle=c.cycle,
+        agreement=_agreement_ref(s),
+    )
 
 
 def _threshold(pol: CompiledPolicy, metric: str, key: str) -> Threshold | None:

@@ -16,6 +16,7 @@ __all__ = [
     "METRIC_TEXT",
     "at_risk_text",
     "breach_text",
+    "follow_up_text",
     "ladder_text",
     "recipients",
     "request_text",
@@ -114,6 +115,14 @@ def request_text(s: TicketState, level: int, by: str, team: str | None, note: st
         f"Escalation L{level}: ticket {s.ticket_id} (requested by the {by})",
         f"Ticket {s.ticket_id} {_ticket_line(s)}, assignee {s.assignee or '-'}) was escalated to {whom} at the "
         f"{by}'s request{why}.",
+    )
+
+
+def follow_up_text(s: TicketState) -> tuple[str, str]:
+    return (
+        f"How did we do with your request {s.ticket_id}?",
+        f"Your request {s.ticket_id} was solved. We would like to know whether it was solved well: a rating of 1 to 5 "
+        "and a word on what we could do better help us improve.",
     )
 
 

@@ -122,6 +122,7 @@ class CompiledPolicy:
     metric_pause: dict[str, frozenset[str]] = field(default_factory=dict)  # per-metric pause_on overrides
     metric_reopen: dict[str, str] = field(default_factory=dict)  # per-metric on_reopen (default: resolution resumes)
     resolve_events: bool = False  # escalation.resolved when an escalation's cause ends
+    follow_up: tuple[int, tuple[NotifyTarget, ...]] | None = None  # (after, whom): a feedback request after solving
 
     def with_calendar(self, calendar: Calendar) -> CompiledPolicy:
         """This policy as it applies to a ticket whose calendar is ``calendar``."""
@@ -143,6 +144,7 @@ class CompiledPolicy:
             self.metric_pause,
             self.metric_reopen,
             self.resolve_events,
+            self.follow_up,
         )
 
 

@@ -46,6 +46,7 @@ from .plan import (
 from .vocabulary import (
     DEFAULT_PAUSE_ON,
     DONE_STATUSES,
+    FOLLOW_UP,
     GROUP_BY_ATTRIBUTES,
     METRICS,
     CatchUp,
@@ -63,6 +64,7 @@ __all__ = [
     "ClockConditionSpec",
     "CompiledPolicy",
     "EscalateSpec",
+    "FollowUpSpec",
     "IncidentRule",
     "IncidentSpec",
     "Located",
@@ -255,6 +257,7 @@ class PolicySpec(_Spec):
     breach_notify: list[NotifyTargetSpec] | None = None
     catch_up: CatchUp = "all"
     resolve_events: bool = False  # emit escalation.resolved when an escalation's cause ends
+    follow_up: FollowUpSpec | None = None
 
     @field_validator("warn_at")
     @classmethod
@@ -367,6 +370,21 @@ class IncidentSpec(_Spec):
     def _window(cls, v: int) -> int:
         if v <= 0:
             raise ValueError("window must be longer than 0")
+        return v
+
+
+class FollowUpSpec(_Spec):
+    """A feedback request this long after the ticket is solved (open time of the policy's calendar); a reopen
+    cancels it."""
+
+    after: Duration
+    notify: list[NotifyTargetSpec] = Field(default_factory=lambda: [NotifyTargetSpec(requester=True)])
+
+    @field_validator("after")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v <= 0:
+            raise ValueError("follow_up.after must be longer than 0")
         return v
 
 
@@ -880,11 +898,22 @@ def _compile_policies(
                 breach_notify=(
                     tuple(_notify_target(t) for t in p.breach_notify) if p.breach_notify else default_notify
                 ),
-                plans={m: _plan(t, warn_at, steps) for m, t in targets.items()},
+                plans={m: _plan(t, warn_at, steps) for m, t in targets.items()}
+                | (
+                    {}
+                    if p.follow_up is None
+                    else {FOLLOW_UP: (Threshold(p.follow_up.after, FOLLOW_UP, "follow", 0, -1, 0.0),)}
+                ),
                 catch_up_latest=p.catch_up == "latest",
                 metric_pause=pause,
                 metric_reopen=reopen,
                 resolve_events=p.resolve_events,
+                follow_up=None
+                if p.follow_up is None
+                else (
+                    p.follow_up.after,
+                    tuple(_notify_target(t) for t in p.follow_up.notify),
+                ),
             )
         )
     return tuple(compiled)
@@ -900,7 +929,7 @@ def _choice(p: PolicySpec, zoned: Mapping[str, ZonedCalendar]) -> CalendarChoice
 #: Fields added to the policy language after its first release, with their defaults, by section: left out of the
 #: version hash while at the default, so a file that does not use them keeps its version (and its outputs' bytes).
 _ADDED_FIELDS: Final[dict[str, dict[str, object]]] = {
-    "policies": {"catch_up": "all", "resolve_events": False},
+    "policies": {"catch_up": "all", "resolve_events": False, "follow_up": None},
     "calendars": {"fallback_timezone": None},
 }
 

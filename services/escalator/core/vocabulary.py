@@ -17,6 +17,7 @@ __all__ = [
     "ENDINGS",
     "ESCALATION_KINDS",
     "ESCALATION_REASONS",
+    "FOLLOW_UP",
     "GROUP_BY_ATTRIBUTES",
     "METRICS",
     "NOTIFICATION_KINDS",
@@ -79,6 +80,9 @@ OUTCOMES: Final[tuple[str, ...]] = get_args(Outcome)
 CatchUp = Literal["all", "latest"]
 CATCH_UP: Final[tuple[str, ...]] = get_args(CatchUp)
 
+#: The clock of a policy's ``follow_up`` (a feedback request after the solve): not an SLA metric.
+FOLLOW_UP: Final = "follow_up"
+
 #: What a metric's clock does when a solved or closed ticket is reopened.
 OnReopen = Literal["resume", "restart", "none"]
 ON_REOPEN: Final[tuple[str, ...]] = get_args(OnReopen)
@@ -100,7 +104,7 @@ RESOLUTION_REASONS: Final[tuple[str, ...]] = get_args(ResolutionReason)
 Requester = Literal["requester", "agent", "manager", "system"]
 REQUESTERS: Final[tuple[str, ...]] = get_args(Requester)
 
-NotificationKind = Literal["sla_warning", "sla_breach", "escalation", "requester_update", "incident"]
+NotificationKind = Literal["sla_warning", "sla_breach", "escalation", "requester_update", "incident", "follow_up"]
 NOTIFICATION_KINDS: Final[tuple[str, ...]] = get_args(NotificationKind)
 Severity = Literal["info", "warning", "high", "critical"]
 SEVERITIES: Final[tuple[str, ...]] = get_args(Severity)
