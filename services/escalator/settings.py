@@ -212,6 +212,27 @@ class Settings(BaseSettings):
         description="Host name other workers use to reach this one (routing of /tickets/{id} to the owner). "
         "Default: web_host, or this machine's name when web_host is 0.0.0.0.",
     )
+    web_api_tokens: SecretStr | None = Field(
+        default=None,
+        description="Bearer tokens (comma-separated; secret) required for every worker endpoint but /healthz, /readyz "
+        "and /metrics (/tickets/{id}, /policy). Unset: open -- keep the port on loopback or a private network then.",
+    )
+    web_metrics_tokens: SecretStr | None = Field(
+        default=None,
+        description="Bearer tokens (comma-separated; secret) required for /metrics of the worker, the relay and the "
+        "gateway (an API token is accepted too). Unset: /metrics is open.",
+    )
+    web_tls_certfile: Path | None = Field(
+        default=None,
+        description="Certificate chain (PEM) of the HTTP port of the worker, the relay and the gateway: set, the port "
+        "speaks HTTPS only (TLS 1.2+), and workers forward /tickets/{id} to each other over https.",
+    )
+    web_tls_keyfile: Path | None = Field(default=None, description="Private key (PEM) of web_tls_certfile.")
+    web_tls_cafile: Path | None = Field(
+        default=None,
+        description="CA bundle a worker verifies other workers' certificates with when it forwards /tickets/{id} "
+        "(default: the system's).",
+    )
     log_format: Literal["text", "json"] = Field(default="text", description="Log format.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
     debug_loggers: str = Field(
@@ -284,7 +305,8 @@ class Settings(BaseSettings):
             import socket
 
             host = socket.getfqdn()
-        return f"http://{host}:{self.web_port}"
+        scheme = "https" if self.web_tls_certfile else "http"
+        return f"{scheme}://{host}:{self.web_port}"
 
     @property
     def topic_incident_signals(self) -> str:

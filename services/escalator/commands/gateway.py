@@ -66,6 +66,7 @@ def serve(settings: Settings, mappings: Mappings) -> int:
     from ..gateway.app import create_gateway
     from ..gateway.delivery import KafkaDelivery
     from ..service.timesource import WallTime
+    from ..service.webauth import server_ssl_context
 
     async def main() -> int:
         loop = asyncio.get_running_loop()
@@ -77,7 +78,9 @@ def serve(settings: Settings, mappings: Mappings) -> int:
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         try:
-            await web.TCPSite(runner, settings.gateway_host, settings.gateway_port).start()
+            await web.TCPSite(
+                runner, settings.gateway_host, settings.gateway_port, ssl_context=server_ssl_context(settings)
+            ).start()
             print(
                 f"escalator gateway: http://{settings.gateway_host}:{settings.gateway_port} -> "
                 f"{settings.topic_input} on {settings.bootstrap_servers} ({settings.broker_flavour}), "

@@ -19,6 +19,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from ..service.timesource import TimeSource
+from ..service.webauth import protect
 from ..settings import Settings
 from .cloudevents import UnsupportedMedia, documents, to_record
 from .delivery import Delivery, DeliveryFailed, Record
@@ -210,4 +211,4 @@ def create_gateway(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    return app
+    return protect(app, settings, api=False)  # /metrics behind ESCALATOR_WEB_METRICS_TOKENS; webhooks sign

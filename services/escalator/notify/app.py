@@ -13,6 +13,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from ..service.timesource import TimeSource
+from ..service.webauth import protect, server_ssl_context
 from ..settings import Settings
 from .channels import AiohttpTransport, ChannelSender
 from .channels.email import AiosmtplibTransport, EmailChannel, SmtpOptions
@@ -106,9 +107,12 @@ def run_relay(
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        runner = web.AppRunner(notify_web_app(relay, registry), access_log=None)
+        app = protect(notify_web_app(relay, registry), settings, api=False)  # /metrics: ESCALATOR_WEB_METRICS_TOKENS
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, settings.notify_web_host, settings.notify_web_port).start()
+        await web.TCPSite(
+            runner, settings.notify_web_host, settings.notify_web_port, ssl_context=server_ssl_context(settings)
+        ).start()
         stop_helper = None if startup is None else await startup()
         try:
             await relay.run(stop)

@@ -22,6 +22,7 @@ import gc
 import logging
 import os
 import signal
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
-from aiohttp import ClientSession, ClientTimeout, web
+from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from ..core import PolicySet, describe
@@ -41,6 +42,7 @@ from ..stream.runtime import Runtime, RuntimeConfig, Topics
 from ..stream.store import StoreFactory, store_factory
 from .metrics import Metrics
 from .timesource import TimeSource
+from .webauth import protect, server_ssl_context
 
 __all__ = [
     "ConfluentPorts",
@@ -319,17 +321,23 @@ def web_app(service: Service) -> web.Application:
                 503,
             )
         session: ClientSession = request.app[FORWARD_SESSION]
+        headers = {FORWARDED: "1"}
+        if "Authorization" in request.headers:  # the owner checks the same tokens
+            headers["Authorization"] = request.headers["Authorization"]
         try:
-            async with session.get(f"{url}/tickets/{ticket_id}", headers={FORWARDED: "1"}) as resp:
+            async with session.get(f"{url}/tickets/{ticket_id}", headers=headers) as resp:
                 return web.Response(body=await resp.read(), status=resp.status, content_type="application/json")
         except Exception as exc:  # the owner moved or is down: say so
             return _json({"error": f"the owner {url} did not answer: {exc}", "ticket_id": ticket_id}, 502)
 
     app = web.Application()
     app.add_routes(routes)
+    protect(app, service.settings, api=True)
+    cafile = service.settings.web_tls_cafile
 
     async def session_ctx(app: web.Application) -> AsyncIterator[None]:
-        app[FORWARD_SESSION] = ClientSession(timeout=ClientTimeout(total=5))
+        connector = TCPConnector(ssl=ssl.create_default_context(cafile=str(cafile))) if cafile else None
+        app[FORWARD_SESSION] = ClientSession(timeout=ClientTimeout(total=5), connector=connector)
         yield
         await app[FORWARD_SESSION].close()
 
@@ -364,7 +372,9 @@ def run_worker(service: Service) -> int:
             loop.add_signal_handler(sig, stopping.set)
         runner = web.AppRunner(web_app(service), access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, settings.web_host, settings.web_port).start()
+        await web.TCPSite(
+            runner, settings.web_host, settings.web_port, ssl_context=server_ssl_context(settings)
+        ).start()
         service.owners.start()
         thread = threading.Thread(target=process, name="escalator-processor")
         thread.start()
