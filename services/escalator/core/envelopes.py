@@ -124,6 +124,9 @@ class CommentedData(_Data):
 
 class StatusChangedData(_Data):
     status: Status
+    root_cause: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        default=None, description="Why the ticket happened, when it is solved (v1, additive): for escalation analytics."
+    )
 
 
 class EscalationRequestedData(_Data):

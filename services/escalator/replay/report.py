@@ -338,6 +338,7 @@ def render_report(
             compliance=_compliance(d, other, names),
             agreement=_agreement(d, other),
             agreements=_agreements(d),
+            analytics=d.get("analytics"),
             breaches=_breaches(summary),
             ladder=_ladder([d, other] if other is not None else [d], names),
             distributions=[x for x in distributions if x is not None],

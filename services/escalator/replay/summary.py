@@ -33,9 +33,11 @@ __all__ = [
     "MAX_REJECTS_KEPT",
     "AgreementDict",
     "AgreementRow",
+    "AnalyticsDict",
     "ChangedCounts",
     "ComparisonRow",
     "ComplianceDict",
+    "CsatRow",
     "DurationRow",
     "EscalationsDict",
     "FunnelDict",
@@ -44,6 +46,7 @@ __all__ = [
     "InputDict",
     "MetricRow",
     "NotificationsDict",
+    "OpenTimeRow",
     "PeriodDict",
     "PolicyDict",
     "RejectRow",
@@ -210,6 +213,25 @@ class AgreementDict(TypedDict):
     total: AgreementRow
 
 
+class OpenTimeRow(TypedDict):
+    n: int
+    p50_s: float | None
+    p90_s: float | None
+
+
+class CsatRow(TypedDict):
+    n: int
+    mean: float
+    low: int  # ratings of 1 or 2
+
+
+class AnalyticsDict(TypedDict):
+    resolved_by_reason: dict[str, int]
+    open_time_by_level: dict[str, OpenTimeRow]  # level -> how long its escalations stayed open
+    csat_by_level: dict[str, CsatRow]  # highest level the ticket reached ("0": never escalated) -> its ratings
+    root_causes: dict[str, int]  # the ten most frequent
+
+
 class SummaryDict(TypedDict):
     """:meth:`Summary.to_dict`, plus ``comparison`` (:func:`compare`) and ``agreement`` (:func:`agreement`) when the
     run made them."""
@@ -231,6 +253,7 @@ class SummaryDict(TypedDict):
     # agreements beside the customer SLA (OLAs, regulatory clocks), only when the policy file has some:
     # agreement id -> group ("-" for a per-ticket agreement) -> metric -> row
     agreements: NotRequired[dict[str, dict[str, dict[str, MetricRow]]]]
+    analytics: NotRequired[AnalyticsDict]  # escalation analytics, when the run has any
 
 
 _Column = Literal["achieved", "breached", "running"]
@@ -268,6 +291,10 @@ class Summary:
         self.elapsed: dict[str, dict[str, tuple[array[int], array[int]]]] = {}
         self.ticket_flags: dict[str, int] = {}  # ticket -> bit per metric breached, and (<< 4) achieved
         self.ticket_level: dict[str, int] = {}  # ticket -> highest escalation level raised
+        self.open_by_level: dict[int, list[int]] = {}  # escalation.resolved: how long each level was open
+        self.resolutions: Counter[str] = Counter()  # escalation.resolved by why
+        self.root_causes: Counter[str] = Counter()  # ticket.status_changed to solved with a root_cause
+        self.ratings_by_level: dict[int, list[int]] = {}  # final rating by the ticket's highest level (0: none)
         self.ticket_info: dict[str, tuple[str, str | None]] = {}  # ticket -> (priority, policy) at the end
         self._resolution: dict[str, tuple[str, str, bool, int, int]] = {}  # last resolution outcome per ticket
         self.tickets = 0
@@ -283,6 +310,10 @@ class Summary:
         t = event.time_ms
         if etype == "ticket.created":
             self.created_per_day[t // _DAY_MS] += 1
+        elif etype == "ticket.status_changed":
+            cause = getattr(event.data, "root_cause", None)
+            if cause is not None:
+                self.root_causes[cause] += 1
         if self.first_ms is None or t < self.first_ms:
             self.first_ms = t
         if self.last_ms is None or t > self.last_ms:
@@ -300,9 +331,8 @@ class Summary:
                 self._emit(c)  # type: ignore[arg-type]
             elif kind is ClockOutcome:
                 self._outcome(c)  # type: ignore[arg-type]
-            elif kind is Ignored:
-                if c.reason == "duplicate":  # type: ignore[union-attr]
-                    self.duplicates += 1
+            elif kind is Ignored and c.reason == "duplicate":  # type: ignore[union-attr]
+                self.duplicates += 1
 
     def _emit(self, c: Emit) -> None:
         ev = c.event
@@ -320,6 +350,9 @@ class Summary:
             tid = data["ticket_id"]
             if self.ticket_level.get(tid, 0) < level:
                 self.ticket_level[tid] = level
+        elif etype == "escalation.resolved":
+            self.resolutions[data["reason"]] += 1
+            self.open_by_level.setdefault(data["level"], []).append(data["open_ms"])
         elif etype == "incident.detected":
             self.incident_count += 1
             if len(self.incidents) < MAX_INCIDENTS_KEPT:
@@ -384,6 +417,8 @@ class Summary:
         resolution = self._resolution
         for tid, s in sim.tickets.items():
             self.ticket_info[tid] = (s.priority, s.policy_id)
+            if s.rating is not None:
+                self.ratings_by_level.setdefault(self.ticket_level.get(tid, 0), []).append(s.rating)
             pol = by_id(s.policy_id)
             if pol is None:
                 continue
@@ -519,9 +554,40 @@ class Summary:
             "funnel": funnel,
             "durations": self.durations(),
         }
+        self._optional_sections(out)
+        return out
+
+    def _optional_sections(self, out: SummaryDict) -> None:
+        """Sections only runs that have them carry (so other runs' JSON stays as it was)."""
         if self._agreement_cycles:
             out["agreements"] = self._agreements()
-        return out
+        analytics = self._analytics()
+        if analytics is not None:
+            out["analytics"] = analytics
+
+    def _analytics(self) -> AnalyticsDict | None:
+        """Escalation analytics (only what the run has): time in escalation by level and why they ended, CSAT by the
+        highest level a ticket reached, the most frequent root causes."""
+        if not (self.open_by_level or self.ratings_by_level or self.root_causes):
+            return None
+        open_time: dict[str, OpenTimeRow] = {}
+        for level in sorted(self.open_by_level):
+            values = sorted(self.open_by_level[level])
+            open_time[str(level)] = {
+                "n": len(values),
+                "p50_s": _seconds(_percentile(values, 0.5)),
+                "p90_s": _seconds(_percentile(values, 0.9)),
+            }
+        csat: dict[str, CsatRow] = {
+            str(level): {"n": len(r), "mean": round(sum(r) / len(r), 2), "low": sum(1 for x in r if x <= 2)}
+            for level, r in sorted(self.ratings_by_level.items())
+        }
+        return {
+            "resolved_by_reason": dict(sorted(self.resolutions.items())),
+            "open_time_by_level": open_time,
+            "csat_by_level": csat,
+            "root_causes": dict(self.root_causes.most_common(10)),
+        }
 
     def durations(self) -> dict[str, dict[str, DurationRow]]:
         """Per metric and priority: ended cycles, percentiles of open time and the share within target."""
@@ -670,6 +736,7 @@ def format_text(d: SummaryDict, other: SummaryDict | None = None) -> str:
     for section in (_text_compliance, _text_outputs, _text_durations):
         section(d, lines.append)
     _text_agreements(d, lines.append)
+    _text_analytics(d, lines.append)
     _text_agreement(d, other, lines.append)
     _text_comparison(d, other, lines.append)
     return "\n".join(lines) + "\n"
@@ -744,6 +811,27 @@ def _text_durations(d: SummaryDict, add: Callable[[str], None]) -> None:
                     f"{metric:<17}{prio:<10}{r['n']:>8,}{format_span(r['p50_s']):>8}{format_span(r['p90_s']):>8}"
                     f"{_fmt_pct(r['within_target_pct']):>15}"
                 )
+
+
+def _text_analytics(d: SummaryDict, add: Callable[[str], None]) -> None:
+    a = d.get("analytics")
+    if not a:
+        return
+    add("")
+    if a["resolved_by_reason"]:
+        add("escalations resolved: " + ", ".join(f"{k} {v:,}" for k, v in a["resolved_by_reason"].items()))
+        for level, row in a["open_time_by_level"].items():
+            add(f"  L{level} open: {row['n']:,}, p50 {format_span(row['p50_s'])}, p90 {format_span(row['p90_s'])}")
+    if a["csat_by_level"]:
+        add(
+            "rating by highest escalation level: "
+            + ", ".join(
+                f"{'none' if lv == '0' else 'L' + lv} {r['mean']:.2f} ({r['n']:,}, {r['low']:,} low)"
+                for lv, r in a["csat_by_level"].items()
+            )
+        )
+    if a["root_causes"]:
+        add("root causes: " + ", ".join(f"{k} {v:,}" for k, v in a["root_causes"].items()))
 
 
 def _text_agreements(d: SummaryDict, add: Callable[[str], None]) -> None:

@@ -66,6 +66,18 @@ class Metrics:
         self.escalations = c("escalator_escalations_total", "Escalations raised.", "level", "kind", "reason")
         self.notifications = c("escalator_notifications_total", "Notifications requested, by kind.", "kind")
         self.incidents = c("escalator_incidents_total", "Incidents detected, by rule.", "rule")
+        self.escalations_by_trigger = c(
+            "escalator_escalations_by_trigger_total", "Escalations raised by a trigger, by trigger id.", "trigger"
+        )
+        self.escalations_resolved = c(
+            "escalator_escalations_resolved_total", "escalation.resolved events, by level and why.", "level", "reason"
+        )
+        self.escalation_open = h(
+            "escalator_escalation_open_seconds",
+            "How long an escalation stayed open (raised to resolved, open time of the wall clock), by level.",
+            _SLA_BUCKETS,
+            "level",
+        )
         sla = ("metric", "priority", "policy")
         self.sla_breaches = c("escalator_sla_breaches_total", "SLA targets breached.", *sla)
         self.sla_warnings = c("escalator_sla_warnings_total", "SLA warnings sent.", *sla)
@@ -208,11 +220,19 @@ class Metrics:
         warnings: CounterOf[tuple[str, str, str]] = CounterOf()
         breaches: CounterOf[tuple[str, str, str]] = CounterOf()
         incidents: CounterOf[str] = CounterOf()
+        by_trigger: CounterOf[str] = CounterOf()
+        resolved: CounterOf[tuple[str, str]] = CounterOf()
+        open_ms: dict[str, list[int]] = {}
         for e, priority, _timer in emits:
             data = e.event["data"]
             etype = e.event["type"]
             if etype == "escalation.raised":
                 escalations[(str(data["level"]), data["kind"], data["reason"])] += 1
+                if data.get("trigger") is not None:
+                    by_trigger[data["trigger"]] += 1
+            elif etype == "escalation.resolved":
+                resolved[(str(data["level"]), data["reason"])] += 1
+                open_ms.setdefault(str(data["level"]), []).append(data["open_ms"])
             elif etype == "notification.requested":
                 kind = data["kind"]
                 notifications[kind] += 1
@@ -232,6 +252,12 @@ class Metrics:
             self.sla_breaches.labels(*labels).inc(n)
         for rule, n in incidents.items():
             self.incidents.labels(rule).inc(n)
+        for trigger, n in by_trigger.items():
+            self.escalations_by_trigger.labels(trigger).inc(n)
+        for (level, why), n in resolved.items():
+            self.escalations_resolved.labels(level, why).inc(n)
+        for level, values in open_ms.items():
+            self.escalation_open.observe_ms(values, (level,))
 
     def observe_outcomes(self, outcomes: Iterable[ClockOutcome]) -> None:
         counts: CounterOf[tuple[str, str, str, str]] = CounterOf()
