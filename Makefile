@@ -82,6 +82,11 @@ OBSERVE_PORT ?= 19090
 observe: setup ## Prometheus (Debian's package) on 127.0.0.1:$(OBSERVE_PORT) with the rules, scraping `make run`; Ctrl-C stops it
 	$(PY) tools/observe.py --port $(OBSERVE_PORT)
 
+.PHONY: fuzz
+FUZZ_ARGS ?=
+fuzz: setup ## hostile input at volume: 10,000+ bad records with valid traffic through a worker (~2 min; results in bench/results/fuzz.json)
+	$(PY) bench/fuzz.py $(FUZZ_ARGS)
+
 .PHONY: chaos
 CHAOS_ARGS ?=
 chaos: setup ## fault campaign with an oracle: 20k tickets, 2-3 workers, kills/pauses/broker stalls/rolling restart (~10 min; CHAOS_ARGS=--quick or "--campaigns 10")

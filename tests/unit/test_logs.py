@@ -73,3 +73,13 @@ def test_lines_are_bounded_whatever_a_record_quotes(formatter: logging.Formatter
     if isinstance(formatter, JsonFormatter):
         doc = orjson.loads(line)
         assert len(doc["event_id"]) < MAX_FIELD_CHARS + 40 and doc["message"].startswith("rejected AAAA")
+
+
+def test_input_quoted_in_a_line_cannot_forge_lines_or_carry_nuls() -> None:
+    from escalator.service.logs import quote_input
+
+    assert quote_input("x\nFORGED 2026-01-01 ERROR\r\x00\u2028") == "x\\x0aFORGED 2026-01-01 ERROR\\x0d\\x00\\u2028"
+    assert quote_input("A" * 500, 100) == "A" * 100 + "...[400 more chars]"
+    assert quote_input(None) is None
+    line = TextFormatter().format(record(event_id="e\nFORGED"))
+    assert "\n" not in line and "e\\x0aFORGED" in line

@@ -18,6 +18,7 @@ __all__ = [
     "JsonFormatter",
     "TextFormatter",
     "configure_logging",
+    "quote_input",
 ]
 
 _EXTRA_KEYS = ("ticket_id", "event_id", "output_id", "reason")
@@ -33,9 +34,20 @@ def _cut(text: str, limit: int) -> str:
     return f"{text[:limit]}...[{len(text) - limit} more chars]"
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(32), 127]} | {0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def quote_input(text: str | None, limit: int = 100) -> str | None:
+    """Input-derived text (a record's id, key or the decoder's detail) as a log line may carry it: control characters
+    escaped (no forged lines, no NULs), at most ``limit`` characters -- enough to recognise, never a payload."""
+    if text is None:
+        return None
+    return _cut(text, limit).translate(_CONTROL)
+
+
 def _field(record: logging.LogRecord, key: str) -> str | None:
     value = getattr(record, key, None)
-    return None if value is None else _cut(str(value), MAX_FIELD_CHARS)
+    return None if value is None else _cut(str(value), MAX_FIELD_CHARS).translate(_CONTROL)
 
 
 class JsonFormatter(logging.Formatter):

@@ -52,6 +52,7 @@ from ..core import (
     parse_rfc3339_ms,
 )
 from ..service.codec import dlq_headers, headers_dict, output_headers
+from ..service.logs import quote_input
 from .changelog import H_WRITER, contiguous, marker_record, new_writer_id, recover
 from .incidents import IncidentPartition, signal_record, watermark_record
 from .partitioner import partition_for
@@ -397,8 +398,8 @@ class Runtime:
             offset,
             self.topics.dlq,
             err.reason,
-            err.detail,
-            extra={"event_id": err.event_id, "reason": err.reason},
+            quote_input(err.detail),  # the DLQ record's header has the detail in full (it may quote the input)
+            extra={"event_id": quote_input(err.event_id), "reason": err.reason},
         )
 
     def _route(
