@@ -18,6 +18,7 @@ from .outputs import (
     Emit,
     Ignored,
     IncidentSignal,
+    StateCapped,
     ThresholdSkipped,
     encode_event,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "IncidentWindow",
     "PolicyError",
     "PolicySet",
+    "StateCapped",
     "ThresholdSkipped",
     "TicketState",
     "advance",

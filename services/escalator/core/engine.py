@@ -65,12 +65,28 @@ from .outputs import (
     Emit,
     Ignored,
     IncidentSignal,
+    StateCapped,
     ThresholdSkipped,
     cloud_event,
     notification,
 )
 from .plan import CompiledPolicy, Condition, Matcher, NotifyTarget, PolicySet, Requests, Threshold
-from .state import ACHIEVED, CANCELLED, RUNNING, STOPPED, Clock, EscalationRecord, TicketState
+from .state import (
+    ACHIEVED,
+    CANCELLED,
+    MAX_ACKS,
+    MAX_FIELD_KEY,
+    MAX_FIELD_TEXT,
+    MAX_FIELDS,
+    MAX_INSTANCES,
+    MAX_OPEN_ESCALATIONS,
+    MAX_TAGS,
+    RUNNING,
+    STOPPED,
+    Clock,
+    EscalationRecord,
+    TicketState,
+)
 from .timefmt import format_ms
 from .vocabulary import DONE_STATUSES, FOLLOW_UP, METRICS, REQUESTERS
 
@@ -133,6 +149,8 @@ def apply(
         if created and "created_late" in s.flags and was_implicit:
             _signal_incidents(s, policy, at, cmds)
         _mutate(s, event, at, policy, cmds)
+    if len(s.fields) > MAX_FIELDS or len(s.tags) > MAX_TAGS or _oversized(s.fields):
+        _cap_attributes(s, cmds)
     if policy.clock_rules:
         _evaluate_clocks(s, policy, at, cmds)
     if policy.agreements:
@@ -262,7 +280,7 @@ def _mutate(s: TicketState, event: Event, at: int, ps: PolicySet, cmds: list[Com
         return
     if isinstance(data, EscalationAcknowledgedData):
         s.escalation_requested = False
-        _acknowledge(s, data, at, pol)
+        _acknowledge(s, data, at, pol, cmds)
         return
     if isinstance(data, DeescalatedData):
         _deescalate(s, data, event.id, at, pol, cmds)
@@ -311,6 +329,35 @@ def _update(s: TicketState, ch: TicketChanges, at: int, ps: PolicySet, pol: Comp
                 merged[k] = v
         s.fields = merged
     _reselect(s, ps, at, pol)
+
+
+def _oversized(fields: dict[str, object]) -> bool:
+    for k, v in fields.items():
+        if len(k) > MAX_FIELD_KEY or (isinstance(v, str) and len(v) > MAX_FIELD_TEXT):
+            return True
+    return False
+
+
+def _cap_attributes(s: TicketState, cmds: list[Command]) -> None:
+    """Keep the ticket's tags and custom fields within their bounds (the first ones kept, long texts cut)."""
+    if len(s.tags) > MAX_TAGS:
+        s.tags = s.tags[:MAX_TAGS]
+        cmds.append(StateCapped(s.ticket_id, "tags"))
+    if len(s.fields) > MAX_FIELDS:
+        s.fields = dict(list(s.fields.items())[:MAX_FIELDS])
+        cmds.append(StateCapped(s.ticket_id, "fields"))
+    if _oversized(s.fields):
+        s.fields = {k[:MAX_FIELD_KEY]: v[:MAX_FIELD_TEXT] if isinstance(v, str) else v for k, v in s.fields.items()}
+        cmds.append(StateCapped(s.ticket_id, "field_value"))
+
+
+def _drop_oldest_ended(s: TicketState, cmds: list[Command]) -> None:
+    """Make room for one more agreement instance: the oldest whose group the ticket left gives way."""
+    for key, inst in s.agreements.items():
+        if "left" in inst.flags:
+            del s.agreements[key]
+            cmds.append(StateCapped(s.ticket_id, "instances"))
+            return
 
 
 def _take_attributes(s: TicketState, data: CreatedData) -> None:
@@ -438,9 +485,14 @@ def _end(s: TicketState, metric: str, phase: str, at: int, pol: CompiledPolicy |
     )
 
 
-def _acknowledge(s: TicketState, data: EscalationAcknowledgedData, at: int, pol: CompiledPolicy | None) -> None:
+def _acknowledge(
+    s: TicketState, data: EscalationAcknowledgedData, at: int, pol: CompiledPolicy | None, cmds: list[Command]
+) -> None:
     for m, clock in list(s.clocks.items()):
         if clock.level == 0 or clock.phase != RUNNING:
+            continue
+        if len(clock.acks) >= MAX_ACKS:
+            cmds.append(StateCapped(s.ticket_id, "acks"))
             continue
         c = clock
         if data.escalation_id is not None and not data.escalation_id.startswith(f"{_prefix(s)}:{m}:{c.cycle}:"):
@@ -609,6 +661,8 @@ def _agreements_event(
         key = f"{ag.id}@{s.group}"
         inst = s.agreements.get(key)
         if inst is None:
+            if len(s.agreements) >= MAX_INSTANCES:
+                _drop_oldest_ended(s, cmds)
             s.agreements[key] = inst = _new_instance(s, key, aps, at)
         elif "left" in inst.flags:
             _return(inst, s, at, aps)
@@ -881,7 +935,12 @@ def _escalate(
 ) -> None:
     """``escalation.raised``, the notification of the people it goes to and, when asked for, the requester's."""
     if pol is not None and pol.resolve_events:
-        s.escalations = [*s.escalations, EscalationRecord(esc.id, esc.level, esc.cause(), at)]
+        records = [*s.escalations, EscalationRecord(esc.id, esc.level, esc.cause(), at)]
+        if sum(1 for r in records if r.resolved_ms is None) > MAX_OPEN_ESCALATIONS:
+            oldest = next(r for r in records if r.resolved_ms is None)
+            records.remove(oldest)
+            cmds.append(StateCapped(s.ticket_id, "escalations"))
+        s.escalations = records
     at_text = format_ms(at)
     targets = recipients(s, esc.notify, pol)
     agreement = _agreement_ref(s)

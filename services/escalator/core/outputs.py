@@ -30,6 +30,7 @@ __all__ = [
     "Emit",
     "Ignored",
     "IncidentSignal",
+    "StateCapped",
     "ThresholdSkipped",
     "cloud_event",
     "encode_event",
@@ -98,12 +99,21 @@ class ThresholdSkipped:
 
 
 @dataclass(slots=True)
+class StateCapped:
+    """A per-ticket bound was reached and the state kept within it (``what``: fields, field_value, tags, acks,
+    escalations, instances); counted by the worker, documented in docs/engine.md."""
+
+    ticket_id: str
+    what: str
+
+
+@dataclass(slots=True)
 class Ignored:
     event_id: str
     reason: str  # duplicate
 
 
-Command = Emit | IncidentSignal | ClockOutcome | ThresholdSkipped | Ignored
+Command = Emit | IncidentSignal | ClockOutcome | ThresholdSkipped | StateCapped | Ignored
 # Commands are plain slotted dataclasses, not frozen ones: a frozen dataclass costs ~10x more to build, and the engine
 # builds several per event. Treat them as immutable values all the same.
 

@@ -14,9 +14,32 @@ from typing import Any, Final
 
 from .vocabulary import PHASES
 
-__all__ = ["PHASES", "ROW_FORMAT", "STATE_FIELDS", "STATE_FORMAT", "Clock", "EscalationRecord", "TicketState"]
+__all__ = [
+    "MAX_ACKS",
+    "MAX_FIELDS",
+    "MAX_FIELD_KEY",
+    "MAX_FIELD_TEXT",
+    "MAX_INSTANCES",
+    "MAX_OPEN_ESCALATIONS",
+    "MAX_TAGS",
+    "PHASES",
+    "ROW_FORMAT",
+    "STATE_FIELDS",
+    "STATE_FORMAT",
+    "Clock",
+    "EscalationRecord",
+    "TicketState",
+]
 
 STATE_FORMAT: Final = 1
+# Per-ticket bounds: a ticket with any number of events keeps a state of bounded size (docs/engine.md, "Bounds").
+MAX_FIELDS: Final = 100  # custom fields kept (the first ones, in the order they were set)
+MAX_FIELD_KEY: Final = 100  # characters of a field's name
+MAX_FIELD_TEXT: Final = 1000  # characters of a text field's value
+MAX_TAGS: Final = 100
+MAX_ACKS: Final = 20  # acknowledgements remembered per clock cycle
+MAX_OPEN_ESCALATIONS: Final = 100  # open escalation records (the oldest give way)
+MAX_INSTANCES: Final = 50  # agreement instances (groups visited; the oldest ended ones give way)
 ROW_FORMAT: Final = 2  # the positional form of to_row/from_row
 RUNNING: Final = "running"
 ACHIEVED: Final = "achieved"

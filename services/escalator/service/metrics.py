@@ -60,6 +60,11 @@ class Metrics:
             "Input events that changed nothing, by why (e.g. unknown_escalation: a de-escalation of none open).",
             "reason",
         )
+        self.state_capped = c(
+            "escalator_state_capped_total",
+            "Per-ticket bounds reached and kept (fields, field_value, tags, acks, escalations, instances).",
+            "what",
+        )
         self.events_duplicate = c(
             "escalator_events_duplicate_total", "Input events ignored as duplicates (same source and id)."
         )
@@ -184,6 +189,8 @@ class Metrics:
             self.events_duplicate.inc(stats.duplicates)
         for reason, n in stats.ignored.items():
             self.events_ignored.labels(reason).inc(n)
+        for what, n in stats.capped.items():
+            self.state_capped.labels(what).inc(n)
         for metric, n in stats.skipped.items():
             self.thresholds_skipped.labels(metric).inc(n)
         if stats.purged:

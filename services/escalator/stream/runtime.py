@@ -46,6 +46,7 @@ from ..core import (
     Ignored,
     IncidentSignal,
     PolicySet,
+    StateCapped,
     ThresholdSkipped,
     decode_record,
     encode_event,
@@ -118,6 +119,7 @@ class BatchStats:
     rejected: Counter[str] = field(default_factory=Counter)  # by dead-letter reason
     duplicates: int = 0
     ignored: Counter[str] = field(default_factory=Counter)  # events that changed nothing, by why (not duplicates)
+    capped: Counter[str] = field(default_factory=Counter)  # per-ticket bounds reached, by what
     skipped: Counter[str] = field(default_factory=Counter)  # thresholds passed over (catch_up: latest), by metric
     emits: list[tuple[Emit, str, bool]] = field(default_factory=list)  # (output, ticket priority, fired by a timer)
     outcomes: list[ClockOutcome] = field(default_factory=list)
@@ -426,6 +428,9 @@ class Runtime:
                     stats.duplicates += 1
                 else:  # a no-op the event asked for (e.g. de-escalating an escalation that is not open)
                     stats.ignored[c.reason] += 1
+            elif kind is StateCapped:
+                assert isinstance(c, StateCapped)
+                stats.capped[c.what] += 1
             elif kind is ThresholdSkipped:
                 assert isinstance(c, ThresholdSkipped)
                 stats.skipped[c.metric] += 1
