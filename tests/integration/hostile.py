@@ -383,7 +383,8 @@ def run_campaign(
         expected = oracle(valid)
         result = Feed()
         started = time.monotonic()
-        with Collector(dep.bootstrap, list(dep.topics.values())) as collector:
+        read = [dep.topics["dlq"], dep.topics["escalations"], dep.topics["notifications"]]  # not the input
+        with Collector(dep.bootstrap, read) as collector:
             thread = threading.Thread(target=feed, args=(dep, valid, bad, result), daemon=True)
             thread.start()
             result.done.wait(timeout_s)
