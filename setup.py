@@ -24,6 +24,7 @@ COMPILED = [
     "services/escalator/core/state.py",
     "services/escalator/core/clocks.py",
     "services/escalator/core/messages.py",
+    "services/escalator/core/escalations.py",
     "services/escalator/core/engine.py",
     "services/escalator/core/incidents.py",
     "services/escalator/core/events.py",  # the decoder (its pydantic models live in envelopes.py, interpreted)

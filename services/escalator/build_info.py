@@ -30,6 +30,7 @@ COMPILED_MODULES = (
     "escalator.core.state",
     "escalator.core.clocks",
     "escalator.core.messages",
+    "escalator.core.escalations",
     "escalator.core.engine",
     "escalator.core.incidents",
     "escalator.core.events",

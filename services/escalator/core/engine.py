@@ -20,8 +20,6 @@ Time rules (see docs/engine.md):
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Final
 
 from .clocks import (
@@ -46,6 +44,17 @@ from .envelopes import (
     TicketChanges,
     UpdatedData,
 )
+from .escalations import (
+    Escalation,
+    acknowledged,
+    agreement_ref,
+    cause_is,
+    deescalate,
+    escalate,
+    prefix,
+    requested,
+    resolve,
+)
 from .events import Event
 from .messages import (
     at_risk_text,
@@ -53,13 +62,10 @@ from .messages import (
     follow_up_text,
     ladder_text,
     recipients,
-    request_text,
-    requester_update_text,
     trigger_text,
     warning_text,
 )
 from .outputs import (
-    ESCALATIONS,
     ClockOutcome,
     Command,
     Emit,
@@ -67,10 +73,9 @@ from .outputs import (
     IncidentSignal,
     StateCapped,
     ThresholdSkipped,
-    cloud_event,
     notification,
 )
-from .plan import CompiledPolicy, Condition, Matcher, NotifyTarget, PolicySet, Requests, Threshold
+from .plan import CompiledPolicy, Condition, Matcher, PolicySet, Threshold
 from .state import (
     ACHIEVED,
     CANCELLED,
@@ -79,12 +84,10 @@ from .state import (
     MAX_FIELD_TEXT,
     MAX_FIELDS,
     MAX_INSTANCES,
-    MAX_OPEN_ESCALATIONS,
     MAX_TAGS,
     RUNNING,
     STOPPED,
     Clock,
-    EscalationRecord,
     TicketState,
 )
 from .timefmt import format_ms
@@ -92,7 +95,6 @@ from .vocabulary import DONE_STATUSES, FOLLOW_UP, METRICS, REQUESTERS
 
 __all__ = [
     "SEEN_IDS_KEPT",
-    "Escalation",
     "advance",
     "apply",
     "effective_policy",
@@ -283,7 +285,7 @@ def _mutate(s: TicketState, event: Event, at: int, ps: PolicySet, cmds: list[Com
         _acknowledge(s, data, at, pol, cmds)
         return
     if isinstance(data, DeescalatedData):
-        _deescalate(s, data, event.id, at, pol, cmds)
+        deescalate(s, data, event.id, at, pol, cmds)
         return
     # ticket.escalation_requested: with a ``requests:`` section a request by requester|agent|manager|system is an
     # escalation of its own; any other (older-style, free-text ``by``) sets the flag the triggers test, as before
@@ -294,7 +296,7 @@ def _mutate(s: TicketState, event: Event, at: int, ps: PolicySet, cmds: list[Com
         and data.by in REQUESTERS
     ):
         if s.instance is None:
-            _requested(s, data, ps, ps.requests, at, pol, cmds)
+            requested(s, data, ps, ps.requests, at, pol, cmds)
         return
     s.escalation_requested = True
 
@@ -390,7 +392,7 @@ def _set_status(s: TicketState, status: str, at: int, pol: CompiledPolicy | None
     s.status = status
     if status in DONE_STATUSES:
         if s.escalations:  # the ticket's end resolves them all (before its clocks end)
-            _resolve(s, pol, at, cmds, "ticket_solved" if status == "solved" else "ticket_closed", lambda r: True)
+            resolve(s, pol, at, cmds, "ticket_solved" if status == "solved" else "ticket_closed", lambda r: True)
         _end(s, "resolution", ACHIEVED, at, pol, cmds)
         _end(s, "first_response", STOPPED, at, pol, cmds)
         _end(s, "next_reply", STOPPED, at, pol, cmds)
@@ -464,7 +466,7 @@ def _end(s: TicketState, metric: str, phase: str, at: int, pol: CompiledPolicy |
     s.clocks[metric] = c
     if s.escalations:
         reason = "clock_achieved" if phase == ACHIEVED else "clock_stopped"
-        _resolve(s, pol, at, cmds, reason, _cause_is(f"clock:{metric}:{c.cycle}"))
+        resolve(s, pol, at, cmds, reason, cause_is(f"clock:{metric}:{c.cycle}"))
     target = pol.targets.get(metric) if pol is not None else None
     cmds.append(
         ClockOutcome(  # positional (ticket_id, metric, cycle, outcome, ended, elapsed_ms, target_ms, started_ms,
@@ -495,7 +497,7 @@ def _acknowledge(
             cmds.append(StateCapped(s.ticket_id, "acks"))
             continue
         c = clock
-        if data.escalation_id is not None and not data.escalation_id.startswith(f"{_prefix(s)}:{m}:{c.cycle}:"):
+        if data.escalation_id is not None and not data.escalation_id.startswith(f"{prefix(s)}:{m}:{c.cycle}:"):
             continue
         if data.level is not None and c.level < data.level:
             continue
@@ -504,7 +506,7 @@ def _acknowledge(
         c.acks = (*c.acks, c.elapsed_ms)
         s.clocks[m] = schedule(c, pol, paused)
         if s.escalations:
-            _acknowledged(s, f"clock:{m}:{c.cycle}", data.by, at)
+            acknowledged(s, f"clock:{m}:{c.cycle}", data.by, at)
 
 
 def _reselect(s: TicketState, ps: PolicySet, at: int, old: CompiledPolicy | None) -> None:
@@ -553,18 +555,6 @@ def rebase(s: TicketState, ps: PolicySet) -> None:
 # SLA rules run on it unchanged, with the agreement's policies; only ids (``{ticket}:{instance}:...``), a subject
 # tag and an ``agreement`` field on the outputs tell them apart. The customer SLA itself stays in the ticket's own
 # fields, so a policy file without agreements produces exactly what it did before they existed.
-
-
-def _prefix(s: TicketState) -> str:
-    """The start of the ids of a clock set's outputs: the ticket id, or ``{ticket}:{instance}``."""
-    return s.ticket_id if s.instance is None else f"{s.ticket_id}:{s.instance}"
-
-
-def _agreement_ref(s: TicketState) -> dict[str, str | None] | None:
-    if s.instance is None:
-        return None
-    agreement, _, group = s.instance.partition("@")
-    return {"id": agreement, "group": group or None}
 
 
 def sync_instance(inst: TicketState, s: TicketState) -> None:
@@ -779,7 +769,7 @@ def _follow_up(s: TicketState, c: Clock, at: int, pol: CompiledPolicy, ps: Polic
     at_text = format_ms(at)
     subject, body = follow_up_text(s)
     return notification(
-        f"{_prefix(s)}:{FOLLOW_UP}:{c.cycle}",
+        f"{prefix(s)}:{FOLLOW_UP}:{c.cycle}",
         s.ticket_id,
         at_text,
         ticket_id=s.ticket_id,
@@ -790,7 +780,7 @@ def _follow_up(s: TicketState, c: Clock, at: int, pol: CompiledPolicy, ps: Polic
         body=body,
         policy_ref={"id": pol.id, "version": ps.version},
         cycle=c.cycle,
-        agreement=_agreement_ref(s),
+        agreement=agreement_ref(s),
     )
 
 
@@ -828,7 +818,7 @@ def _notify_threshold(
         subject = f"[{s.instance}] {subject}"
     cmds.append(
         notification(
-            f"{_prefix(s)}:{metric}:{c.cycle}:{th.key}",
+            f"{prefix(s)}:{metric}:{c.cycle}:{th.key}",
             s.ticket_id,
             at_text,
             ticket_id=s.ticket_id,
@@ -841,7 +831,7 @@ def _notify_threshold(
             metric=metric,
             cycle=c.cycle,
             due_at=due_text,
-            agreement=_agreement_ref(s),
+            agreement=agreement_ref(s),
         )
     )
 
@@ -878,13 +868,13 @@ def _escalate_ladder(
             c.elapsed_ms - target,
             (pol.ack_timeout_ms or 0) if th is None else None,
         )
-    _escalate(
+    escalate(
         s,
         pol,
         ps,
         at,
         Escalation(
-            f"{_prefix(s)}:{metric}:{c.cycle}:{c.fired[-1]}",
+            f"{prefix(s)}:{metric}:{c.cycle}:{c.fired[-1]}",
             step.level,
             step.kind,
             "sla_at_risk" if at_risk else "sla_breach",
@@ -900,289 +890,6 @@ def _escalate_ladder(
         ),
         cmds,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Escalation:
-    """What an escalation says: everything :func:`_escalate` puts on its outputs besides the ticket's own facts."""
-
-    id: str
-    level: int
-    kind: str
-    reason: str  # sla_breach | sla_at_risk | trigger | requester_request | agent_request
-    metric: str | None
-    trigger: str | None
-    cycle: int
-    threshold: str
-    notify: tuple[NotifyTarget, ...]
-    due_text: str | None
-    requester_update: bool
-    subject: str
-    body: str
-    requested_by: str | None = None  # a requested escalation: who asked, for which team, and why
-    team: str | None = None
-    note: str | None = None
-
-    def cause(self) -> str:
-        """What it was raised for; when that ends, the escalation is resolved."""
-        if self.metric is not None:
-            return f"clock:{self.metric}:{self.cycle}"
-        return f"trigger:{self.trigger}" if self.trigger is not None else "request"
-
-
-def _escalate(
-    s: TicketState, pol: CompiledPolicy | None, ps: PolicySet, at: int, esc: Escalation, cmds: list[Command]
-) -> None:
-    """``escalation.raised``, the notification of the people it goes to and, when asked for, the requester's."""
-    if pol is not None and pol.resolve_events:
-        records = [*s.escalations, EscalationRecord(esc.id, esc.level, esc.cause(), at)]
-        if sum(1 for r in records if r.resolved_ms is None) > MAX_OPEN_ESCALATIONS:
-            oldest = next(r for r in records if r.resolved_ms is None)
-            records.remove(oldest)
-            cmds.append(StateCapped(s.ticket_id, "escalations"))
-        s.escalations = records
-    at_text = format_ms(at)
-    targets = recipients(s, esc.notify, pol)
-    agreement = _agreement_ref(s)
-    subject = esc.subject if s.instance is None else f"[{s.instance}] {esc.subject}"
-    policy_ref = {"id": pol.id if pol else None, "version": ps.version}
-    cmds.append(
-        Emit(
-            ESCALATIONS,
-            s.ticket_id,
-            cloud_event(
-                "escalation.raised",
-                esc.id,
-                s.ticket_id,
-                at_text,
-                {
-                    "escalation_id": esc.id,
-                    "ticket_id": s.ticket_id,
-                    "level": esc.level,
-                    "kind": esc.kind,
-                    "reason": esc.reason,
-                    "metric": esc.metric,
-                    "trigger": esc.trigger,
-                    "cycle": esc.cycle,
-                    "threshold": esc.threshold,
-                    "policy": policy_ref,
-                    "targets": targets,
-                    "due_at": esc.due_text,
-                    "fired_at": at_text,
-                    "ticket": s.snapshot(),
-                    "incident_id": None,
-                    **({} if agreement is None else {"agreement": agreement}),
-                    **_request_fields(esc),
-                },
-            ),
-        )
-    )
-    cmds.append(
-        notification(
-            f"{esc.id}:notify",
-            s.ticket_id,
-            at_text,
-            ticket_id=s.ticket_id,
-            kind="escalation",
-            recipients=targets,
-            severity="critical" if esc.level >= 2 else "high",
-            subject=subject,
-            body=esc.body,
-            policy_ref=policy_ref,
-            escalation_id=esc.id,
-            metric=esc.metric,
-            cycle=esc.cycle,
-            due_at=esc.due_text,
-            agreement=agreement,
-        )
-    )
-    if esc.requester_update and s.requester_id is not None:
-        cmds.append(_requester_update(s, esc, at_text, policy_ref, agreement))
-
-
-def _requester_update(
-    s: TicketState,
-    esc: Escalation,
-    at_text: str,
-    policy_ref: dict[str, str | None],
-    agreement: dict[str, str | None] | None,
-) -> Emit:
-    """The requester's notification that their ticket was escalated."""
-    assert s.requester_id is not None
-    subject, body = requester_update_text(s.ticket_id)
-    return notification(
-        f"{esc.id}:requester",
-        s.ticket_id,
-        at_text,
-        ticket_id=s.ticket_id,
-        kind="requester_update",
-        recipients=[{"type": "requester", "id": s.requester_id}],
-        severity="info",
-        subject=subject,
-        body=body,
-        policy_ref=policy_ref,
-        escalation_id=esc.id,
-        metric=esc.metric,
-        cycle=esc.cycle,
-        due_at=esc.due_text,
-        agreement=agreement,
-    )
-
-
-def _cause_is(cause: str) -> Callable[[EscalationRecord], bool]:
-    return lambda r: r.cause == cause
-
-
-def _request_fields(esc: Escalation) -> dict[str, str]:
-    """The additive fields of a requested escalation (absent on every other, so their bytes stay)."""
-    out: dict[str, str] = {}
-    if esc.requested_by is not None:
-        out["requested_by"] = esc.requested_by
-    if esc.team is not None:
-        out["team"] = esc.team
-    if esc.note is not None:
-        out["note"] = esc.note
-    return out
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Requested escalations and the escalation lifecycle
-
-_RESOLVED_KEPT: Final = 20
-_NOTE_MAX: Final = 500
-
-
-def _requested(
-    s: TicketState,
-    data: EscalationRequestedData,
-    ps: PolicySet,
-    requests: Requests,
-    at: int,
-    pol: CompiledPolicy | None,
-    cmds: list[Command],
-) -> None:
-    """``ticket.escalation_requested`` with a ``requests:`` section: an escalation at the level asked for (or one
-    above the highest raised), bounded by what this requester may ask; functional to a team when one is named."""
-    by = data.by
-    assert by is not None
-    current = max((c.level for c in s.clocks.values()), default=0)
-    level = min(max(1, data.level if data.level is not None else current + 1), requests.max_level.get(by, 1))
-    n = s.trigger_fires.get("@request", 0) + 1
-    fires = dict(s.trigger_fires)
-    fires["@request"] = n
-    s.trigger_fires = fires
-    if data.team is not None:
-        notify = requests.teams.get(data.team, (NotifyTarget("team", data.team),))
-    else:
-        step = next((st for st in pol.steps if st.level == level), None) if pol is not None else None
-        notify = requests.notify.get(level) or (step.notify if step is not None else (NotifyTarget("assignee"),))
-    note = None if data.reason is None else data.reason[:_NOTE_MAX]
-    subject, body = request_text(s, level, by, data.team, note)
-    _escalate(
-        s,
-        pol,
-        ps,
-        at,
-        Escalation(
-            f"{s.ticket_id}:request:{n}",
-            level,
-            "functional" if data.team is not None else "hierarchical",
-            "requester_request" if by == "requester" else "agent_request",
-            None,
-            None,
-            n,
-            "request",
-            notify,
-            None,
-            pol.requester_updates if pol is not None else False,
-            subject,
-            body,
-            by,
-            data.team,
-            note,
-        ),
-        cmds,
-    )
-
-
-def _resolve(
-    s: TicketState,
-    pol: CompiledPolicy | None,
-    at: int,
-    cmds: list[Command],
-    reason: str,
-    match: Callable[[EscalationRecord], bool],
-    by: str | None = None,
-) -> int:
-    """Resolve the open escalations ``match`` picks: ``escalation.resolved`` for each; returns how many."""
-    if not s.escalations:
-        return 0
-    kept: list[EscalationRecord] = []
-    done: list[EscalationRecord] = []
-    n = 0
-    for old in s.escalations:
-        rec = old
-        if old.resolved_ms is None and match(old):
-            rec = EscalationRecord(
-                old.id, old.level, old.cause, old.raised_ms, old.acked_by, old.acked_ms, at, reason, by
-            )
-            cmds.append(_resolved_event(s, rec, pol))
-            n += 1
-        (kept if rec.resolved_ms is None else done).append(rec)
-    s.escalations = kept + done[-_RESOLVED_KEPT:] if n or len(done) > _RESOLVED_KEPT else s.escalations
-    return n
-
-
-def _resolved_event(s: TicketState, rec: EscalationRecord, pol: CompiledPolicy | None) -> Emit:
-    assert rec.resolved_ms is not None and rec.resolved is not None
-    at_text = format_ms(rec.resolved_ms)
-    agreement = _agreement_ref(s)
-    data: dict[str, object] = {
-        "escalation_id": rec.id,
-        "ticket_id": s.ticket_id,
-        "level": rec.level,
-        "reason": rec.resolved,
-        "raised_at": format_ms(rec.raised_ms),
-        "fired_at": at_text,
-        "open_ms": rec.resolved_ms - rec.raised_ms,
-        "acknowledged_by": rec.acked_by,
-        "acknowledged_at": None if rec.acked_ms is None else format_ms(rec.acked_ms),
-        "by": rec.resolved_by,
-        "policy": {"id": pol.id if pol is not None else s.policy_id, "version": s.policy_version},
-    }
-    if agreement is not None:
-        data["agreement"] = agreement
-    event_id = f"{rec.id}:resolved"
-    return Emit(ESCALATIONS, s.ticket_id, cloud_event("escalation.resolved", event_id, s.ticket_id, at_text, data))
-
-
-def _deescalate(
-    s: TicketState, data: DeescalatedData, event_id: str, at: int, pol: CompiledPolicy | None, cmds: list[Command]
-) -> None:
-    """An agent de-escalates the escalation named, those at ``level`` and above, or all that are open. Naming one
-    that is not open is a no-op the worker counts (``Ignored``: unknown_escalation)."""
-    wanted_id, level = data.escalation_id, data.level
-
-    def match(rec: EscalationRecord) -> bool:
-        if wanted_id is not None:
-            return rec.id == wanted_id
-        return level is None or rec.level >= level
-
-    n = _resolve(s, pol, at, cmds, "deescalated", match, data.by)
-    for inst in s.agreements.values():
-        n += _resolve(inst, None, at, cmds, "deescalated", match, data.by)
-    if n == 0 and s.instance is None:
-        cmds.append(Ignored(event_id, "unknown_escalation"))
-
-
-def _acknowledged(s: TicketState, cause: str, by: str, at: int) -> None:
-    """Remember who acknowledged the open escalations of a clock cycle, and when (shown by /tickets/{id})."""
-    s.escalations = [
-        EscalationRecord(r.id, r.level, r.cause, r.raised_ms, by, at)
-        if r.resolved_ms is None and r.cause == cause and r.acked_by is None
-        else r
-        for r in s.escalations
-    ]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1261,7 +968,7 @@ def _evaluate_triggers(s: TicketState, ps: PolicySet, at: int, cmds: list[Comman
                 else (pol.requester_updates if pol else False)
             )
             subject, body = trigger_text(s, trig.level, trig.id, trig.kind, trig.reason)
-            _escalate(
+            escalate(
                 s,
                 pol,
                 ps,
@@ -1286,7 +993,7 @@ def _evaluate_triggers(s: TicketState, ps: PolicySet, at: int, cmds: list[Comman
         elif not holds and active:
             on = tuple(t for t in on if t != trig.id)
             if s.escalations:
-                _resolve(s, pol, at, cmds, "trigger_cleared", _cause_is(f"trigger:{trig.id}"))
+                resolve(s, pol, at, cmds, "trigger_cleared", cause_is(f"trigger:{trig.id}"))
     s.triggers_on = on
 
 
