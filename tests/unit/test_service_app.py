@@ -175,3 +175,26 @@ def test_the_worker_refuses_missing_topics_and_wrong_partition_counts(settings: 
         f"topic {settings.topic_input} has 3 partitions, ESCALATOR_PARTITIONS says 2",
         f"topic {settings.topic_dlq} does not exist",
     ]
+
+
+async def test_at_risk_lists_the_soonest_thresholds_with_filters_and_says_what_is_wrong(settings: Settings) -> None:
+    service, broker, _ports = make(settings)
+    app = web_app(service)
+    join(service, broker, [0, 1])
+    for tid, prio, group in (("U1", "urgent", "billing"), ("U2", "urgent", "tech"), ("L1", "low", "tech")):
+        created = {"priority": prio, "group": group, "requester": {"id": "r", "tier": "vip"}}
+        send(broker, settings, envelope("ticket.created", "2026-11-20T10:00:00Z", tid, created))
+    service.runtime.step()
+    status, body = await get(app, "/at-risk?within=20m", {FORWARDED: "1"})
+    assert status == 200 and body["unanswered"] == []
+    rows = body["tickets"]
+    # vip urgent tickets: first-response warning at 10:07:30 (50 % of 15 m), then 80 %, then the breach at 10:15
+    assert [(r["ticket_id"], r["metric"], r["threshold"], r["due_at"]) for r in rows][:2] == [
+        ("U1", "first_response", "warn:0.5", "2026-11-20T10:07:30Z"),
+        ("U2", "first_response", "warn:0.5", "2026-11-20T10:07:30Z"),
+    ]
+    assert "L1" not in {r["ticket_id"] for r in rows}  # its first threshold is hours away
+    status, body = await get(app, "/at-risk?within=20m&group=billing", {FORWARDED: "1"})
+    assert {r["ticket_id"] for r in body["tickets"]} == {"U1"}
+    status, body = await get(app, "/at-risk?within=soon", {FORWARDED: "1"})
+    assert status == 400 and "bad query" in body["error"]

@@ -9,7 +9,7 @@ from .state import RUNNING, EscalationRecord, TicketState
 from .timefmt import format_ms
 from .vocabulary import METRICS
 
-__all__ = ["describe"]
+__all__ = ["describe", "upcoming"]
 
 
 def describe(state: TicketState, policy: PolicySet, now_ms: int) -> dict[str, object]:
@@ -32,6 +32,38 @@ def describe(state: TicketState, policy: PolicySet, now_ms: int) -> dict[str, ob
     if agreements:
         view["agreements"] = agreements
     return view
+
+
+def upcoming(state: TicketState, policy: PolicySet, until_ms: int) -> list[dict[str, object]]:
+    """The ticket's thresholds due before ``until_ms`` (the ``/at-risk`` rows): the customer SLA's and its
+    agreements', soonest first, each with its metric, threshold, instant, agreement and the ticket's facts."""
+    s = state.clone()
+    rebase(s, policy)
+    rows: list[tuple[int, str, str, str | None]] = []
+    sets: list[TicketState] = [s]
+    for inst in s.agreements.values():
+        if "left" not in inst.flags:
+            sync_instance(inst, s)
+            sets.append(inst)
+    for t in sets:
+        for c in t.clocks.values():
+            if c.next_at_ms is not None and c.next_at_ms <= until_ms and c.next_key is not None:
+                rows.append((c.next_at_ms, c.metric, c.next_key, t.instance))
+    return [
+        {
+            "ticket_id": s.ticket_id,
+            "metric": metric,
+            "threshold": key,
+            "due_at": format_ms(at),
+            "due_ms": at,
+            "agreement": instance,
+            "priority": s.priority,
+            "group": s.group,
+            "assignee": s.assignee,
+            "status": s.status,
+        }
+        for at, metric, key, instance in sorted(rows)
+    ]
 
 
 def _view(s: TicketState, policy: PolicySet, now_ms: int) -> dict[str, object]:

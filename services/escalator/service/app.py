@@ -25,7 +25,7 @@ import signal
 import ssl
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -33,7 +33,8 @@ import orjson
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from ..core import PolicySet, describe
+from ..core import PolicySet, describe, format_ms, parse_duration_ms
+from ..core.views import upcoming
 from ..policy_file import load_policy_file
 from ..settings import NO_BROKER, Settings
 from ..stream.partitioner import partition_for
@@ -208,6 +209,18 @@ class Service:
                 return describe(state, self.policy, self.clock.now_ms())
         return None
 
+    def at_risk(self, until_ms: int, filters: Mapping[str, str], limit: int) -> list[dict[str, object]]:
+        """This worker's part of ``/at-risk``: thresholds due before ``until_ms`` of the tickets it owns, filtered
+        (``group``, ``priority``, ``agreement``: an agreement id or instance), soonest first."""
+        rows: list[dict[str, object]] = []
+        for part in list(self.runtime.tickets.values()):
+            for _deadline, tid in part.due_before(until_ms):
+                state = part.state_of(tid)
+                if state is not None:
+                    rows.extend(r for r in upcoming(state, self.policy, until_ms) if _wanted(r, filters))
+        rows.sort(key=lambda r: (r["due_ms"], r["ticket_id"]))
+        return rows[:limit]
+
     def owner_of(self, ticket: str) -> tuple[int, str | None]:
         """(partition, owner URL) of a ticket id keyed with Kafka's default partitioner."""
         p = partition_for(ticket.encode(), self.settings.partitions)
@@ -280,6 +293,55 @@ def create_service(
 # -- HTTP -------------------------------------------------------------------------------------------------------
 
 
+def _wanted(row: Mapping[str, object], filters: Mapping[str, str]) -> bool:
+    for name in ("group", "priority"):
+        if name in filters and row.get(name) != filters[name]:
+            return False
+    if "agreement" in filters:
+        agreement = str(row.get("agreement") or "sla")
+        if agreement != filters["agreement"] and agreement.split("@", 1)[0] != filters["agreement"]:
+            return False
+    return True
+
+
+async def _at_risk(request: web.Request, service: Service) -> web.StreamResponse:
+    """``/at-risk``: across all workers, each answering for its partitions; this one asks the others (their
+    addresses from the owners topic, as ``/tickets/{id}`` routing does) and merges, soonest first."""
+    q = request.query
+    try:
+        within = parse_duration_ms(q.get("within", "2h"))
+        limit = int(q.get("limit", "100"))
+        if not 1 <= limit <= 1000:
+            raise ValueError("limit must be 1..1000")
+    except ValueError as exc:
+        return _json({"error": f"bad query: {exc}"}, 400)
+    filters = {k: q[k] for k in ("group", "priority", "agreement") if k in q}
+    now = service.clock.now_ms()
+    rows = service.at_risk(now + within, filters, limit)
+    unanswered: list[str] = []
+    if not request.headers.get(FORWARDED):
+        others = sorted(set(service.owners.urls.values()) - {service.settings.canonical_url})
+        session: ClientSession = request.app[FORWARD_SESSION]
+        headers = {FORWARDED: "1"}
+        if "Authorization" in request.headers:
+            headers["Authorization"] = request.headers["Authorization"]
+        for url in others:
+            try:
+                async with session.get(f"{url}/at-risk", params=dict(q), headers=headers) as resp:
+                    rows.extend((await resp.json())["tickets"])
+            except Exception:  # a worker down or moving: the answer says whose part is missing
+                unanswered.append(url)
+        rows.sort(key=lambda r: (r["due_ms"], r["ticket_id"]))
+    return _json(
+        {
+            "until": format_ms(now + within),
+            "filters": filters,
+            "tickets": rows[:limit],
+            "unanswered": unanswered,
+        }
+    )
+
+
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
@@ -305,6 +367,10 @@ def web_app(service: Service) -> web.Application:
     @routes.get("/policy")
     async def policy_view(request: web.Request) -> web.StreamResponse:
         return _json(service.policy.describe())
+
+    @routes.get("/at-risk")
+    async def at_risk(request: web.Request) -> web.StreamResponse:
+        return await _at_risk(request, service)
 
     @routes.get("/tickets/{ticket_id}")
     async def ticket(request: web.Request) -> web.StreamResponse:

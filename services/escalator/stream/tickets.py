@@ -256,6 +256,19 @@ class TicketPartition:
         self._loaded = set()
         self._pending = []
 
+    def due_before(self, until_ms: int) -> list[tuple[int, str]]:
+        """(next deadline, ticket) of every ticket whose next SLA threshold falls before ``until_ms``, soonest
+        first: read off the deadline heap (only entries that are current), not a scan of the store."""
+        horizon = until_ms + self.lateness_ms
+        found: dict[str, int] = {}
+        for wake, tid in list(self.heap):
+            if wake > horizon or tid in found:
+                continue
+            current_wake, deadline = self._current(tid)
+            if current_wake == wake and deadline != NO_INSTANT and deadline <= until_ms:
+                found[tid] = deadline
+        return sorted((d, t) for t, d in found.items())
+
     # -- wake instants ------------------------------------------------------------------------------------------
     def _current(self, ticket: str) -> tuple[int, int]:
         """(wake, deadline) of a ticket: its latest state in the overlay, else its stored header."""
