@@ -64,6 +64,7 @@ def _every_field_set() -> TicketState:
             EscalationRecord("T-1:resolution:1:esc:L1", 1, "clock:resolution:1", 40, "lead", 41),
             EscalationRecord("T-1:request:1", 2, "request", 42, None, None, 43, "deescalated", "kim"),
         ],
+        trace="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
     )
 
 

@@ -161,6 +161,9 @@ def apply(
     _fire_all_due(s, policy, at, True, cmds)
     s.watermark_ms = at
     s.last_event_ms = event.time_ms if event.time_ms > s.last_event_ms else s.last_event_ms
+    s.trace = event.traceparent
+    if s.trace is not None:
+        _stamp(cmds, s.trace)
     seen = (*s.seen, key)
     s.seen = seen if len(seen) <= SEEN_IDS_KEPT else seen[-SEEN_IDS_KEPT:]
     return s, cmds
@@ -181,7 +184,18 @@ def advance(
         _sync_instances(s, policy)
     cmds: list[Command] = []
     _fire_all_due(s, policy, now_ms, True, cmds)
+    if s.trace is not None:
+        _stamp(cmds, s.trace)
     return s, cmds
+
+
+def _stamp(cmds: list[Command], trace: str) -> None:
+    """Distributed tracing: the outputs an event leads to -- at once or when its thresholds fall due -- carry its
+    W3C ``traceparent`` (a CloudEvents extension attribute); outputs of untraced events have none."""
+    for c in cmds:
+        if type(c) is Emit:
+            assert isinstance(c, Emit)
+            c.event["traceparent"] = trace
 
 
 def next_deadline(state: TicketState, policy: PolicySet) -> int | None:

@@ -34,6 +34,7 @@ __all__ = [
     "decode_record",
     "decode_record_reference",
     "event_from_envelope",
+    "trace_context",
 ]
 
 
@@ -47,6 +48,7 @@ class Event:
     time_ms: int
     ticket_id: str
     data: EventData
+    traceparent: str | None = None  # the CloudEvents distributed-tracing extension, when valid (W3C trace context)
 
     @property
     def dedup_key(self) -> str:
@@ -67,6 +69,7 @@ class DecodeError(ValueError):
 
 
 def event_from_envelope(env: Any) -> Event:
+    extra = env.model_extra or {}
     return Event(
         id=env.id,
         source=env.source,
@@ -74,7 +77,23 @@ def event_from_envelope(env: Any) -> Event:
         time_ms=parse_rfc3339_ms(env.time),
         ticket_id=env.subject,
         data=env.data,
+        traceparent=trace_context(extra.get("traceparent")),
     )
+
+
+def trace_context(value: object) -> str | None:
+    """A W3C ``traceparent`` (``00-<32 hex>-<16 hex>-<2 hex>``, not all zeros), else ``None``: an extension
+    attribute escalator carries, never a reason to refuse an event."""
+    if type(value) is not str or len(value) != 55:
+        return None
+    if value[2] != "-" or value[35] != "-" or value[52] != "-" or value.startswith("ff"):
+        return None
+    digits = value[:2] + value[3:35] + value[36:52] + value[53:]
+    if any(ch not in "0123456789abcdef" for ch in digits):
+        return None
+    if value[3:35] == "0" * 32 or value[36:52] == "0" * 16:
+        return None
+    return value
 
 
 def _str_header(headers: Mapping[str, bytes], name: str) -> str | None:
@@ -210,7 +229,7 @@ def _fast_event(doc: dict[str, Any], etype: str) -> Event | None:
         data = _validated_data(etype, doc["data"])
     except (ValueError, ValidationError):  # ValidationError is a ValueError; both named for clarity
         return None
-    return Event(event_id, source, etype, time_ms, subject, data)
+    return Event(event_id, source, etype, time_ms, subject, data, trace_context(doc.get("traceparent")))
 
 
 #: Validated ``data`` models of small flat payloads (``{"status": "open"}``, ``{"author": "agent", "public": true}``

@@ -163,6 +163,12 @@ class _OutEnvelope(_Model):
     time: str = Field(json_schema_extra={"format": "date-time"})
     datacontenttype: Literal["application/json"]
     dataschema: str
+    traceparent: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+        description="CloudEvents distributed tracing: the W3C traceparent of the input event this output follows "
+        "from (absent when that event had none; v1, additive).",
+    )
 
 
 class EscalationRaised(_OutEnvelope):

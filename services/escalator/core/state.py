@@ -190,6 +190,7 @@ class TicketState:
     instance: str | None = None  # set on an agreement instance's state: the instance key
     # escalations of this clock set (policies with resolve_events): every open one and the last few resolved
     escalations: list[EscalationRecord] = field(default_factory=list)
+    trace: str | None = None  # the W3C traceparent of the latest event: carried by every output it leads to
 
     def clone(self) -> TicketState:
         """A copy whose containers can be replaced freely (clocks are shared until replaced)."""
@@ -227,6 +228,7 @@ class TicketState:
             {k: a.clone() for k, a in self.agreements.items()} if self.agreements else {},
             self.instance,
             list(self.escalations) if self.escalations else [],
+            self.trace,
         )
 
     def snapshot(self) -> dict[str, Any]:
@@ -328,6 +330,7 @@ class TicketState:
             self.requester_timezone,
             [a.instance_row() for a in self.agreements.values()],
             [e.to_list() for e in self.escalations],
+            self.trace,
         ]
         while tail and not tail[-1]:
             tail.pop()
@@ -396,6 +399,8 @@ class TicketState:
                 s.agreements[v[0]] = inst
         if len(r) > 33:
             s.escalations = [EscalationRecord.from_list(x) for x in r[33]]
+        if len(r) > 34:
+            s.trace = r[34]
         return s
 
 
@@ -435,6 +440,7 @@ STATE_FIELDS: Final = (
     "agreements",
     "instance",
     "escalations",
+    "trace",
 )
 _TUPLE_FIELDS: Final = frozenset({"tags", "triggers_on", "seen", "flags"})
 _DICT_FIELDS: Final = frozenset({"fields", "trigger_fires"})
