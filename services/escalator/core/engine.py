@@ -151,7 +151,7 @@ def apply(
         if created and "created_late" in s.flags and was_implicit:
             _signal_incidents(s, policy, at, cmds)
         _mutate(s, event, at, policy, cmds)
-    if len(s.fields) > MAX_FIELDS or len(s.tags) > MAX_TAGS or _oversized(s.fields):
+    if created or type(event.data) is UpdatedData:  # only these change tags and fields
         _cap_attributes(s, cmds)
     if policy.clock_rules:
         _evaluate_clocks(s, policy, at, cmds)
@@ -356,6 +356,8 @@ def _oversized(fields: dict[str, object]) -> bool:
 
 def _cap_attributes(s: TicketState, cmds: list[Command]) -> None:
     """Keep the ticket's tags and custom fields within their bounds (the first ones kept, long texts cut)."""
+    if len(s.tags) <= MAX_TAGS and len(s.fields) <= MAX_FIELDS and not (s.fields and _oversized(s.fields)):
+        return
     if len(s.tags) > MAX_TAGS:
         s.tags = s.tags[:MAX_TAGS]
         cmds.append(StateCapped(s.ticket_id, "tags"))
