@@ -43,7 +43,7 @@ def agreement_ref(s: TicketState) -> dict[str, str | None] | None:
     return {"id": agreement, "group": group or None}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False)
 class Escalation:
     """What an escalation says: everything :func:`_escalate` puts on its outputs besides the ticket's own facts."""
 
@@ -63,6 +63,42 @@ class Escalation:
     requested_by: str | None = None  # a requested escalation: who asked, for which team, and why
     team: str | None = None
     note: str | None = None
+
+    def __init__(
+        self,
+        id: str,
+        level: int,
+        kind: str,
+        reason: str,
+        metric: str | None,
+        trigger: str | None,
+        cycle: int,
+        threshold: str,
+        notify: tuple[NotifyTarget, ...],
+        due_text: str | None,
+        requester_update: bool,
+        subject: str,
+        body: str,
+        requested_by: str | None = None,
+        team: str | None = None,
+        note: str | None = None,
+    ) -> None:
+        self.id = id
+        self.level = level
+        self.kind = kind
+        self.reason = reason
+        self.metric = metric
+        self.trigger = trigger
+        self.cycle = cycle
+        self.threshold = threshold
+        self.notify = notify
+        self.due_text = due_text
+        self.requester_update = requester_update
+        self.subject = subject
+        self.body = body
+        self.requested_by = requested_by
+        self.team = team
+        self.note = note
 
     def cause(self) -> str:
         """What it was raised for; when that ends, the escalation is resolved."""

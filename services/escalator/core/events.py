@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False)
 class Event:
     """A decoded, validated ticket event as the engine sees it."""
 
@@ -49,6 +49,24 @@ class Event:
     ticket_id: str
     data: EventData
     traceparent: str | None = None  # the CloudEvents distributed-tracing extension, when valid (W3C trace context)
+
+    def __init__(
+        self,
+        id: str,
+        source: str,
+        type: str,
+        time_ms: int,
+        ticket_id: str,
+        data: EventData,
+        traceparent: str | None = None,
+    ) -> None:
+        self.id = id
+        self.source = source
+        self.type = type
+        self.time_ms = time_ms
+        self.ticket_id = ticket_id
+        self.data = data
+        self.traceparent = traceparent
 
     @property
     def dedup_key(self) -> str:

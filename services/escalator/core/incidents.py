@@ -31,13 +31,27 @@ __all__ = [
 MAX_TICKETS_LISTED: Final = 100
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class IncidentWindow:
     rule_id: str
     group_value: str
     entries: tuple[tuple[int, str], ...] = ()  # (created_ms, ticket_id), sorted by time then id
     last_fired_ms: int | None = None
     fired: int = 0
+
+    def __init__(
+        self,
+        rule_id: str,
+        group_value: str,
+        entries: tuple[tuple[int, str], ...] = (),
+        last_fired_ms: int | None = None,
+        fired: int = 0,
+    ) -> None:
+        self.rule_id = rule_id
+        self.group_value = group_value
+        self.entries = entries
+        self.last_fired_ms = last_fired_ms
+        self.fired = fired
 
     def to_dict(self) -> dict[str, Any]:
         return {

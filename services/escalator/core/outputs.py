@@ -47,11 +47,21 @@ _SCHEMAS: Final = {
 }
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Emit:
     channel: str  # ESCALATIONS | NOTIFICATIONS
     key: str  # Kafka record key: the ticket id (incidents: the group value)
     event: dict[str, Any]
+
+    def __init__(
+        self,
+        channel: str,
+        key: str,
+        event: dict[str, Any],
+    ) -> None:
+        self.channel = channel
+        self.key = key
+        self.event = event
 
     @property
     def id(self) -> str:
@@ -62,15 +72,27 @@ class Emit:
         return str(self.event["type"])
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class IncidentSignal:
     rule_id: str
     group_value: str
     ticket_id: str
     time_ms: int
 
+    def __init__(
+        self,
+        rule_id: str,
+        group_value: str,
+        ticket_id: str,
+        time_ms: int,
+    ) -> None:
+        self.rule_id = rule_id
+        self.group_value = group_value
+        self.ticket_id = ticket_id
+        self.time_ms = time_ms
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class ClockOutcome:
     ticket_id: str
     metric: str
@@ -85,8 +107,36 @@ class ClockOutcome:
     policy_id: str | None
     agreement: str | None = None  # the agreement instance ("ola@network"); None: the customer SLA
 
+    def __init__(
+        self,
+        ticket_id: str,
+        metric: str,
+        cycle: int,
+        outcome: str,
+        ended: str,
+        elapsed_ms: int,
+        target_ms: int | None,
+        started_ms: int,
+        ended_ms: int,
+        priority: str,
+        policy_id: str | None,
+        agreement: str | None = None,
+    ) -> None:
+        self.ticket_id = ticket_id
+        self.metric = metric
+        self.cycle = cycle
+        self.outcome = outcome
+        self.ended = ended
+        self.elapsed_ms = elapsed_ms
+        self.target_ms = target_ms
+        self.started_ms = started_ms
+        self.ended_ms = ended_ms
+        self.priority = priority
+        self.policy_id = policy_id
+        self.agreement = agreement
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class ThresholdSkipped:
     """A threshold that ``catch_up: latest`` passed over: recorded on the clock, counted, never emitted."""
 
@@ -97,8 +147,24 @@ class ThresholdSkipped:
     at_ms: int
     policy_id: str | None
 
+    def __init__(
+        self,
+        ticket_id: str,
+        metric: str,
+        cycle: int,
+        threshold: str,
+        at_ms: int,
+        policy_id: str | None,
+    ) -> None:
+        self.ticket_id = ticket_id
+        self.metric = metric
+        self.cycle = cycle
+        self.threshold = threshold
+        self.at_ms = at_ms
+        self.policy_id = policy_id
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class StateCapped:
     """A per-ticket bound was reached and the state kept within it (``what``: fields, field_value, tags, acks,
     escalations, instances); counted by the worker, documented in docs/engine.md."""
@@ -106,11 +172,27 @@ class StateCapped:
     ticket_id: str
     what: str
 
+    def __init__(
+        self,
+        ticket_id: str,
+        what: str,
+    ) -> None:
+        self.ticket_id = ticket_id
+        self.what = what
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class Ignored:
     event_id: str
     reason: str  # duplicate
+
+    def __init__(
+        self,
+        event_id: str,
+        reason: str,
+    ) -> None:
+        self.event_id = event_id
+        self.reason = reason
 
 
 Command = Emit | IncidentSignal | ClockOutcome | ThresholdSkipped | StateCapped | Ignored

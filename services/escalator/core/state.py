@@ -47,7 +47,7 @@ STOPPED: Final = "stopped"
 CANCELLED: Final = "cancelled"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Clock:
     """One cycle of one metric's clock.
 
@@ -70,6 +70,38 @@ class Clock:
     next_at_ms: int | None = None
     next_key: str | None = None
     skipped: tuple[str, ...] = ()  # thresholds passed over by ``catch_up: latest`` (also in ``fired``)
+
+    def __init__(
+        self,
+        metric: str,
+        cycle: int,
+        phase: str,
+        started_ms: int,
+        elapsed_ms: int,
+        mark_ms: int,
+        fired: tuple[str, ...] = (),
+        breached_at_ms: int | None = None,
+        ended_ms: int | None = None,
+        acks: tuple[int, ...] = (),
+        level: int = 0,
+        next_at_ms: int | None = None,
+        next_key: str | None = None,
+        skipped: tuple[str, ...] = (),
+    ) -> None:
+        self.metric = metric
+        self.cycle = cycle
+        self.phase = phase
+        self.started_ms = started_ms
+        self.elapsed_ms = elapsed_ms
+        self.mark_ms = mark_ms
+        self.fired = fired
+        self.breached_at_ms = breached_at_ms
+        self.ended_ms = ended_ms
+        self.acks = acks
+        self.level = level
+        self.next_at_ms = next_at_ms
+        self.next_key = next_key
+        self.skipped = skipped
 
     def copy(self) -> Clock:
         return Clock(
@@ -119,7 +151,7 @@ class Clock:
         )
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class EscalationRecord:
     """An escalation raised for the ticket, while open and (a few) after it was resolved. Treated as immutable: a
     change makes a new record. ``cause``: ``clock:<metric>:<cycle>``, ``trigger:<id>`` or ``request``."""
@@ -133,6 +165,28 @@ class EscalationRecord:
     resolved_ms: int | None = None
     resolved: str | None = None  # why (a ResolutionReason)
     resolved_by: str | None = None
+
+    def __init__(
+        self,
+        id: str,
+        level: int,
+        cause: str,
+        raised_ms: int,
+        acked_by: str | None = None,
+        acked_ms: int | None = None,
+        resolved_ms: int | None = None,
+        resolved: str | None = None,
+        resolved_by: str | None = None,
+    ) -> None:
+        self.id = id
+        self.level = level
+        self.cause = cause
+        self.raised_ms = raised_ms
+        self.acked_by = acked_by
+        self.acked_ms = acked_ms
+        self.resolved_ms = resolved_ms
+        self.resolved = resolved
+        self.resolved_by = resolved_by
 
     def to_list(self) -> list[Any]:
         return [
@@ -152,7 +206,7 @@ class EscalationRecord:
         return cls(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8])
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class TicketState:
     ticket_id: str
     created_ms: int
@@ -191,6 +245,78 @@ class TicketState:
     # escalations of this clock set (policies with resolve_events): every open one and the last few resolved
     escalations: list[EscalationRecord] = field(default_factory=list)
     trace: str | None = None  # the W3C traceparent of the latest event: carried by every output it leads to
+
+    def __init__(
+        self,
+        ticket_id: str,
+        created_ms: int,
+        priority: str = "normal",
+        status: str = "new",
+        requester_id: str | None = None,
+        requester_tier: str = "standard",
+        group: str | None = None,
+        assignee: str | None = None,
+        channel: str | None = None,
+        product: str | None = None,
+        category: str | None = None,
+        tags: tuple[str, ...] = (),
+        fields: dict[str, Any] | None = None,
+        reopen_count: int = 0,
+        reassignment_count: int = 0,
+        unanswered: int = 0,
+        agent_replies: int = 0,
+        rating: int | None = None,
+        escalation_requested: bool = False,
+        policy_id: str | None = None,
+        policy_version: str = "",
+        clocks: dict[str, Clock] | None = None,
+        triggers_on: tuple[str, ...] = (),
+        trigger_fires: dict[str, int] | None = None,
+        seen: tuple[str, ...] = (),
+        watermark_ms: int = 0,
+        closed_ms: int | None = None,
+        last_event_ms: int = 0,
+        flags: tuple[str, ...] = (),
+        requester_timezone: str | None = None,
+        agreements: dict[str, TicketState] | None = None,
+        instance: str | None = None,
+        escalations: list[EscalationRecord] | None = None,
+        trace: str | None = None,
+    ) -> None:
+        self.ticket_id = ticket_id
+        self.created_ms = created_ms
+        self.priority = priority
+        self.status = status
+        self.requester_id = requester_id
+        self.requester_tier = requester_tier
+        self.group = group
+        self.assignee = assignee
+        self.channel = channel
+        self.product = product
+        self.category = category
+        self.tags = tags
+        self.fields = fields if fields is not None else {}
+        self.reopen_count = reopen_count
+        self.reassignment_count = reassignment_count
+        self.unanswered = unanswered
+        self.agent_replies = agent_replies
+        self.rating = rating
+        self.escalation_requested = escalation_requested
+        self.policy_id = policy_id
+        self.policy_version = policy_version
+        self.clocks = clocks if clocks is not None else {}
+        self.triggers_on = triggers_on
+        self.trigger_fires = trigger_fires if trigger_fires is not None else {}
+        self.seen = seen
+        self.watermark_ms = watermark_ms
+        self.closed_ms = closed_ms
+        self.last_event_ms = last_event_ms
+        self.flags = flags
+        self.requester_timezone = requester_timezone
+        self.agreements = agreements if agreements is not None else {}
+        self.instance = instance
+        self.escalations = escalations if escalations is not None else []
+        self.trace = trace
 
     def clone(self) -> TicketState:
         """A copy whose containers can be replaced freely (clocks are shared until replaced)."""
