@@ -75,6 +75,13 @@ bench: setup ## benchmarks (core throughput, simulate on the full ServiceNow log
 	$(PY) bench/simulate_bench.py
 
 
+bench-instructions: setup ## the core and the decoder under callgrind: instruction counts, whatever the machine's load
+	valgrind --tool=callgrind --callgrind-out-file=bench/results/callgrind.core \
+		--toggle-collect=CPyPy_engine___apply --toggle-collect=CPyPy_engine___advance \
+		--toggle-collect=CPyPy_engine___next_deadline $(PY) bench/core_instructions.py core 1000 2>&1 | grep Collected
+	valgrind --tool=callgrind --callgrind-out-file=bench/results/callgrind.decode \
+		--toggle-collect=CPyPy_events___decode_record $(PY) bench/core_instructions.py decode 1000 2>&1 | grep Collected
+
 bench-service: setup ## the live worker against raw loops and faust on the embedded broker: throughput, timers, recovery (~15 min)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) bench/service_bench.py
