@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 TOOLS_PY := tools/dashboards.py tools/observe.py
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock run demo broker test lint typecheck unit integration soak bench bench-service schemas clean \
+.PHONY: help setup lock run demo broker test lint typecheck unit integration soak bench bench-instructions bench-service schemas clean \
 	dashboards rules observe
 
 help: ## list the targets
