@@ -99,7 +99,7 @@ observe: setup ## Prometheus (Debian's package) on 127.0.0.1:$(OBSERVE_PORT) wit
 
 .PHONY: fuzz
 FUZZ_ARGS ?=
-fuzz: setup ## hostile input at volume: 10,000+ bad records with valid traffic through a worker (~2 min; results in bench/results/fuzz.json)
+fuzz: setup ## hostile input at volume: 10,000+ bad records with valid traffic through a worker (~6 min; results in bench/results/fuzz.json)
 	$(PY) bench/fuzz.py $(FUZZ_ARGS)
 
 .PHONY: chaos
