@@ -140,10 +140,10 @@ def apply(
         if policy.agreements:
             _sync_instances(s, policy)
         _fire_all_due(s, policy, at, False, cmds)
-        if isinstance(event.data, CreatedData):
+        if type(event.data) is CreatedData:
             s.flags = _add_flag(s.flags, "created_late" if "implicit" in s.flags else "duplicate_created")
             s.flags = tuple(f for f in s.flags if f != "implicit")
-    created = isinstance(event.data, CreatedData)
+    created = type(event.data) is CreatedData
     group_before = None if state is None else s.group
     if state is None and created:
         _signal_incidents(s, policy, at, cmds)
@@ -225,7 +225,7 @@ def new_ticket(event: Event, policy: PolicySet) -> TicketState:
     at = event.time_ms
     s = TicketState(ticket_id=event.ticket_id, created_ms=at, watermark_ms=at, last_event_ms=at)
     data = event.data
-    if isinstance(data, CreatedData):
+    if type(data) is CreatedData:
         _take_attributes(s, data)
         s.status = data.status
     else:
@@ -263,7 +263,7 @@ def _first_clocks(status: str, at: int) -> dict[str, Clock]:
 def _mutate(s: TicketState, event: Event, at: int, ps: PolicySet, cmds: list[Command]) -> None:
     data = event.data
     pol = effective_policy(s, ps)
-    if isinstance(data, CommentedData):
+    if type(data) is CommentedData:
         if not data.public:
             return
         if data.author == "agent":
@@ -278,34 +278,34 @@ def _mutate(s: TicketState, event: Event, at: int, ps: PolicySet, cmds: list[Com
             if s.status not in DONE_STATUSES and not running(s, "next_reply") and not running(s, "first_response"):
                 start_cycle(s, "next_reply", at, pol)
         return
-    if isinstance(data, StatusChangedData):
+    if type(data) is StatusChangedData:
         _set_status(s, data.status, at, pol, cmds)
         return
-    if isinstance(data, UpdatedData):
+    if type(data) is UpdatedData:
         _update(s, data.changes, at, ps, pol)
         return
-    if isinstance(data, CreatedData):
+    if type(data) is CreatedData:
         s.created_ms = min(s.created_ms, event.time_ms)
         _take_attributes(s, data)
         if data.status != s.status and "duplicate_created" not in s.flags:
             _set_status(s, data.status, at, pol, cmds)
         _reselect(s, ps, at, pol)
         return
-    if isinstance(data, RatedData):
+    if type(data) is RatedData:
         s.rating = data.score
         return
-    if isinstance(data, EscalationAcknowledgedData):
+    if type(data) is EscalationAcknowledgedData:
         s.escalation_requested = False
         _acknowledge(s, data, at, pol, cmds)
         return
-    if isinstance(data, DeescalatedData):
+    if type(data) is DeescalatedData:
         deescalate(s, data, event.id, at, pol, cmds)
         return
     # ticket.escalation_requested: with a ``requests:`` section a request by requester|agent|manager|system is an
     # escalation of its own; any other (older-style, free-text ``by``) sets the flag the triggers test, as before
     if (
         ps.requests is not None
-        and isinstance(data, EscalationRequestedData)
+        and type(data) is EscalationRequestedData
         and data.by is not None
         and data.by in REQUESTERS
     ):

@@ -161,16 +161,22 @@ def format_ms(ms: int) -> str:
 
 
 def _format(ms: int) -> str:
-    days, rem = divmod(ms, _DAY_MS)
+    days = ms // _DAY_MS
+    rem = ms - days * _DAY_MS
     day = _day_text.get(days)
     if day is None:
         if len(_day_text) > 100_000:
             _day_text.clear()
         d = date.fromordinal(_EPOCH_ORDINAL + days)
         day = _day_text[days] = f"{d.year:04d}-{d.month:02d}-{d.day:02d}T"
-    secs, frac = divmod(rem, 1000)
-    hours, secs = divmod(secs, 3600)
-    minutes, secs = divmod(secs, 60)
+    secs = rem // 1000
+    frac = rem - secs * 1000
+    two = _TWO_DIGITS  # table lookups and one string build: no int formatting per call (the hot outputs' cost)
+    hms = f"{two[secs // 3600]}:{two[secs // 60 % 60]}:{two[secs % 60]}"
     if frac:
-        return f"{day}{hours:02d}:{minutes:02d}:{secs:02d}.{frac:03d}Z"
-    return f"{day}{hours:02d}:{minutes:02d}:{secs:02d}Z"
+        return f"{day}{hms}.{_THREE_DIGITS[frac]}Z"
+    return f"{day}{hms}Z"
+
+
+_TWO_DIGITS: Final = tuple(f"{i:02d}" for i in range(100))
+_THREE_DIGITS: Final = tuple(f"{i:03d}" for i in range(1000))
