@@ -385,6 +385,7 @@ METRIC_CATALOGUE = {
     "escalator_tickets_at_risk": "gauge",
     "escalator_time_to_first_response_seconds": "histogram",
     "escalator_time_to_resolution_seconds": "histogram",
+    "escalator_time_to_first_escalation_seconds": "histogram",
     "escalator_timer_lateness_seconds": "histogram",
     "escalator_event_lag_seconds": "histogram",
     "escalator_consumer_lag": "gauge",

@@ -74,3 +74,17 @@ def test_the_worker_counts_resolutions_and_their_open_time() -> None:
     assert reg.get_sample_value("escalator_escalation_open_seconds_count", {"level": "2"}) == 1
     assert reg.get_sample_value("escalator_escalation_open_seconds_sum", {"level": "2"}) == 90.0
     assert reg.get_sample_value("escalator_escalations_by_trigger_total", {"trigger": "legal"}) == 1
+
+
+def test_time_to_first_escalation_is_measured_once_per_ticket_by_level_and_reason() -> None:
+    from escalator.core import FirstEscalation
+    from escalator.replay.simulate import simulate_lines
+
+    firsts = [c for c in simulate_lines(lines(), PS) if type(c) is FirstEscalation]
+    # A escalates at L1 (0m after the 1h target) and at L2 later: only the first is timed; B replies in time
+    assert [(f.ticket_id, f.level, f.reason, f.elapsed_ms) for f in firsts] == [("A", 1, "sla_breach", 3_600_000)]
+    metrics = Metrics(CollectorRegistry())
+    metrics.observe_first_escalations(firsts)
+    labels = {"level": "1", "reason": "sla_breach"}
+    assert metrics.registry.get_sample_value("escalator_time_to_first_escalation_seconds_count", labels) == 1
+    assert metrics.registry.get_sample_value("escalator_time_to_first_escalation_seconds_sum", labels) == 3600.0

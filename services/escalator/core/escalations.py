@@ -13,7 +13,7 @@ from typing import Final
 
 from .envelopes import DeescalatedData, EscalationRequestedData
 from .messages import recipients, request_text, requester_update_text
-from .outputs import ESCALATIONS, Command, Emit, Ignored, StateCapped, cloud_event, notification
+from .outputs import ESCALATIONS, Command, Emit, FirstEscalation, Ignored, StateCapped, cloud_event, notification
 from .plan import CompiledPolicy, NotifyTarget, PolicySet, Requests
 from .state import MAX_OPEN_ESCALATIONS, EscalationRecord, TicketState
 from .timefmt import format_ms
@@ -118,6 +118,9 @@ def escalate(
             records.remove(oldest)
             cmds.append(StateCapped(s.ticket_id, "escalations"))
         s.escalations = records
+    if s.instance is None and "escalated" not in s.flags:  # the ticket's first: timed for the metrics
+        s.flags = (*s.flags, "escalated")
+        cmds.append(FirstEscalation(s.ticket_id, esc.level, esc.reason, at - s.created_ms))
     at_text = format_ms(at)
     targets = recipients(s, esc.notify, pol)
     agreement = agreement_ref(s)

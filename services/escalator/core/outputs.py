@@ -8,7 +8,8 @@ The engine returns *commands*:
   same history always gives byte-identical output (:func:`encode_event`).
 * :class:`IncidentSignal` -- a ``ticket.created`` counted by an incident rule (routed to the incident detector).
 * :class:`ClockOutcome` -- a metric cycle ended (met or breached); for metrics, reports and compliance.
-* :class:`Ignored` -- the event was a duplicate.
+* :class:`Ignored` -- the event was a duplicate, or a no-op it asked for (counted by the worker).
+* :class:`FirstEscalation` -- a ticket's first ``escalation.raised``: how long after its creation (for metrics).
 
 The pydantic models of the published events (the JSON Schemas in ``schemas/``) are in
 :mod:`escalator.core.output_models`, re-exported here; this module is compiled, they are not.
@@ -28,6 +29,7 @@ __all__ = [
     "ClockOutcome",
     "Command",
     "Emit",
+    "FirstEscalation",
     "Ignored",
     "IncidentSignal",
     "StateCapped",
@@ -195,7 +197,24 @@ class Ignored:
         self.reason = reason
 
 
-Command = Emit | IncidentSignal | ClockOutcome | ThresholdSkipped | StateCapped | Ignored
+@dataclass(slots=True, init=False)
+class FirstEscalation:
+    """A ticket's first escalation (customer SLA, trigger or request): ``elapsed_ms`` from its creation to the
+    escalation's logical instant (``escalator_time_to_first_escalation_seconds``)."""
+
+    ticket_id: str
+    level: int
+    reason: str
+    elapsed_ms: int
+
+    def __init__(self, ticket_id: str, level: int, reason: str, elapsed_ms: int) -> None:
+        self.ticket_id = ticket_id
+        self.level = level
+        self.reason = reason
+        self.elapsed_ms = elapsed_ms
+
+
+Command = Emit | IncidentSignal | ClockOutcome | ThresholdSkipped | StateCapped | Ignored | FirstEscalation
 # Commands are plain slotted dataclasses, not frozen ones: a frozen dataclass costs ~10x more to build, and the engine
 # builds several per event. Treat them as immutable values all the same.
 

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from ..core import ClockOutcome, Emit
+from ..core import ClockOutcome, Emit, FirstEscalation
 from ..core.vocabulary import PRIORITIES
 
 if TYPE_CHECKING:
@@ -82,6 +82,13 @@ class Metrics:
             "How long an escalation stayed open (raised to resolved, open time of the wall clock), by level.",
             _SLA_BUCKETS,
             "level",
+        )
+        self.time_to_first_escalation = h(
+            "escalator_time_to_first_escalation_seconds",
+            "From a ticket's creation to its first escalation.raised (event time), by its level and reason.",
+            _SLA_BUCKETS,
+            "level",
+            "reason",
         )
         sla = ("metric", "priority", "policy")
         self.sla_breaches = c("escalator_sla_breaches_total", "SLA targets breached.", *sla)
@@ -201,6 +208,8 @@ class Metrics:
             self.observe_outcomes(stats.outcomes)
         if stats.emits:
             self.observe_emits(stats.emits)
+        if stats.first_escalations:
+            self.observe_first_escalations(stats.first_escalations)
         if stats.timer_lateness_ms:
             self.timer_lateness.observe_ms(stats.timer_lateness_ms)
 
@@ -265,6 +274,13 @@ class Metrics:
             self.escalations_resolved.labels(level, why).inc(n)
         for level, values in open_ms.items():
             self.escalation_open.observe_ms(values, (level,))
+
+    def observe_first_escalations(self, firsts: Iterable[FirstEscalation]) -> None:
+        by_labels: dict[tuple[str, str], list[int]] = {}
+        for f in firsts:
+            by_labels.setdefault((str(f.level), f.reason), []).append(f.elapsed_ms)
+        for labels, values in by_labels.items():
+            self.time_to_first_escalation.observe_ms(values, labels)
 
     def observe_outcomes(self, outcomes: Iterable[ClockOutcome]) -> None:
         counts: CounterOf[tuple[str, str, str, str]] = CounterOf()

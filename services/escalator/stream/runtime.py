@@ -43,6 +43,7 @@ from ..core import (
     Command,
     DecodeError,
     Emit,
+    FirstEscalation,
     Ignored,
     IncidentSignal,
     PolicySet,
@@ -123,6 +124,7 @@ class BatchStats:
     skipped: Counter[str] = field(default_factory=Counter)  # thresholds passed over (catch_up: latest), by metric
     emits: list[tuple[Emit, str, bool]] = field(default_factory=list)  # (output, ticket priority, fired by a timer)
     outcomes: list[ClockOutcome] = field(default_factory=list)
+    first_escalations: list[FirstEscalation] = field(default_factory=list)  # a ticket's first escalation.raised
     event_lags_ms: list[int] = field(default_factory=list)
     timer_lateness_ms: list[int] = field(default_factory=list)  # produced - fired_at, per timer output
     purged: int = 0
@@ -434,6 +436,9 @@ class Runtime:
             elif kind is ThresholdSkipped:
                 assert isinstance(c, ThresholdSkipped)
                 stats.skipped[c.metric] += 1
+            elif kind is FirstEscalation:
+                assert isinstance(c, FirstEscalation)
+                stats.first_escalations.append(c)
 
     def _emit(self, e: Emit, outputs: list[_Out], stats: BatchStats, priority: str, *, timer: bool) -> None:
         topic = self.topics.escalations if e.channel == "escalations" else self.topics.notifications
