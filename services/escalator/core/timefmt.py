@@ -30,16 +30,18 @@ def parse_rfc3339_ms(text: str) -> int:
 
     Fractions beyond milliseconds are truncated. Raises ``ValueError`` with a readable message otherwise.
     """
-    # A bounded memo of recent texts: the decoder validates the time and then converts it (two calls per event),
-    # and recorded logs repeat timestamps. Errors are not memoised (they raise the same message every time).
-    ms = _parsed.get(text)
-    if ms is None:
-        ms = _parse_utc(text)
-        if ms < 0:
-            ms = _parse(text)
-        if len(_parsed) >= _PARSED_LIMIT:
-            _parsed.clear()
-        _parsed[text] = ms
+    # The common shape is read by position (no memo: that costs more than the reading); anything else takes the
+    # regex, behind a bounded memo of recent texts (errors are not memoised: they raise the same message each time).
+    ms = _parse_utc(text)
+    if ms >= 0:
+        return ms
+    known = _parsed.get(text)
+    if known is not None:
+        return known
+    ms = _parse(text)
+    if len(_parsed) >= _PARSED_LIMIT:
+        _parsed.clear()
+    _parsed[text] = ms
     return ms
 
 
@@ -58,15 +60,20 @@ def _parse_utc(text: str) -> int:
     """The common shape, ``YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`` with valid fields, read by position without the regex
     (-1 for anything else, or an instant before the epoch: :func:`_parse` then decides, and words any error)."""
     n = len(text)
-    if n < 20 or text[n - 1] != "Z" or text[4] != "-" or text[7] != "-" or text[10] != "T":
+    if n < 20 or text[n - 1] != "Z" or text[13] != ":" or text[16] != ":":
         return -1
-    if text[13] != ":" or text[16] != ":":
-        return -1
-    year, month, day = _digits(text, 0, 4), _digits(text, 5, 7), _digits(text, 8, 10)
-    hour, minute, second = _digits(text, 11, 13), _digits(text, 14, 16), _digits(text, 17, 19)
-    if year < 1970 or not 1 <= month <= 12 or hour < 0 or hour > 23 or minute < 0 or minute > 59:
-        return -1
-    if day < 1 or day > (29 if month == 2 and _leap(year) else _DAYS_IN_MONTH[month]) or second < 0 or second > 59:
+    hour_text = text[:13]  # a stream's timestamps share their hour: its instant is looked up, not recomputed
+    base = _hour_ms.get(hour_text)
+    if base is None:
+        base = _hour_start_ms(text)
+        if base < 0:
+            return -1
+        if len(_hour_ms) >= _PARSED_LIMIT:
+            _hour_ms.clear()
+        _hour_ms[hour_text] = base
+    minute = _digits(text, 14, 16)
+    second = _digits(text, 17, 19)
+    if minute < 0 or minute > 59 or second < 0 or second > 59:
         return -1
     ms = 0
     if n > 20:
@@ -76,10 +83,26 @@ def _parse_utc(text: str) -> int:
         if frac < 0:
             return -1
         digits = n - 21
-        ms = frac // 10 ** (digits - 3) if digits > 3 else frac * 10 ** (3 - digits)
+        ms = frac // _TEN_POWERS[digits - 3] if digits > 3 else frac * _TEN_POWERS[3 - digits]
     elif n != 20:
         return -1
-    return (_epoch_days(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second) * 1000 + ms
+    return base + (minute * 60 + second) * 1000 + ms
+
+
+def _hour_start_ms(text: str) -> int:
+    """The instant of ``YYYY-MM-DDTHH`` (the first 13 characters of ``text``), -1 if not valid or before 1970."""
+    if text[4] != "-" or text[7] != "-" or text[10] != "T":
+        return -1
+    year, month, day, hour = _digits(text, 0, 4), _digits(text, 5, 7), _digits(text, 8, 10), _digits(text, 11, 13)
+    if year < 1970 or not 1 <= month <= 12 or hour < 0 or hour > 23:
+        return -1
+    if day < 1 or day > (29 if month == 2 and _leap(year) else _DAYS_IN_MONTH[month]):
+        return -1
+    return (_epoch_days(year, month, day) * 24 + hour) * 3_600_000
+
+
+_hour_ms: dict[str, int] = {}
+_TEN_POWERS: Final = tuple(10**i for i in range(7))  # not a literal: mypyc would rebuild a Final tuple literal per use
 
 
 def _parse(text: str) -> int:
