@@ -101,7 +101,9 @@ __all__ = [
     "new_ticket",
     "next_deadline",
     "rebase",
+    "replan_at",
     "select_policy",
+    "stamp_trace",
     "sync_instance",
 ]
 
@@ -187,6 +189,12 @@ def advance(
     if s.trace is not None:
         _stamp(cmds, s.trace)
     return s, cmds
+
+
+def stamp_trace(s: TicketState, cmds: list[Command]) -> None:
+    """Stamp outputs a ticket's thresholds produced (not an event) with the trace of its latest event."""
+    if s.trace is not None:
+        _stamp(cmds, s.trace)
 
 
 def _stamp(cmds: list[Command], trace: str) -> None:
@@ -561,6 +569,31 @@ def rebase(s: TicketState, ps: PolicySet) -> None:
                 continue
             sync_instance(inst, s)
             rebase(inst, ag.policies)
+
+
+def replan_at(s: TicketState, at: int, old: PolicySet | None, new: PolicySet, cmds: list[Command]) -> None:
+    """A policy version taking effect for the ticket at instant ``at`` (``s`` is owned by the caller and has acted
+    on nothing after ``at``): the thresholds due strictly before ``at`` fire under ``old``, every running clock is
+    checkpointed at ``at`` on ``old``'s calendar (elapsed time kept), then re-planned under ``new`` (thresholds
+    fired stay fired; those now overdue fall due at ``at``). Without ``old`` (a version this process does not hold)
+    the clocks are re-planned as after a restart with a new file (:func:`rebase`). The watermark moves to ``at``."""
+    if old is not None and s.policy_version == old.version and old.version != new.version:
+        if old.agreements:
+            _sync_instances(s, old)
+        _fire_all_due(s, old, at, False, cmds)
+        checkpoint_all(s, at, effective_policy(s, old), s.status)
+        if s.agreements:
+            by_id = {a.id: a for a in old.agreements}
+            for key, inst in s.agreements.items():
+                ag = by_id.get(key.split("@", 1)[0])
+                if ag is not None and "left" not in inst.flags:
+                    checkpoint_all(inst, at, effective_policy(inst, ag.policies), inst.status)
+    elif old is not None and s.policy_version == old.version:
+        if old.agreements:
+            _sync_instances(s, old)
+        _fire_all_due(s, old, at, False, cmds)
+    rebase(s, new)
+    s.watermark_ms = max(s.watermark_ms, at)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Final, Literal, get_args
 
 __all__ = [
+    "APPLIES_TO",
     "CATCH_UP",
     "DEFAULT_PAUSE_ON",
     "DLQ_REASONS",
@@ -30,6 +31,7 @@ __all__ = [
     "RESOLUTION_REASONS",
     "SEVERITIES",
     "STATUSES",
+    "AppliesTo",
     "Author",
     "CatchUp",
     "DlqReason",
@@ -79,6 +81,11 @@ OUTCOMES: Final[tuple[str, ...]] = get_args(Outcome)
 #: late creation): emit them all, or only the latest notification and the highest ladder step.
 CatchUp = Literal["all", "latest"]
 CATCH_UP: Final[tuple[str, ...]] = get_args(CatchUp)
+
+#: Whom a published policy version applies to from its effective instant: every open ticket (re-planned at that
+#: instant), or only the tickets created from then on (open ones keep the version they started with).
+AppliesTo = Literal["open_tickets", "new_tickets"]
+APPLIES_TO: Final[tuple[str, ...]] = get_args(AppliesTo)
 
 #: The clock of a policy's ``follow_up`` (a feedback request after the solve): not an SLA metric.
 FOLLOW_UP: Final = "follow_up"

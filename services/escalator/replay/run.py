@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, TextIO
 
 from ..core import DecodeError, Emit, PolicySet, decode_record, encode_event
+from ..core.versions import PolicyVersions
 from .simulate import Reject, Simulator, undecodable
 from .summary import Summary
 
@@ -78,7 +79,7 @@ def _write_emits(cmds: list[Any], write: Callable[[bytes], object]) -> int:
 
 def run_lines(
     lines: Iterable[tuple[int, bytes]],
-    policy: PolicySet,
+    policy: PolicySet | PolicyVersions,
     *,
     until_ms: int | None = None,
     other_policy: PolicySet | None = None,
@@ -100,7 +101,7 @@ def run_lines(
 
 def _run(
     lines: Iterable[tuple[int, bytes]],
-    policy: PolicySet,
+    policy: PolicySet | PolicyVersions,
     until_ms: int | None,
     other_policy: PolicySet | None,
     out: BinaryIO | None,
@@ -108,7 +109,7 @@ def _run(
     progress: Progress | None,
 ) -> RunResult:
     sim = Simulator(policy, until_ms)
-    summary = Summary(policy)
+    summary = Summary(sim.policy)  # with policy changes: the base file (what it reports per policy id)
     other_sim = Simulator(other_policy, until_ms) if other_policy is not None else None
     other = Summary(other_policy) if other_policy is not None else None
     written = 0

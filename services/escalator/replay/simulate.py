@@ -40,13 +40,11 @@ from ..core import (
     IncidentWindow,
     PolicySet,
     TicketState,
-    advance,
-    apply,
     decode_record,
-    next_deadline,
     observe,
     window_key,
 )
+from ..core.versions import PolicyVersions, advance_versioned, apply_versioned, next_deadline_versioned
 
 __all__ = [
     "Reject",
@@ -92,17 +90,20 @@ class Simulator:
         "policy",
         "tickets",
         "until_ms",
+        "versions",
         "windows",
     )
 
-    def __init__(self, policy: PolicySet, until_ms: int | None = None) -> None:
-        self.policy = policy
+    def __init__(self, policy: PolicySet | PolicyVersions, until_ms: int | None = None) -> None:
+        versions = policy if isinstance(policy, PolicyVersions) else PolicyVersions.of(policy)
+        self.versions = versions  # with --policy-change: the files in force from their instants
+        self.policy = versions.base.policies
         self.until_ms = until_ms
         self.tickets: dict[str, TicketState] = {}
         self.windows: dict[str, IncidentWindow] = {}
         self._armed: dict[str, int] = {}
         self._heap: list[tuple[int, str]] = []
-        self._incidents = bool(policy.incidents)
+        self._incidents = any(v.policies.incidents for v in versions.entries)
         self.latest_ms: int | None = None  # the latest event time applied
         self.events_after_until = 0
 
@@ -119,10 +120,10 @@ class Simulator:
             self._fire_until(now, False, out)
         tid = event.ticket_id
         tickets = self.tickets
-        policy = self.policy
-        state, cmds = apply(tickets.get(tid), event, policy, in_place=True)  # the simulator owns its states
+        versions = self.versions
+        state, cmds = apply_versioned(tickets.get(tid), event, versions, in_place=True)  # it owns its states
         tickets[tid] = state
-        nd = next_deadline(state, policy)
+        nd = next_deadline_versioned(state, versions)
         armed = self._armed
         if nd is None:
             armed.pop(tid, None)
@@ -162,7 +163,7 @@ class Simulator:
         heap = self._heap
         armed = self._armed
         tickets = self.tickets
-        policy = self.policy
+        versions = self.versions
         while heap:
             due, tid = heap[0]
             if due > limit or (due == limit and not inclusive):
@@ -170,9 +171,9 @@ class Simulator:
             heapq.heappop(heap)
             if armed.get(tid) != due:
                 continue  # superseded by a later re-arm
-            state, cmds = advance(tickets[tid], due, policy, in_place=True)
+            state, cmds = advance_versioned(tickets[tid], due, versions, in_place=True)
             tickets[tid] = state
-            nd = next_deadline(state, policy)
+            nd = next_deadline_versioned(state, versions)
             if nd is None:
                 del armed[tid]
             else:
@@ -192,13 +193,15 @@ class Simulator:
             out.append(c)
             if type(c) is IncidentSignal:
                 key = window_key(c.rule_id, c.group_value)
-                window, emits = observe(windows.get(key), c, self.policy)
+                window, emits = observe(windows.get(key), c, self.versions.for_new(c.time_ms))
                 windows[key] = window
                 out.extend(emits)
         return out
 
 
-def simulate(events: Iterable[Event], policy: PolicySet, until_ms: int | None = None) -> Iterator[Command]:
+def simulate(
+    events: Iterable[Event], policy: PolicySet | PolicyVersions, until_ms: int | None = None
+) -> Iterator[Command]:
     """Every command the core produces for ``events`` (in arrival order) under ``policy``, in event time.
 
     The :class:`~escalator.core.Emit` commands are what the live service publishes for the same input;
@@ -211,7 +214,7 @@ def simulate(events: Iterable[Event], policy: PolicySet, until_ms: int | None = 
 
 
 def simulate_lines(
-    lines: Iterable[tuple[int, bytes]], policy: PolicySet, until_ms: int | None = None
+    lines: Iterable[tuple[int, bytes]], policy: PolicySet | PolicyVersions, until_ms: int | None = None
 ) -> Iterator[Command | Reject]:
     """:func:`simulate` over raw JSON Lines ``(line_number, bytes)``; lines that do not decode yield a
     :class:`Reject` (in place, with the line number and the :class:`DecodeError` reason) and the run goes on."""
