@@ -16,8 +16,8 @@ At ``T``: the thresholds due strictly before ``T`` fire under the old version; t
 checkpointed at ``T`` and re-planned: elapsed time kept, fired thresholds stay fired, thresholds now overdue fall
 due at ``T``); then, as always, an event at ``T`` before the thresholds at ``T``. A version whose effective instant
 a ticket has already passed when the version becomes known (published late) is adopted at the ticket's watermark,
-like a late event. Only tickets with a running clock are woken for a switch; the others switch when next touched
-(they have nothing to re-plan, so nothing differs).
+like a late event. Only tickets with a running clock are woken for a switch (and only they are switched by a
+deadline); the others switch at the instant when their next event comes (they had nothing to re-plan).
 
 With a single entry every function here is exactly the engine's (the same outputs, byte for byte).
 """
@@ -152,9 +152,13 @@ class PolicyVersions:
         return [v for v in self.entries[1:] if v.effective_ms is not None and v.effective_ms > at_ms]
 
 
-def _catch_up(s: TicketState, upto_ms: int, versions: PolicyVersions, cmds: list[Command]) -> PolicySet:
+def _catch_up(
+    s: TicketState, upto_ms: int, versions: PolicyVersions, cmds: list[Command], *, only_running: bool
+) -> PolicySet:
     """Bring an owned ticket state to the version that governs it at ``upto_ms`` (inclusive), switching at every
-    effective instant on the way; returns that version's policy file."""
+    effective instant on the way; returns the policy file it is on then. ``only_running`` (a deadline, not an
+    event): a ticket without a running clock is not switched -- exactly when :func:`next_deadline_versioned` does
+    not wake it for the switch, so that ticks never change outputs."""
     governing = versions.governing(s.created_ms, s.watermark_ms)
     if governing.version != s.policy_version:  # published after the ticket passed its instant: adopt it now
         replan_at(s, s.watermark_ms, versions.policies(s.policy_version), governing.policies, cmds)
@@ -162,10 +166,16 @@ def _catch_up(s: TicketState, upto_ms: int, versions: PolicyVersions, cmds: list
         nxt = versions.next_switch(s.watermark_ms)
         if nxt is None or nxt.effective_ms is None or nxt.effective_ms > upto_ms:
             break
-        replan_at(s, nxt.effective_ms, versions.policies(s.policy_version), nxt.policies, cmds)
-    current = versions.policies(s.policy_version)
-    assert current is not None
-    return current
+        current = versions.policies(s.policy_version)
+        if current is not None:  # the thresholds strictly before the switch, under the version they belong to
+            s, more = advance(s, nxt.effective_ms - 1, current, in_place=True)
+            cmds.extend(more)
+        if only_running and not _running(s):
+            break
+        replan_at(s, nxt.effective_ms, current, nxt.policies, cmds)
+    found = versions.policies(s.policy_version)
+    assert found is not None
+    return found
 
 
 def apply_versioned(
@@ -182,7 +192,7 @@ def apply_versioned(
     s = state if in_place else state.clone()
     at = event.time_ms if event.time_ms > s.watermark_ms else s.watermark_ms
     cmds: list[Command] = []
-    policies = _catch_up(s, at, versions, cmds)
+    policies = _catch_up(s, at, versions, cmds, only_running=False)
     stamp_trace(s, cmds)  # before the event's own trace replaces the ticket's
     s, more = apply(s, event, policies, in_place=True)
     cmds.extend(more)
@@ -198,7 +208,7 @@ def advance_versioned(
         return advance(state, now_ms, single, in_place=in_place)
     s = state if in_place else state.clone()
     cmds: list[Command] = []
-    policies = _catch_up(s, now_ms, versions, cmds)
+    policies = _catch_up(s, now_ms, versions, cmds, only_running=True)
     stamp_trace(s, cmds)
     s, more = advance(s, now_ms, policies, in_place=True)
     cmds.extend(more)
