@@ -10,7 +10,11 @@ In one run:
 * the raw aiokafka consume -> produce loop of ``bench/service_bench.py`` on an embedded broker (or
   KAFKA_BOOTSTRAP_SERVERS), the same number of events: what decode + core have to keep up with.
 
-Usage: python bench/core_bench.py [--tickets N] [--no-wire] [--out bench/results/core.json]
+* "today": the core as it was when issue 14 was filed (the last commit before the compiled core, plain Python, with
+  its own benchmark script, checked out in a temporary git worktree), so "N x today" is measured in the same
+  sitting (``--today ''`` skips it, e.g. outside a git clone).
+
+Usage: python bench/core_bench.py [--tickets N] [--no-wire] [--today REV] [--out bench/results/core.json]
 """
 
 from __future__ import annotations
@@ -123,6 +127,36 @@ def child(build: str, tickets: int, repeat: int) -> dict[str, object]:
     return dict(orjson.loads(done.stdout.strip().splitlines()[-1]))
 
 
+#: The last commit before the compiled core (issue 14 was filed against this core).
+TODAY_REV = "dd57097^"
+
+
+def today(rev: str, tickets: int, repeat: int) -> dict[str, object] | None:
+    """The issue's "today": ``rev``'s own core benchmark in a temporary worktree (plain Python), or ``None`` when
+    this is not a git clone with that commit."""
+    with tempfile.TemporaryDirectory(prefix="core-bench-today-") as tmp:
+        tree = Path(tmp) / "tree"
+        added = subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        if added.returncode != 0:
+            print(f"(no 'today' baseline: {added.stderr.strip() or 'git worktree failed'})")
+            return None
+        try:
+            env = {**os.environ, "PYTHONPATH": str(tree / "services")}
+            out = Path(tmp) / "today.json"
+            cmd = [sys.executable, str(tree / "bench" / "core_bench.py"), "--tickets", str(tickets)]
+            subprocess.run([*cmd, "--repeat", str(repeat), "--out", str(out)], env=env, check=True, timeout=1800)
+            return dict(orjson.loads(out.read_bytes()))
+        finally:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False, capture_output=True
+            )
+
+
 def raw_loop(events: int, tickets: int) -> float:
     """The raw aiokafka consume -> produce loop on the same number of records (events/s, best of 3)."""
     sys.path.insert(0, str(ROOT / "bench"))
@@ -153,6 +187,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-wire", action="store_true", help="skip the raw aiokafka loop (no broker)")
+    parser.add_argument("--today", default=TODAY_REV, help="the baseline commit ('' to skip)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "core.json"))
     args = parser.parse_args()
     if args.child:
@@ -180,6 +215,17 @@ def main() -> int:
         )
     if compiled["build"] != "compiled":
         print("(no compiled core is installed: both runs used the plain modules)")
+    base = today(args.today, args.tickets, args.repeat) if args.today else None
+    if base is not None:
+        result["today"] = {"rev": args.today, **base}
+        result["compiled_over_today"] = {
+            k: round(int(compiled[k]) / int(base[k]), 2)  # type: ignore[call-overload]
+            for k in ("decode_events_per_s", "core_events_per_s", "core_in_place_events_per_s")
+        }
+        print(
+            f"today ({args.today}, plain): core {base['core_in_place_events_per_s']:,} in place; compiled now: "
+            f"{result['compiled_over_today']}"
+        )
     if not args.no_wire:
         raw = raw_loop(int(compiled["events"]), args.tickets)  # type: ignore[call-overload]
         result["raw_aiokafka_events_per_s"] = round(raw)
