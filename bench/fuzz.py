@@ -4,7 +4,7 @@ bench/results/fuzz.json: every bad record in the DLQ with its reason and bytes, 
 events, the worker's peak RSS, the longest log line and that no payload reached the log. The CI-sized run is
 tests/integration/test_hostile_input.py; the generator and the judge are tests/integration/hostile.py.
 
-    .venv/bin/python bench/fuzz.py [--bad 10000] [--tickets 40] [--seed 1] [--max-bytes 65536]
+    .venv/bin/python bench/fuzz.py [--bad 10000] [--tickets 100] [--seed 1] [--max-bytes 65536]
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def passed(fig: dict[str, object]) -> bool:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bad", type=int, default=10_000)
-    ap.add_argument("--tickets", type=int, default=40)
+    ap.add_argument("--tickets", type=int, default=100)  # spreads the bad records over ~50 s of paced traffic
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--max-bytes", type=int, default=65_536)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "fuzz.json")
