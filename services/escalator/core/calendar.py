@@ -29,6 +29,7 @@ _DAY_MS: Final = 86_400_000
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
 _CACHE_LIMIT: Final = 20_000
+_WINDOW_DAYS: Final = 2048  # 5.6 years from 1.4 years before the first day asked about (16 KiB per calendar)
 # Longest search for open time before giving up: policy validation guarantees at least one open minute a week,
 # holidays are finite, and targets are bounded, so this is only a guard against a corrupt calendar.
 _MAX_SEARCH_DAYS: Final = 366 * 30
@@ -64,7 +65,7 @@ def _minutes(text: str, *, allow_24: bool) -> int:
 class Calendar:
     """A business-hours calendar. Instances are immutable apart from an internal, deterministic memo."""
 
-    __slots__ = ("_always", "_day_cache", "_tz", "holidays", "name", "timezone", "week")
+    __slots__ = ("_always", "_day_cache", "_tz", "_window", "_window_base", "holidays", "name", "timezone", "week")
 
     def __init__(
         self,
@@ -91,6 +92,10 @@ class Calendar:
         self.holidays = frozenset(holidays)
         self._always = not self.holidays and all(day == ((0, 1440),) for day in days)
         self._day_cache: dict[int, tuple[Interval, ...]] = {}
+        # The days around the first one asked about, by index (no boxing and hashing of the ordinal per day walked,
+        # which is what the dict costs on the hot path); days outside the window use the dict.
+        self._window: list[tuple[Interval, ...] | None] = []
+        self._window_base = 0
 
     @property
     def always_open(self) -> bool:
@@ -110,11 +115,8 @@ class Calendar:
         total = 0
         ordinal = _EPOCH_ORDINAL + start_ms // _DAY_MS - 1  # _first_ordinal(start_ms), inlined (hot path)
         last = _EPOCH_ORDINAL + end_ms // _DAY_MS + 1  # _last_ordinal(end_ms)
-        cache = self._day_cache
         while ordinal <= last:
-            day = cache.get(ordinal)
-            if day is None:
-                day = self._day(ordinal)
+            day = self._day_at(ordinal)
             for s, e in day:
                 if e <= start_ms:
                     continue
@@ -132,11 +134,8 @@ class Calendar:
             return start_ms + duration_ms
         remaining = duration_ms
         ordinal = _EPOCH_ORDINAL + start_ms // _DAY_MS - 1  # _first_ordinal(start_ms), inlined (hot path)
-        cache = self._day_cache
         for _ in range(_MAX_SEARCH_DAYS):
-            day = cache.get(ordinal)
-            if day is None:
-                day = self._day(ordinal)
+            day = self._day_at(ordinal)
             for s, e in day:
                 if e <= start_ms:
                     continue
@@ -170,6 +169,19 @@ class Calendar:
         return out
 
     # -- internals -------------------------------------------------------------------------------------------
+    def _day_at(self, ordinal: int) -> tuple[Interval, ...]:
+        i = ordinal - self._window_base
+        if 0 <= i < len(self._window):
+            day = self._window[i]
+            if day is None:
+                day = self._window[i] = self._day(ordinal)
+            return day
+        if not self._window:
+            self._window_base = ordinal - _WINDOW_DAYS // 4
+            self._window = [None] * _WINDOW_DAYS
+            return self._day_at(ordinal)
+        return self._day(ordinal)
+
     def _day(self, ordinal: int) -> tuple[Interval, ...]:
         cached = self._day_cache.get(ordinal)
         if cached is not None:
