@@ -111,9 +111,11 @@ def test_dev_stops_its_children_when_its_output_pipe_is_broken(kafka: Any, tmp_p
             os.close(write_end)
             write_end = -1
             kids = wait_for_children(proc, 4)
-            os.close(read_end)  # tee is gone
-            read_end = -1
+            # Ctrl-C reaches tee and escalator dev together; tee is gone at once. (SIGINT first: closing the pipe
+            # first lets a child die of it before the signal lands, and dev then stops everything with exit 1.)
             os.kill(proc.pid, signal.SIGINT)
+            os.close(read_end)
+            read_end = -1
             try:
                 wait_until(lambda: proc.poll() is not None, 60, "escalator dev to stop")
                 wait_until(lambda: not [p for p in kids if running(p)], 30, "every child of escalator dev")
