@@ -1,6 +1,6 @@
 """Hostile policy files: whatever a file holds, loading it gives a PolicySet or a PolicyError (with a file name), never
 another exception, a hang or unbounded memory. Random YAML, mutated real policies, huge files, deep nesting and
-alias bombs (the size and complexity bounds live in escalator.policy_file, in front of the core's loader)."""
+alias bombs (the file-size bound lives in escalator.policy_file; the nesting and alias bounds in the core's loader)."""
 
 from __future__ import annotations
 
@@ -129,3 +129,22 @@ def test_aliases_within_the_bound_still_work(tmp_path: Path) -> None:
     text = EXAMPLE.replace("always: {timezone: UTC}", "always: &utc {timezone: UTC}\n  also-always: *utc", 1)
     assert "*utc" in text
     assert isinstance(load(tmp_path, text), PolicySet)
+
+
+@pytest.mark.parametrize(
+    ("what", "text", "expected"),
+    [
+        ("alias bomb", bomb(10), "YAML nodes"),
+        ("deep nesting", "k: " + "[" * 200 + "]" * 200 + "\n", "nested deeper"),
+        ("control character", "version: 1\x1f\n", "not a YAML text"),
+    ],
+)
+def test_every_yaml_file_the_project_reads_is_bounded(what: str, text: str, expected: str) -> None:
+    """The bounds are the core loader's own: the gateway's mappings and the relay's directory get them too."""
+    from escalator.gateway.mapfile import load_mapping_text
+    from escalator.notify.routing import load_directory
+
+    for load in (load_mapping_text, load_directory):
+        with pytest.raises(ValueError, match=expected) as err:  # MappingError / RoutingError: issues with file names
+            load(text, f"{what}.yaml")
+        assert f"{what}.yaml" in str(err.value)

@@ -58,6 +58,8 @@ from .vocabulary import (
 )
 
 __all__ = [
+    "MAX_YAML_DEPTH",
+    "MAX_YAML_NODES",
     "AgreementSpec",
     "CalendarChoiceSpec",
     "CalendarSpec",
@@ -85,6 +87,7 @@ __all__ = [
     "Trigger",
     "TriggerSpec",
     "TriggerWhenSpec",
+    "check_yaml_bounds",
     "compile_policy",
     "load_policy_text",
     "policy_version",
@@ -477,13 +480,69 @@ def _path_text(loc: Loc) -> str:
     return out
 
 
+#: Deepest nesting of mappings and sequences (the policy language needs fewer than 10 levels).
+MAX_YAML_DEPTH = 64
+#: Most nodes the document may have once every alias is expanded.
+MAX_YAML_NODES = 200_000
+
+
+def _refuse(filename: str, mark: Any, message: str) -> PolicyError:
+    line = mark.line + 1 if mark is not None else None
+    column = mark.column + 1 if mark is not None else None
+    return PolicyError([PolicyIssue(filename, line, column, "", message)])
+
+
+def check_yaml_bounds(text: str, filename: str = "<policy>") -> None:
+    """Refuse YAML that is too deep or expands (through anchors and aliases) to too many nodes. Syntax errors are
+    left to the loader, which words them with their line."""
+    sizes: dict[str, int] = {}  # anchor -> expanded node count of the anchored node
+    anchors: list[str | None] = []  # the open collections' anchors ...
+    counts: list[int] = []  # ... and expanded node counts so far
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                if len(counts) >= MAX_YAML_DEPTH:
+                    raise _refuse(filename, event.start_mark, f"nested deeper than {MAX_YAML_DEPTH} levels")
+                anchors.append(event.anchor)
+                counts.append(1)
+                continue
+            if isinstance(event, yaml.AliasEvent):
+                size = sizes.get(str(event.anchor), 1)
+            elif isinstance(event, yaml.ScalarEvent):
+                size = 1
+                if event.anchor is not None:
+                    sizes[event.anchor] = 1
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)) and counts:
+                anchor, size = anchors.pop(), counts.pop()
+                if anchor is not None:
+                    sizes[anchor] = size
+            else:
+                continue
+            if counts:
+                counts[-1] += size
+                size = counts[-1]
+            if size > MAX_YAML_NODES:
+                raise _refuse(
+                    filename, event.start_mark, f"more than {MAX_YAML_NODES} YAML nodes once aliases are expanded"
+                )
+    except yaml.reader.ReaderError as exc:  # raised where the core's loader does not catch it (constructing it)
+        raise PolicyError([PolicyIssue(filename, None, None, "", f"not a YAML text: {exc}")]) from None
+    except yaml.YAMLError:
+        return  # the loader reports it, with its line and column
+
+
 class Located:
-    """YAML -> plain Python, remembering the (line, column) of every mapping key and sequence item."""
+    """YAML -> plain Python, remembering the (line, column) of every mapping key and sequence item. The text is
+    checked against the bounds first (:func:`check_yaml_bounds`), so the recursive walk below stays shallow."""
 
     def __init__(self, text: str, filename: str) -> None:
         self.filename = filename
         self.marks: dict[Loc, tuple[int, int]] = {}
-        loader = yaml.SafeLoader(text)
+        check_yaml_bounds(text, filename)
+        try:
+            loader = yaml.SafeLoader(text)
+        except yaml.YAMLError as exc:  # the reader refuses characters YAML does not allow
+            raise PolicyError([PolicyIssue(filename, None, None, "", f"not a YAML text: {exc}")]) from None
         try:
             node = loader.get_single_node()
             self.data = None if node is None else self._build(loader, node, ())
