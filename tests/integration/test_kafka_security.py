@@ -67,6 +67,7 @@ def test_topics_create_performs_scram_and_fails_without_showing_the_password(
     text = log.read_text(errors="replace")
     assert proc.returncode != 0, text
     assert "server_final" in text or "SCRAM" in text or "sasl" in text.lower(), text[-2000:]  # the exchange ran
+    assert "SASL SCRAM-SHA-512 login refused" in text and "Traceback" not in text, text[-2000:]  # said, not crashed
     assert PASSWORD not in text
 
 

@@ -47,10 +47,18 @@ async def create_topics(settings: Settings, specs: list[TopicSpec], *, verbose: 
     """Create the missing topics; returns 0, or 1 if any failed (failures are always printed on stderr)."""
     say = print if verbose else (lambda *a, **k: None)
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.errors import TopicAlreadyExistsError
+    from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, **settings.kafka_client_kwargs())
-    await admin.start()
+    try:
+        await admin.start()
+    except (KafkaError, OSError, KeyError, ValueError) as exc:
+        # a refused SASL login surfaces from aiokafka as a KeyError of its SCRAM exchange; say what it means
+        await admin.close()
+        mechanism = settings.kafka_client_kwargs().get("sasl_mechanism")
+        what = f"SASL {mechanism} login refused" if isinstance(exc, KeyError) and mechanism else type(exc).__name__
+        print(f"error: cannot reach the brokers at {settings.bootstrap_servers} ({what}): {exc!r}", file=sys.stderr)
+        return 1
     try:
         existing = set(await admin.list_topics())
         failures = 0
