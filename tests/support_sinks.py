@@ -29,6 +29,7 @@ __all__ = [
     "escalation_event",
     "free_port",
     "notification_event",
+    "resolution_event",
 ]
 
 
@@ -107,6 +108,35 @@ def escalation_event(
                 "tags": [],
             },
             "incident_id": None,
+        },
+    }
+
+
+def resolution_event(
+    eid: str, *, level: int = 2, reason: str = "clock_achieved", fired_at: str = "2026-03-02T10:30:00Z"
+) -> dict[str, Any]:
+    """An ``escalation.resolved`` CloudEvent as the worker emits it (id ``{eid}:resolved``)."""
+    return {
+        "specversion": "1.0",
+        "id": f"{eid}:resolved",
+        "source": "urn:escalator",
+        "type": "escalation.resolved",
+        "subject": "T-1",
+        "time": fired_at,
+        "datacontenttype": "application/json",
+        "dataschema": "urn:escalator:schema:escalation.resolved:v1",
+        "data": {
+            "escalation_id": eid,
+            "ticket_id": "T-1",
+            "level": level,
+            "reason": reason,
+            "raised_at": "2026-03-02T10:00:00Z",
+            "fired_at": fired_at,
+            "open_ms": 1_800_000,
+            "acknowledged_by": None,
+            "acknowledged_at": None,
+            "by": None,
+            "policy": {"id": "p1", "version": "abc123"},
         },
     }
 

@@ -161,6 +161,12 @@ class Settings(BaseSettings):
     notify_dedup_retention_seconds: float = Field(
         default=7 * 86_400, gt=0, description="How long a delivery is remembered against redelivered records."
     )
+    notify_trigger_retention_seconds: float = Field(
+        default=30 * 86_400,
+        gt=0,
+        description="How long the relay remembers where a PagerDuty trigger went, for its resolve: an escalation "
+        "resolved later than this after its trigger is not resolved in PagerDuty.",
+    )
     notify_max_attempts: int = Field(
         default=5, ge=1, le=100, description="Delivery attempts per message before it is dead-lettered."
     )

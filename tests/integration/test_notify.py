@@ -1,10 +1,11 @@
 """`escalator notify` against the real broker and real loopback servers: a Slack sink, a webhook sink that verifies
 the Standard Webhooks signature, a PagerDuty sink (HTTP, one recording server) and an aiosmtpd SMTP server. The
-relay runs as its own process, stopped by PID."""
+relay runs as its own process, stopped by PID; for PagerDuty resolves a worker runs beside it (also by PID)."""
 
 from __future__ import annotations
 
 import sys
+import time
 import urllib.request
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -15,11 +16,13 @@ from typing import Any
 import orjson
 import pytest
 
+from escalator.core.timefmt import format_ms
 from escalator.notify.channels.pagerduty import pagerduty_payload
 from escalator.notify.channels.slack import slack_payload
 from escalator.notify.channels.webhook import webhook_payload
 from escalator.notify.routing import parse_notice
 from tests.integration.conftest import KafkaTarget, Processes, TopicFactory, stop_pid
+from tests.integration.workers import Collector, Deployment, event_record, produce
 from tests.support_sinks import HttpSink, SmtpSink, escalation_event, free_port, notification_event
 from tests.waiting import wait_until
 
@@ -217,3 +220,84 @@ def test_no_double_send_after_a_relay_restart_mid_batch(
         assert _metric(port, duplicates) == 2
         assert len(sink.received("/slack")) == 1 and len(smtp.messages) == 1  # not sent twice
         assert second.poll() is None, log.read_text()
+
+
+RESOLVING_POLICY = """version: 1
+policies:
+  - id: fast
+    match: {}
+    calendar: always
+    targets: {first_response: 1s, resolution: 60s}
+    resolve_events: true
+    escalation:
+      - {after: 0s, level: 1, notify: [{role: team_lead}]}
+      - {after: 1s, level: 2, notify: [{role: support_manager}]}
+"""
+
+
+def _ticket_event(ticket: str, n: int, etype: str, data: dict[str, Any]) -> dict[str, Any]:
+    at = format_ms(int(time.time() * 1000))
+    return {
+        "specversion": "1.0",
+        "id": f"{ticket}-{n}",
+        "source": "it",
+        "type": f"ticket.{etype}",
+        "time": at,
+        "subject": ticket,
+        "data": data,
+    }
+
+
+def test_a_worker_escalation_pages_pagerduty_and_its_resolution_resolves_it(
+    kafka: KafkaTarget, relay_env: dict[str, str], processes: Processes, tmp_path: Path
+) -> None:
+    """The worker (policy with resolve_events) raises L1 and L2 for an unanswered ticket; only L2 pages. The agent's
+    reply resolves both: L2's resolve reaches the service its trigger went to, L1's is skipped (never triggered)."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(RESOLVING_POLICY)
+    dep = Deployment(kafka.bootstrap, kafka.flavour, tmp_path, partitions=1, policy_file=policy)
+    dep.create_topics()
+    worker = dep.worker().start()
+    try:
+        worker.wait_ready()
+        with HttpSink() as sink, Collector(dep.bootstrap, [dep.topics["escalations"]]) as outputs:
+            directory, routing = tmp_path / "directory.yaml", tmp_path / "routing.yaml"
+            directory.write_text(
+                "version: 1\nservices: {support: {routing_key: RK-SUPPORT}}\n"
+                "roles: {support_manager: {pagerduty: support}}\n"
+            )
+            routing.write_text("version: 1\nrules: [{name: page, match: {min_level: 2}, channels: [pagerduty]}]\n")
+            env = {
+                **relay_env,
+                "ESCALATOR_TOPIC_NOTIFICATIONS": dep.topics["notifications"],
+                "ESCALATOR_TOPIC_ESCALATIONS": dep.topics["escalations"],
+                "ESCALATOR_NOTIFY_ROUTING_FILE": str(routing),
+                "ESCALATOR_NOTIFY_DIRECTORY_FILE": str(directory),
+                "ESCALATOR_NOTIFY_PAGERDUTY_URL": sink.url("/pagerduty"),
+            }
+            relay, log = processes.start([sys.executable, "-m", "escalator", "notify"], env=env, name="notify")
+            port = int(env["ESCALATOR_NOTIFY_WEB_PORT"])
+            wait_until(lambda: _ready(port) or relay.poll() is not None, 30, "the relay to be ready")
+            assert relay.poll() is None, log.read_text()
+
+            ticket = f"{dep.name}-1"
+            created = {"priority": "high", "requester": {"id": "c1", "tier": "standard"}}
+            produce(dep.bootstrap, dep.topics["input"], [event_record(_ticket_event(ticket, 0, "created", created))])
+            wait_until(lambda: sink.received("/pagerduty"), 30, "the L2 escalation's trigger")
+            reply = _ticket_event(ticket, 1, "commented", {"author": "agent"})
+            produce(dep.bootstrap, dep.topics["input"], [event_record(reply)])
+            wait_until(lambda: len(sink.received("/pagerduty")) >= 2, 30, "the resolve")
+
+            records = {orjson.loads(r.value)["id"]: r.value for r in outputs.snapshot()}
+            l1, l2 = f"{ticket}:first_response:1:esc:L1", f"{ticket}:first_response:1:esc:L2"
+            assert {l1, l2, f"{l1}:resolved", f"{l2}:resolved"} <= set(records)
+            trigger, resolve = (orjson.loads(body) for _, body in sink.received("/pagerduty"))
+            assert trigger == pagerduty_payload(parse_notice(records[l2]), "RK-SUPPORT")
+            assert resolve == {"routing_key": "RK-SUPPORT", "event_action": "resolve", "dedup_key": l2}
+            assert orjson.loads(records[f"{l2}:resolved"])["data"]["reason"] == "clock_achieved"
+            not_triggered = 'escalator_notify_suppressed_total{reason="not_triggered"}'
+            wait_until(lambda: _metric(port, not_triggered) == 1, 30, "L1's resolve skipped (never triggered)")
+            assert _metric(port, "escalator_notify_resolves_delivered_total") == 1
+            assert len(sink.received("/pagerduty")) == 2 and relay.poll() is None, log.read_text()
+    finally:
+        assert worker.stop() == 0, worker.log_tail()

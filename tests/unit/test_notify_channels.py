@@ -15,7 +15,7 @@ from escalator.notify.channels.pagerduty import PagerDutyChannel, pagerduty_payl
 from escalator.notify.channels.slack import SlackChannel, slack_payload
 from escalator.notify.channels.webhook import WebhookChannel, sign, webhook_payload
 from escalator.notify.routing import Destination, Notice, parse_notice
-from tests.support_sinks import FakeHttp, FakeSmtp, escalation_event, notification_event
+from tests.support_sinks import FakeHttp, FakeSmtp, escalation_event, notification_event, resolution_event
 
 NOW = 1_772_445_600_000  # 2026-03-02T10:00:00Z
 
@@ -114,6 +114,18 @@ async def test_pagerduty_triggers_with_the_escalation_id_as_dedup_key() -> None:
     }
     level1 = parse_notice(orjson.dumps(escalation_event("E", level=1)))
     assert pagerduty_payload(level1, "RK")["payload"]["severity"] == "error"
+
+
+async def test_pagerduty_resolves_with_the_same_dedup_key_and_nothing_else() -> None:
+    done = parse_notice(orjson.dumps(resolution_event("T-1:esc:L2")))
+    assert (done.id, done.action, done.alert_key) == ("T-1:esc:L2:resolved", "resolve", "T-1:esc:L2")
+    assert done.recipients == () and done.fired_at == "2026-03-02T10:30:00Z"
+    http = FakeHttp(script=[202])
+    await PagerDutyChannel(http, 5.0, "https://events.example/v2/enqueue").send(
+        Destination("pagerduty", "RK", "role:support_manager"), [done], NOW
+    )
+    assert http.posts[0].url == "https://events.example/v2/enqueue"
+    assert http.posts[0].body == b'{"routing_key":"RK","event_action":"resolve","dedup_key":"T-1:esc:L2"}'
 
 
 async def test_email_subject_body_and_headers() -> None:

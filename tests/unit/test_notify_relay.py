@@ -1,5 +1,6 @@
 """The relay's loop on the in-memory broker with a manual clock and fake transports: delivery before commit,
-retries, dead letters, the circuit breaker, de-duplication across a restart, digests, quiet hours, staleness."""
+retries, dead letters, the circuit breaker, de-duplication across a restart, digests, quiet hours, staleness, and
+PagerDuty resolves (where the trigger went, after the trigger, across a restart, retried and dead-lettered)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from escalator.service.timesource import ManualTime
 from escalator.settings import Settings
 from escalator.stream.inmemory import MemoryBroker, MemoryGroupConsumer, MemoryProducer
 from escalator.stream.ports import headers_get
-from tests.support_sinks import FakeHttp, FakeSmtp, escalation_event, notification_event
+from tests.support_sinks import FakeHttp, FakeSmtp, escalation_event, notification_event, resolution_event
 
 NOW = 1_772_445_600_000  # 2026-03-02T10:00:00Z
 NOTES, ESCS, DLQ = "ticket-notifications", "ticket-escalations", "ticket-notifications.delivery-dlq"
@@ -50,7 +51,13 @@ rules:
 
 
 class Harness:
-    def __init__(self, delivery_log: DeliveryLog | None = None, broker: MemoryBroker | None = None, **settings: Any):
+    def __init__(
+        self,
+        delivery_log: DeliveryLog | None = None,
+        broker: MemoryBroker | None = None,
+        directory: str = DIRECTORY,
+        **settings: Any,
+    ):
         self.clock = ManualTime(NOW)
         self.broker = broker or MemoryBroker(self.clock.now_ms)
         for topic in (NOTES, ESCS, DLQ):
@@ -77,7 +84,7 @@ class Harness:
             "email": EmailChannel(self.smtp, "e@example.com"),
             "pagerduty": PagerDutyChannel(self.http, 5.0, "https://pd.example/enqueue"),
         }
-        routing = load_routing(ROUTING, "routing.yaml", load_directory(DIRECTORY, "directory.yaml"))
+        routing = load_routing(ROUTING, "routing.yaml", load_directory(directory, "directory.yaml"))
         self.log = delivery_log or MemoryDeliveryLog()
         metrics = NotifyMetrics(self.registry)
         self.relay = Relay(
@@ -301,3 +308,117 @@ def test_the_relay_refuses_a_routing_file_whose_channels_are_not_configured() ->
             h.clock,
             NotifyMetrics(CollectorRegistry()),
         )
+
+
+# -- PagerDuty resolves ------------------------------------------------------------------------------------------
+
+PD = "https://pd.example/enqueue"
+TWO_SERVICES = DIRECTORY.replace(
+    "services: {support: {routing_key: RK}}", "services: {support: {routing_key: RK}, ops: {routing_key: RK-OPS}}"
+).replace("roles:\n", "roles:\n  duty: {pagerduty: ops}\n")
+
+
+def resolve_body(routing_key: str, dedup_key: str = "T-1:esc:L2") -> dict[str, str]:
+    return {"routing_key": routing_key, "event_action": "resolve", "dedup_key": dedup_key}
+
+
+async def test_a_resolve_goes_to_every_service_the_trigger_went_to_and_only_there() -> None:
+    h = Harness(directory=TWO_SERVICES)
+    h.produce(escalation_event("T-1:esc:L2", targets=[("role", "support_manager"), ("role", "duty")]), topic=ESCS)
+    await h.step()
+    assert sorted(p.json()["routing_key"] for p in h.http.posts) == ["RK", "RK-OPS"]
+    h.produce(resolution_event("T-1:esc:L2"), topic=ESCS)
+    h.produce(resolution_event("T-1:esc:L1", level=1), topic=ESCS)  # level 1 was never paged
+    await h.step(advance_ms=1_000)
+    resolves = h.http.posts[2:]
+    assert [p.url for p in resolves] == [PD, PD]
+    assert sorted((p.json() for p in resolves), key=str) == [resolve_body("RK"), resolve_body("RK-OPS")]
+    assert h.metric("escalator_notify_resolves_delivered_total") == 2
+    assert h.metric("escalator_notify_suppressed_total", reason="not_triggered") == 1
+    assert h.metric("escalator_notify_resolves_held_total") == 0
+    assert h.committed(ESCS) == 3
+
+
+async def test_a_resolve_waits_for_its_trigger_being_retried_and_goes_after_it() -> None:
+    h = Harness()
+    h.http.script = [503]  # the trigger's first attempt fails
+    h.produce(escalation_event("T-1:esc:L2"), topic=ESCS)
+    h.produce(resolution_event("T-1:esc:L2"), topic=ESCS)
+    await h.step()
+    assert [p.json()["event_action"] for p in h.http.posts] == ["trigger"]
+    assert h.metric("escalator_notify_resolves_held_total") == 1 and h.committed(ESCS) is None
+    await h.step(advance_ms=8_000)  # the retry succeeds; the resolve is released behind it
+    await h.step()
+    assert [p.json()["event_action"] for p in h.http.posts] == ["trigger", "trigger", "resolve"]
+    assert h.http.posts[2].json() == resolve_body("RK")
+    assert h.committed(ESCS) == 2 and h.relay.pending() == 0
+
+
+async def test_a_resolve_whose_trigger_was_dead_lettered_is_skipped() -> None:
+    h = Harness()
+    h.http.script = [400]  # PagerDuty refuses the trigger: dead-lettered at once
+    h.produce(escalation_event("T-1:esc:L2"), topic=ESCS)
+    h.produce(resolution_event("T-1:esc:L2"), topic=ESCS)
+    await h.step()
+    await h.step()
+    assert [p.json()["event_action"] for p in h.http.posts] == ["trigger"]
+    assert h.metric("escalator_notify_resolves_held_total") == 1
+    assert h.metric("escalator_notify_suppressed_total", reason="not_triggered") == 1
+    [letter] = h.broker.records(DLQ)
+    assert orjson.loads(letter.value())["type"] == "escalation.raised"
+    assert h.committed(ESCS) == 2
+
+
+async def test_a_resolve_after_a_restart_uses_the_triggers_routing_key_and_is_not_sent_twice(tmp_path: Path) -> None:
+    first = Harness(RocksDeliveryLog(tmp_path / "log"))
+    first.produce(escalation_event("T-1:esc:L2"), topic=ESCS)
+    await first.step()
+    assert first.committed(ESCS) == 1
+    first.log.close()
+    # the relay restarts with a directory whose service has a new routing key: the alert lives under the old one
+    second = Harness(
+        RocksDeliveryLog(tmp_path / "log"), broker=first.broker, directory=DIRECTORY.replace("RK}", "RK-NEW}")
+    )
+    second.produce(resolution_event("T-1:esc:L2"), topic=ESCS)
+    second.produce(resolution_event("T-1:esc:L2"), topic=ESCS)  # the worker replaying its output (same id)
+    await second.step()
+    await second.step()
+    assert [p.json() for p in second.http.posts] == [resolve_body("RK")]
+    assert second.metric("escalator_notify_suppressed_total", reason="duplicate") == 1
+    assert second.committed(ESCS) == 3
+    second.log.close()
+
+
+async def test_a_failing_resolve_is_retried_then_dead_lettered_like_any_message() -> None:
+    h = Harness()
+    h.produce(escalation_event("T-1:esc:L2"), topic=ESCS)
+    await h.step()
+    h.http.script = [503, SendError("timeout", "slow"), 503]
+    h.produce(resolution_event("T-1:esc:L2"), topic=ESCS)
+    await h.step()
+    await h.step(advance_ms=8_000)
+    await h.step(advance_ms=8_000)
+    await h.step()
+    assert [p.json()["event_action"] for p in h.http.posts] == ["trigger", "resolve", "resolve", "resolve"]
+    [letter] = h.broker.records(DLQ)
+    assert orjson.loads(letter.value())["type"] == "escalation.resolved"
+    assert headers_get(letter.headers(), "escalator-dlq-channel") == b"pagerduty"
+    assert headers_get(letter.headers(), "escalator-dlq-recipient") == b"role:support_manager"
+    assert h.metric("escalator_notify_dead_lettered_total", channel="pagerduty") == 1
+    assert h.metric("escalator_notify_resolves_delivered_total") == 0
+    assert h.committed(ESCS) == 2
+
+
+def test_trigger_routes_are_kept_by_alert_for_their_own_retention(tmp_path: Path) -> None:
+    for log in (MemoryDeliveryLog(), RocksDeliveryLog(tmp_path / "routes")):
+        log.mark("N1", "slack:x", 100)
+        log.mark_trigger("E", "RK", "role:a", 100)
+        log.mark_trigger("E", "RK-OPS", "role:b", 100)
+        log.mark_trigger("E1", "RK", "role:c", 100)  # another alert whose key starts with E
+        assert sorted(log.triggers("E")) == [("RK", "role:a"), ("RK-OPS", "role:b")]
+        assert log.triggers("E1") == [("RK", "role:c")] and log.triggers("X") == []
+        assert log.purge(before_ms=200, triggers_before_ms=50) == 1  # the delivery only
+        assert not log.seen("N1", "slack:x") and len(log.triggers("E")) == 2
+        assert log.purge(before_ms=200, triggers_before_ms=200) == 3
+        assert log.triggers("E") == [] and log.triggers("E1") == []
+        log.close()

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from escalator.notify.routing import RecordError, Routing, RoutingError, load_directory, load_routing, parse_notice
-from tests.support_sinks import escalation_event, notification_event
+from tests.support_sinks import escalation_event, notification_event, resolution_event
 
 DIRECTORY = """\
 version: 1
@@ -98,6 +98,17 @@ def test_quiet_hours_come_from_the_entry_or_its_team() -> None:
 def test_the_destination_key_never_contains_the_address() -> None:
     for d in routing().route(notice(recipients=[("role", "team_lead")])):  # type: ignore[arg-type]
         assert d.address not in d.key and "hooks" not in d.key
+
+
+def test_a_resolution_is_read_but_never_routed_by_the_rules() -> None:
+    done = parse_notice(orjson.dumps(resolution_event("T-1:esc:L2", reason="ticket_solved")))
+    assert done.action == "resolve" and done.escalation_id == "T-1:esc:L2" and done.level == 2
+    assert done.subject == "Resolved: L2 escalation of ticket T-1 (ticket_solved)"
+    assert routing().route(done) == []  # no recipients: the relay sends it where the trigger went
+    bad = resolution_event("E")
+    bad["data"]["reason"] = "vanished"
+    with pytest.raises(RecordError):
+        parse_notice(orjson.dumps(bad))
 
 
 def test_records_that_are_not_notifications_are_record_errors() -> None:

@@ -43,8 +43,19 @@ class NotifyMetrics:
         )
         self.suppressed = Counter(
             "escalator_notify_suppressed_total",
-            "Notifications not sent, by reason (duplicate, stale, unrouted).",
+            "Notifications not sent, by reason (duplicate, stale, unrouted, not_triggered: a resolve for an alert "
+            "whose trigger was never delivered).",
             ["reason"],
+            registry=registry,
+        )
+        self.resolves_delivered = Counter(
+            "escalator_notify_resolves_delivered_total",
+            "PagerDuty resolve events delivered (one per service the trigger went to).",
+            registry=registry,
+        )
+        self.resolves_held = Counter(
+            "escalator_notify_resolves_held_total",
+            "Resolves that waited for their own trigger (still queued or retrying) to settle first.",
             registry=registry,
         )
         self.ready = Gauge("escalator_notify_ready", "1 once the relay has its partitions.", registry=registry)

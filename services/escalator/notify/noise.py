@@ -120,6 +120,10 @@ class Outbox(Generic[T]):
                 out.append((pending.destination, pending.items))
         return out
 
+    def items(self) -> list[tuple[Notice, T]]:
+        """Every waiting notice with its token."""
+        return [item for pending in self._pending.values() for item in pending.items]
+
     def next_due(self) -> int | None:
         return min((p.due_ms for p in self._pending.values()), default=None)
 

@@ -9,6 +9,15 @@ stale) or dead-lettered it (the dead-letter record acknowledged by the broker). 
 committed up to its oldest unsettled record -- a record deferred by quiet hours or a digest window holds its
 partition's commit back, and is read again after a restart (the delivery log then keeps what was already sent
 from going out twice).
+
+Resolves (``escalation.resolved`` -> PagerDuty ``resolve``): a delivered trigger records its route (alert key ->
+routing key, recipient) in the delivery log; a resolve goes to exactly those routes, each with the trigger's
+routing key and ``dedup_key``, as a message of its own (retries, breaker, dead letters and de-duplication as for
+any message). Order: while a trigger of the same alert is still in the outbox or being retried, the resolve is
+*held* (its record unsettled, so its partition's commit waits too) and routed once that trigger settled --
+delivered (then it goes where the trigger went) or dead-lettered (then there is nothing to resolve there). A
+resolve for an alert no trigger was delivered for (not routed to PagerDuty, or remembered no more) is skipped
+(``suppressed_total{reason="not_triggered"}``).
 """
 
 from __future__ import annotations
@@ -110,6 +119,7 @@ class Relay:
         self._ledger: dict[TP, dict[int, _Record]] = {}
         self._jobs: list[_Job] = []
         self._dlq_retry: list[_DeadLetter] = []
+        self._held: list[tuple[Notice, _Record]] = []  # resolves waiting for their trigger to settle
         self._next_purge = 0
 
     # -- group membership ------------------------------------------------------------------------------------------
@@ -137,19 +147,24 @@ class Relay:
         for job in self._jobs:
             job.items = [(n, r) for n, r in job.items if r.tp not in gone]
         self._jobs = [j for j in self._jobs if j.items]
+        self._held = [(n, r) for n, r in self._held if r.tp not in gone]
 
     # -- the loop --------------------------------------------------------------------------------------------------
     async def step(self) -> float:
         """One round at the clock's now; returns how long the caller may wait before the next one (seconds)."""
         now = self.clock.now_ms()
         if now >= self._next_purge:
-            self.delivery_log.purge(now - int(self.settings.notify_dedup_retention_seconds * 1000))
+            s = self.settings
+            self.delivery_log.purge(
+                now - int(s.notify_dedup_retention_seconds * 1000), now - int(s.notify_trigger_retention_seconds * 1000)
+            )
             self._next_purge = now + _PURGE_EVERY_MS
         records = self.consumer.consume(_MAX_RECORDS, 0)
         for msg in records:
             self._accept(msg, now)
         self._release_due(now)
         await self._attempt_due(now)
+        self._release_held(now)
         self._resend_dead_letters()
         self.producer.poll()
         self._commit()
@@ -193,6 +208,10 @@ class Relay:
             self._dead_letter(rec, "none", "", "invalid_record", str(exc))
             rec.routed = True
             return
+        if notice.action == "resolve":
+            self._accept_resolve(notice, rec, now)
+            rec.routed = True
+            return
         destinations = self.routing.route(notice)
         if not destinations:
             self.metrics.suppressed.labels("unrouted").inc()
@@ -204,6 +223,48 @@ class Relay:
             self.outbox.add(notice, dest, rec, now, bundle=dest.channel != "pagerduty")
         rec.routed = True
 
+    # -- resolves --------------------------------------------------------------------------------------------------
+    def _accept_resolve(self, notice: Notice, rec: _Record, now: int) -> None:
+        if self._trigger_in_flight(notice.alert_key):
+            log.debug("resolve %s held until the trigger of %s settles", notice.id, notice.alert_key)
+            self.metrics.resolves_held.inc()
+            rec.pending += 1
+            self._held.append((notice, rec))
+            return
+        self._route_resolve(notice, rec, now)
+
+    def _trigger_in_flight(self, alert_key: str) -> bool:
+        """Whether a trigger of ``alert_key`` waits in the outbox or in a job (first attempt or retries)."""
+        queued = (n for n, _ in self.outbox.items())
+        in_jobs = (n for job in self._jobs for n, _ in job.items)
+        return any(n.action == "trigger" and n.alert_key == alert_key for n in (*queued, *in_jobs))
+
+    def _route_resolve(self, notice: Notice, rec: _Record, now: int) -> None:
+        """Queue ``notice`` (a resolve) for every service its alert's trigger was delivered to."""
+        routes = self.delivery_log.triggers(notice.alert_key)
+        if not routes:
+            log.debug("resolve %s skipped: no trigger of %s was delivered", notice.id, notice.alert_key)
+            self.metrics.suppressed.labels("not_triggered").inc()
+            return
+        for address, recipient in routes:
+            dest = Destination("pagerduty", address, recipient)
+            if self.delivery_log.seen(notice.id, dest.key):
+                self.metrics.suppressed.labels("duplicate").inc()
+                continue
+            rec.pending += 1
+            self.outbox.add(notice, dest, rec, now, bundle=False)
+
+    def _release_held(self, now: int) -> None:
+        """Route the held resolves whose trigger has settled meanwhile."""
+        held, self._held = self._held, []
+        for notice, rec in held:
+            if self._trigger_in_flight(notice.alert_key):
+                self._held.append((notice, rec))
+                continue
+            self._route_resolve(notice, rec, now)
+            rec.pending -= 1
+
+    # -- the outbox ------------------------------------------------------------------------------------------------
     def _release_due(self, now: int) -> None:
         """Due outbox entries become jobs, less what turned stale or was delivered meanwhile."""
         max_age = int(self.settings.notify_warning_max_age_seconds * 1000)
@@ -252,6 +313,11 @@ class Relay:
         dest = job.destination
         for notice, rec in job.items:
             self.delivery_log.mark(notice.id, dest.key, at)
+            if dest.channel == "pagerduty":
+                if notice.action == "trigger":  # where its resolve will go
+                    self.delivery_log.mark_trigger(notice.alert_key, dest.address, dest.recipient, at)
+                else:
+                    self.metrics.resolves_delivered.inc()
             self.metrics.delivered.labels(dest.channel).inc()
             self.metrics.latency.observe(max(0.0, (at - notice.fired_at_ms) / 1000))
             rec.pending -= 1

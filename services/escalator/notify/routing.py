@@ -6,6 +6,9 @@ Routing: for every recipient of a notice, the first rule whose ``match`` accepts
 recipient type, recipient) decides the channels; the recipient (or the rule's ``to`` entries) is looked up in the
 directory, which gives each channel's address. Slack, webhooks and e-mail carry notification requests; PagerDuty
 carries escalations and incidents (it needs the escalation itself: its id is the ``dedup_key``).
+
+An ``escalation.resolved`` record is read as a notice with ``action == "resolve"``; it names no recipients and is
+not routed by the rules: the relay sends it where the escalation's trigger was delivered (see relay.py).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from ..core.output_models import EscalationRaised, IncidentDetected, NotificationRequested
+from ..core.output_models import EscalationRaised, EscalationResolved, IncidentDetected, NotificationRequested
 from ..core.policy import Located, PolicyError, PolicyIssue, validate_yaml
 from ..core.timefmt import parse_rfc3339_ms
 from ..core.vocabulary import RECIPIENT_TYPES, NotificationKind, RecipientType, Severity
@@ -63,7 +66,9 @@ class RecordError(ValueError):
 
 @dataclass(frozen=True)
 class Notice:
-    """One thing to deliver: a notification request, or (for PagerDuty) an escalation or incident."""
+    """One thing to deliver: a notification request, or (for PagerDuty) an escalation or incident -- or, with
+    ``action == "resolve"``, the end of an escalation (``escalation.resolved``: ``id`` is the event's id,
+    ``escalation_id`` the escalation it closes, ``recipients`` empty)."""
 
     id: str
     source: Literal["notification", "escalation"]
@@ -78,10 +83,17 @@ class Notice:
     fired_at: str
     fired_at_ms: int
     data: dict[str, Any]
+    action: Literal["trigger", "resolve"] = "trigger"
+
+    @property
+    def alert_key(self) -> str:
+        """The alert this notice opens or closes (PagerDuty's ``dedup_key``): the escalation or incident id."""
+        return self.escalation_id or self.id
 
 
 def parse_notice(value: bytes | None) -> Notice:
-    """A ``notification.requested``, ``escalation.raised`` or ``incident.detected`` record as a :class:`Notice`."""
+    """A ``notification.requested``, ``escalation.raised``, ``escalation.resolved`` or ``incident.detected`` record
+    as a :class:`Notice`."""
     try:
         raw = orjson.loads(value or b"")
         kind = raw.get("type") if isinstance(raw, dict) else None
@@ -89,11 +101,13 @@ def parse_notice(value: bytes | None) -> Notice:
             return _from_notification(NotificationRequested.model_validate(raw), raw["data"])
         if kind == "escalation.raised":
             return _from_escalation(EscalationRaised.model_validate(raw), raw["data"])
+        if kind == "escalation.resolved":
+            return _from_resolution(EscalationResolved.model_validate(raw), raw["data"])
         if kind == "incident.detected":
             return _from_incident(IncidentDetected.model_validate(raw), raw["data"])
     except (orjson.JSONDecodeError, ValidationError, ValueError) as exc:
         raise RecordError(str(exc).splitlines()[0]) from None
-    raise RecordError(f"not a notification, escalation or incident: type {kind!r}")
+    raise RecordError(f"not a notification, escalation, resolution or incident: type {kind!r}")
 
 
 def _from_notification(event: NotificationRequested, data: dict[str, Any]) -> Notice:
@@ -133,6 +147,27 @@ def _from_escalation(event: EscalationRaised, data: dict[str, Any]) -> Notice:
         fired_at=d.fired_at,
         fired_at_ms=parse_rfc3339_ms(d.fired_at),
         data=data,
+    )
+
+
+def _from_resolution(event: EscalationResolved, data: dict[str, Any]) -> Notice:
+    d = event.data
+    return Notice(
+        id=event.id,
+        source="escalation",
+        kind="escalation",
+        severity="critical" if d.level >= 2 else "high",
+        level=d.level,
+        recipients=(),
+        subject=f"Resolved: L{d.level} escalation of ticket {d.ticket_id} ({d.reason})",
+        body=f"The L{d.level} escalation {d.escalation_id} of ticket {d.ticket_id} ended ({d.reason}) at "
+        f"{d.fired_at} after {d.open_ms // 1000} s.",
+        ticket_id=d.ticket_id,
+        escalation_id=d.escalation_id,
+        fired_at=d.fired_at,
+        fired_at_ms=parse_rfc3339_ms(d.fired_at),
+        data=data,
+        action="resolve",
     )
 
 

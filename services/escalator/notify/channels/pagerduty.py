@@ -1,6 +1,13 @@
 """PagerDuty Events API v2: one ``trigger`` per escalation or incident, ``dedup_key`` = its id (a redelivered or
-retried trigger updates the same alert). escalator publishes no "acknowledged" or "resolved" output event, so
-the relay never sends ``acknowledge`` / ``resolve`` (see docs/notify.md)."""
+retried trigger updates the same alert), and one ``resolve`` with the same ``dedup_key`` and routing key when
+escalator reports the escalation resolved (``escalation.resolved``, published for policies with
+``resolve_events: true``). The relay sends a resolve only to the services the trigger was delivered to, and only
+after that trigger settled (relay.py; the routes are kept in the delivery log).
+
+No ``acknowledge``: escalator publishes no "escalation acknowledged" *output* event -- an acknowledgement is an
+input (``ticket.escalation_acknowledged`` on the ticket-events topic), carried later as ``acknowledged_by`` /
+``acknowledged_at`` of the resolution -- and the relay does not read inputs. Incidents are triggered and never
+resolved: escalator publishes no ``incident.resolved`` output (see docs/notify.md)."""
 
 from __future__ import annotations
 
@@ -19,12 +26,15 @@ PD_SEVERITY: Final[dict[str, str]] = {"info": "info", "warning": "warning", "hig
 
 
 def pagerduty_payload(notice: Notice, routing_key: str) -> dict[str, Any]:
-    """The event posted to the Events API."""
+    """The event posted to the Events API: a ``trigger`` with the alert's details, or a ``resolve`` (routing key,
+    action and ``dedup_key`` are all the API reads of one)."""
+    if notice.action == "resolve":
+        return {"routing_key": routing_key, "event_action": "resolve", "dedup_key": notice.alert_key}
     ticket = notice.data.get("ticket") or {}
     return {
         "routing_key": routing_key,
         "event_action": "trigger",
-        "dedup_key": notice.escalation_id or notice.id,
+        "dedup_key": notice.alert_key,
         "client": "escalator",
         "payload": {
             "summary": notice.subject[:1024],
