@@ -19,6 +19,8 @@ from .core.output_models import (
     EscalationRaised,
     EscalationResolved,
     IncidentDetected,
+    IncidentResolved,
+    IncidentUpdated,
     NotificationRequested,
 )
 
@@ -27,6 +29,7 @@ __all__ = [
     "asyncapi",
     "differences",
     "generate",
+    "input_schema_name",
     "schema_files",
 ]
 
@@ -53,6 +56,23 @@ def _schema(adapter_or_model: Any, name: str, title: str) -> dict[str, Any]:
     }
 
 
+#: Output types, by the name of their schema (the ``dataschema`` of the events: urn:escalator:schema:{type}:v1).
+OUTPUTS: dict[str, Any] = {
+    "escalation.raised": EscalationRaised,
+    "escalation.resolved": EscalationResolved,
+    "notification.requested": NotificationRequested,
+    "incident.detected": IncidentDetected,
+    "incident.updated": IncidentUpdated,
+    "incident.resolved": IncidentResolved,
+}
+
+
+def input_schema_name(event_type: str) -> str:
+    """The schema name of an input type: the type itself, or ``input.{type}`` when an output type has the same
+    name (``incident.resolved`` is both what an incident tool tells escalator and what escalator publishes)."""
+    return f"input.{event_type}" if event_type in OUTPUTS else event_type
+
+
 def schema_files() -> dict[str, dict[str, Any]]:
     """File name (under ``schemas/v1/``) -> JSON Schema."""
     files = {
@@ -61,18 +81,14 @@ def schema_files() -> dict[str, dict[str, Any]]:
             "ticket-event",
             "Ticket event (CloudEvents 1.0, structured mode), any v1 type",
         ),
-        "escalation.raised.json": _schema(EscalationRaised, "escalation.raised", "escalation.raised"),
-        "escalation.resolved.json": _schema(EscalationResolved, "escalation.resolved", "escalation.resolved"),
-        "notification.requested.json": _schema(
-            NotificationRequested, "notification.requested", "notification.requested"
-        ),
-        "incident.detected.json": _schema(IncidentDetected, "incident.detected", "incident.detected"),
+        **{f"{name}.json": _schema(model, name, name) for name, model in OUTPUTS.items()},
         "dead-letter-headers.json": _schema(
             DeadLetterHeaders, "dead-letter-headers", "Headers added to a dead-lettered record"
         ),
     }
     for event_type, model in ENVELOPES.items():
-        files[f"{event_type}.json"] = _schema(model, event_type, event_type)
+        name = input_schema_name(event_type)
+        files[f"{name}.json"] = _schema(model, name, event_type)
     return files
 
 
@@ -114,20 +130,21 @@ def _channels(t: dict[str, str]) -> dict[str, Any]:
             "name": name,
             "title": name,
             "contentType": "application/cloudevents+json",
-            "payload": {"$ref": ref(f"{name}.json")},
+            "payload": {"$ref": ref(f"{input_schema_name(name)}.json")},
         }
         for name in ENVELOPES
     }
     return {
         "ticketEvents": {
             "address": t["input"],
-            "description": "Ticket events, record key = ticket id.",
+            "description": "Ticket events, record key = ticket id; incident.resolved (from an incident or status "
+            "tool), record key = subject = the incident id.",
             "messages": input_messages,
         },
         "ticketEscalations": {
             "address": t["escalations"],
-            "description": "escalation.raised and escalation.resolved (key: ticket id), incident.detected (key: "
-            "group value).",
+            "description": "escalation.raised and escalation.resolved (key: ticket id), incident.detected, "
+            "incident.updated and incident.resolved (key: group value).",
             "messages": {
                 "escalation_raised": {
                     "name": "escalation.raised",
@@ -140,6 +157,14 @@ def _channels(t: dict[str, str]) -> dict[str, Any]:
                 "incident_detected": {
                     "name": "incident.detected",
                     "payload": {"$ref": ref("incident.detected.json")},
+                },
+                "incident_updated": {
+                    "name": "incident.updated",
+                    "payload": {"$ref": ref("incident.updated.json")},
+                },
+                "incident_resolved": {
+                    "name": "incident.resolved",
+                    "payload": {"$ref": ref("incident.resolved.json")},
                 },
             },
         },

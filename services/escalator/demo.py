@@ -4,7 +4,8 @@
 against ``examples/demo-policy.yaml`` (targets in seconds), so that within one minute of the start escalator
 publishes SLA warnings and breaches, an L1 -> L2 -> L3 escalation with a repeat, each trigger (legal tag, low rating,
 a requester writing three times without an answer, a request for a manager) and an incident (an outage burst on one
-product). A steady background of synthetic tickets (:mod:`escalator.synth`, one synthetic minute played as one
+product: its member tickets escalated, later ones joining, then resolved by the status page's ``incident.resolved``).
+A steady background of synthetic tickets (:mod:`escalator.synth`, one synthetic minute played as one
 second) runs alongside.
 
 Nothing here reads a clock or touches Kafka: the caller passes the start instant and the run id (which prefixes every
@@ -33,6 +34,7 @@ __all__ = [
     "build_scenario",
     "new_run_id",
     "start_line",
+    "status_subject",
     "stories",
     "ticket_id",
 ]
@@ -203,6 +205,7 @@ _STORIES: dict[str, tuple[str, float, list[Step]]] = {
 }
 _OUTAGE_START = 24.0
 _OUTAGE_EVERY = 1.5
+_OUTAGE_OVER = 56.0  # the status page says the outage is over (the incident was detected at 34.5s)
 
 
 def _outage_story(i: int) -> tuple[str, float, list[Step]]:
@@ -217,6 +220,17 @@ def _outage_story(i: int) -> tuple[str, float, list[Step]]:
             (72 + i * 0.5 - start, "ticket.status_changed", {"status": "solved"}),
         ],
     )
+
+
+def status_subject(run_id: str) -> str:
+    """The subject of the status page's ``incident.resolved`` in one run (not a ticket)."""
+    return f"S-{run_id}-status-page"
+
+
+def _status_page(run_id: str) -> tuple[float, str, str, dict[str, Any]]:
+    """The status page ends the outage: the incident open for the product is resolved (no ticket's event)."""
+    data = {"rule": "outage", "group_value": OUTAGE_PRODUCT, "by": "status-page", "reason": "mail is back up"}
+    return _OUTAGE_OVER, status_subject(run_id), "incident.resolved", data
 
 
 def _all_stories() -> Iterator[tuple[str, tuple[str, float, list[Step]]]]:
@@ -265,6 +279,7 @@ def build_scenario(start_ms: int, run_id: str, options: ScenarioOptions | None =
     for name, (_, start, steps) in _all_stories():
         tid = ticket_id(run_id, name)
         rows.extend((start + offset, tid, etype, data) for offset, etype, data in steps)
+    rows.append(_status_page(run_id))
     rows.extend(_background(run_id, options))
     rows = [r for r in rows if r[0] <= options.duration_s]
     rows.sort(key=lambda r: r[0])  # stable: a ticket's events keep their order
@@ -299,6 +314,9 @@ def start_line(event: Mapping[str, Any], story_texts: Mapping[str, str], at_ms: 
     """The line ``escalator demo`` prints when it sends a ``ticket.created`` (``tz=None``: local time)."""
     data = event.get("data") or {}
     tid = str(event.get("subject", "?"))
+    if event.get("type") == "incident.resolved":
+        what = f"{data.get('by')} resolves the {data.get('rule')} incident of {data.get('group_value')}"
+        return f"{_clock(at_ms, tz)}  {tid:<16}  {what}: {data.get('reason')}"
     requester = data.get("requester") or {}
     what = story_texts.get(tid) or "background ticket (synthetic lifecycle)"
     attrs = f"{data.get('priority', '?'):<6} {requester.get('tier', '?'):<10} {data.get('product') or '-':<8}"

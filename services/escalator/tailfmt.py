@@ -6,6 +6,8 @@
     10:15:12  WARNING         T-k3f2-ladder     first_response 50% used, due in 10s  -> role:support
     10:15:22  BREACH          T-k3f2-ladder     first_response breached  -> role:support
     10:15:34  INCIDENT        product=mail      8 tickets in 30s  -> role:incident_manager
+    10:15:36  INCIDENT +      product=mail      T-k3f2-mail09 joined: 9 tickets
+    10:15:56  INCIDENT OVER   product=mail      resolved by status-page after 21.5s (mail is back up): 10 tickets
 
 The time column is the event's logical instant (``time``, i.e. ``fired_at``), not when it was published. Columns
 are padded before colouring, so lines stay aligned with or without ANSI colours. Notifications that only repeat
@@ -129,6 +131,24 @@ def _warning_text(event: Mapping[str, Any], data: Mapping[str, Any]) -> str:
     return f"{_metric(data)}{used} due in {format_duration_ms(max(0, due - fired))}"
 
 
+def _incident_change(etype: Any, data: Mapping[str, Any]) -> tuple[str, str, str]:
+    """``incident.updated`` (members joined) and ``incident.resolved`` (the incident is over)."""
+    count = data.get("count")
+    if etype == "incident.updated":
+        raw = data.get("joined")
+        joined: list[Any] = raw if isinstance(raw, list) else []
+        more = int(data.get("joined_count") or 0) - len(joined)
+        who = ", ".join(str(j) for j in joined) + (f" and {more} more" if more > 0 else "")
+        return "INCIDENT +", _COLOURS["INCIDENT"], f"{who or f'{more} tickets'} joined: {count} tickets"
+    if data.get("reason") == "quiet":
+        how = "quiet"
+    else:
+        how = f"resolved by {data.get('by')}" if data.get("by") else "resolved"
+    note = f" ({data.get('note')})" if data.get("note") else ""
+    after = format_duration_ms(int(data.get("open_ms") or 0))
+    return "INCIDENT OVER", _COLOURS["INCIDENT"], f"{how} after {after}{note}: {count} tickets"
+
+
 def format_event(
     event: Mapping[str, Any], *, colour: bool = False, tz: tzinfo | None = UTC, show_all: bool = False
 ) -> str | None:
@@ -152,6 +172,9 @@ def format_event(
         label, code = "INCIDENT", _COLOURS["INCIDENT"]
         subject = f"{data.get('group_by')}={data.get('group_value')}"
         text = f"{data.get('count')} tickets in {data.get('window')}"
+    elif etype in ("incident.updated", "incident.resolved"):
+        label, code, text = _incident_change(etype, data)
+        subject = f"{data.get('group_by')}={data.get('group_value')}"
     elif etype == "notification.requested":
         kind = data.get("kind")
         if kind in HIDDEN_KINDS and not show_all:

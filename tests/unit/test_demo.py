@@ -20,17 +20,11 @@ from escalator.cli import main
 from escalator.core import (
     ClockOutcome,
     Emit,
-    IncidentSignal,
-    IncidentWindow,
     PolicySet,
     TicketState,
-    advance,
-    apply,
     decode_record,
     load_policy_text,
-    observe,
     parse_rfc3339_ms,
-    window_key,
 )
 from escalator.core.envelopes import EVENT_TYPES
 from escalator.demo import (
@@ -40,9 +34,11 @@ from escalator.demo import (
     build_scenario,
     new_run_id,
     start_line,
+    status_subject,
     stories,
     ticket_id,
 )
+from escalator.replay.simulate import Simulator
 from tests.support import ROOT
 
 DEMO_POLICY = ROOT / "examples" / "demo-policy.yaml"
@@ -69,30 +65,21 @@ class Sim:
 
 
 def simulate(plan: list[tuple[float, dict[str, object]]], until_ms: int) -> Sim:
+    """The replay simulator over the plan (what the worker publishes for it), with each output's instant."""
     sim = Sim()
-    windows: dict[str, IncidentWindow] = {}
+    simulator = Simulator(PS)
 
     def collect(cmds: list[object]) -> None:
         for c in cmds:
             if isinstance(c, Emit):
                 sim.outputs.append((parse_rfc3339_ms(c.event["time"]), c))
-            elif isinstance(c, IncidentSignal):
-                key = window_key(c.rule_id, c.group_value)
-                windows[key], emits = observe(windows.get(key), c, PS)
-                collect(list(emits))
             elif isinstance(c, ClockOutcome):
                 sim.outcomes.append(c)
 
     for _, doc in plan:
-        event = decode_record(orjson.dumps(doc), str(doc["subject"]).encode())
-        for tid, state in list(sim.states.items()):
-            sim.states[tid], cmds = advance(state, event.time_ms - 1, PS)
-            collect(cmds)
-        sim.states[event.ticket_id], cmds = apply(sim.states.get(event.ticket_id), event, PS)
-        collect(cmds)
-    for tid, state in list(sim.states.items()):
-        sim.states[tid], cmds = advance(state, until_ms, PS)
-        collect(cmds)
+        collect(list(simulator.feed(decode_record(orjson.dumps(doc), str(doc["subject"]).encode()))))
+    collect(list(simulator.advance_to(until_ms)))
+    sim.states = simulator.tickets
     sim.outputs.sort(key=lambda item: item[0])
     return sim
 
@@ -123,8 +110,11 @@ def test_every_event_is_a_valid_v1_record_sent_at_its_own_time(rate: float) -> N
     for offset, doc in plan:
         event = decode_record(orjson.dumps(doc), str(doc["subject"]).encode())  # key = ticket id
         assert event.time_ms == START + round(offset * 1000)
-        assert event.ticket_id.startswith(f"T-{RUN}-")
         ids.add(event.dedup_key)
+        if event.type == "incident.resolved":  # the status page's: no ticket's event
+            assert event.ticket_id == status_subject(RUN)
+            continue
+        assert event.ticket_id.startswith(f"T-{RUN}-")
         first_type.setdefault(event.ticket_id, event.type)
     assert len(ids) == len(plan)  # no event would be dropped as a duplicate
     assert set(first_type.values()) == {"ticket.created"}  # every ticket starts with its creation
@@ -188,6 +178,17 @@ def test_first_minute_shows_every_promised_situation(rate: float) -> None:
     incidents = [e for e in first_minute if e.type == "incident.detected"]
     assert [i.event["data"]["group_value"] for i in incidents] == [OUTAGE_PRODUCT]
     assert incidents[0].event["data"]["count"] >= 8
+    # its members escalated, the later ones joining, then the status page resolving it and everything it raised
+    members = [e for e in first_minute if e.type == "escalation.raised" and e.event["data"]["reason"] == "incident"]
+    outage = {ticket_id(RUN, f"{OUTAGE_PRODUCT}{i:02d}") for i in range(1, 11)}
+    assert outage <= {e.key for e in members} and {e.event["data"]["incident_id"] for e in members} == {incidents[0].id}
+    joined = {t for e in first_minute if e.type == "incident.updated" for t in e.event["data"]["joined"]}
+    assert {ticket_id(RUN, f"{OUTAGE_PRODUCT}09"), ticket_id(RUN, f"{OUTAGE_PRODUCT}10")} <= joined
+    (over,) = [e for e in first_minute if e.type == "incident.resolved"]
+    assert over.event["data"]["by"] == "status-page" and over.event["data"]["count"] == len(members)
+    closed = [e for e in first_minute if e.type == "escalation.resolved"]
+    assert sum(e.event["data"]["reason"] == "incident_resolved" for e in closed) == len(members)
+    assert kinds([e for e in first_minute if e.event["data"].get("incident_id")])["requester_update"] == len(members)
     # answered in time and not
     fr = {(o.ticket_id, o.metric): o.outcome for o in sim.outcomes}
     assert fr[(ticket_id(RUN, "ok"), "first_response")] == "met"
@@ -208,6 +209,10 @@ def test_first_minute_timeline_of_the_scripted_stories() -> None:
         what = data["kind"] if e.type == "notification.requested" else f"L{data.get('level')} {data.get('threshold')}"
         if e.type == "incident.detected":
             what = f"incident {data['group_value']} x{data['count']}"
+        elif e.type == "incident.updated":
+            what = f"incident +{','.join(t.removeprefix(f'T-{RUN}-') for t in data['joined'])}"
+        elif e.type == "incident.resolved":
+            what = f"incident over x{data['count']}"
         seen.append(((at - START) / 1000, str(e.key).removeprefix(f"T-{RUN}-"), what))
     assert seen == [
         (9.0, "legal", "L2 trigger"),
@@ -227,9 +232,15 @@ def test_first_minute_timeline_of_the_scripted_stories() -> None:
         (31.0, "late", "L1 esc:L1"),
         (32.0, "ladder", "L2 esc:L2"),
         (34.5, "mail", "incident mail x8"),
+        *((34.5, f"mail{i:02d}", "L1 incident") for i in range(1, 9)),  # its members, escalated
+        (36.0, "mail", "incident +mail09"),  # later ones join
+        (36.0, "mail09", "L1 incident"),
+        (37.5, "mail", "incident +mail10"),
+        (37.5, "mail10", "L1 incident"),
         (42.0, "ladder", "L3 esc:L3"),
         (48.0, "pending", "sla_warning"),  # 30s pending paused the clock: 15s of open time at 48s
         (52.0, "ladder", "L3 esc:L3:r1"),
+        (56.0, "mail", "incident over x10"),  # the status page's incident.resolved
     ]
 
 

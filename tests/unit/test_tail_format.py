@@ -138,3 +138,29 @@ def test_where_tail_starts_reading() -> None:
     for flavour in (True, False):
         everything = start_plan(tansu=flavour, from_beginning=True, started_ms=5_000)
         assert (everything.seek, everything.reset) == ("zero", "earliest") and everything.keep(0)
+
+
+def test_an_incident_with_members_reads_as_joins_and_an_end() -> None:
+    import orjson
+
+    from escalator.core.events import decode_record
+    from escalator.replay.simulate import simulate
+    from tests.support import envelope
+
+    docs = [
+        envelope("ticket.created", at(i), f"M{i}", {"priority": "normal", "product": "mail", "requester": {"id": "r"}})
+        for i in range(9)
+    ]
+    by = {"rule": "outage", "group_value": "mail", "by": "status-page", "reason": "mail is back up"}
+    docs.append(envelope("incident.resolved", at(30), "S", by))
+    cmds = list(simulate([decode_record(orjson.dumps(d)) for d in docs], PS, ms(at(30))))
+    shown = [line for line in lines(cmds) if "product=mail" in line or "incident" in line]
+    assert shown[0].startswith("10:00:07  INCIDENT        product=mail      8 tickets in 30s")
+    assert "10:00:08  INCIDENT +      product=mail      M8 joined: 9 tickets" in shown
+    assert (
+        "10:00:30  INCIDENT OVER   product=mail      resolved by status-page after 23s (mail is back up): 9 tickets"
+    ) in shown
+    assert lines(cmds)[-1] == (
+        "10:00:30  RESOLVED        M8                L1 escalation closed (incident_resolved by status-page) after 22s"
+    )
+    assert any(line.startswith("10:00:08  ESCALATION L1   M8") for line in shown)

@@ -99,8 +99,8 @@ async def _play(
                 stats.events += 1
                 if event["type"] == "ticket.created":
                     stats.tickets += 1
-                    if not args.quiet:
-                        print(start_line(event, texts, sent_ms, tz=None), flush=True)
+                if event["type"] in ("ticket.created", "incident.resolved") and not args.quiet:
+                    print(start_line(event, texts, sent_ms, tz=None), flush=True)
             if not args.loop:
                 return
             rest = started + args.duration - loop.time()

@@ -9,7 +9,15 @@ from .calendar import Calendar
 from .durations import format_duration_ms, parse_duration_ms
 from .engine import advance, apply, new_ticket, next_deadline, select_policy
 from .events import DecodeError, Event, decode_record
-from .incidents import IncidentWindow, observe, window_key
+from .incidents import (
+    IncidentWindow,
+    next_due,
+    observe,
+    request_resolution,
+    resolution_of,
+    settle,
+    window_key,
+)
 from .outputs import (
     ESCALATIONS,
     NOTIFICATIONS,
@@ -18,6 +26,7 @@ from .outputs import (
     Emit,
     FirstEscalation,
     Ignored,
+    IncidentResolve,
     IncidentSignal,
     StateCapped,
     ThresholdSkipped,
@@ -43,6 +52,7 @@ __all__ = [
     "Event",
     "FirstEscalation",
     "Ignored",
+    "IncidentResolve",
     "IncidentSignal",
     "IncidentWindow",
     "PolicyError",
@@ -60,9 +70,13 @@ __all__ = [
     "load_policy_text",
     "new_ticket",
     "next_deadline",
+    "next_due",
     "observe",
     "parse_duration_ms",
     "parse_rfc3339_ms",
+    "request_resolution",
+    "resolution_of",
     "select_policy",
+    "settle",
     "window_key",
 ]

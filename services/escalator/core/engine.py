@@ -405,7 +405,11 @@ def _signal_incidents(s: TicketState, ps: PolicySet, at: int, cmds: list[Command
         value = s.attribute(rule.group_by)
         if value is None or value == "":
             continue
-        cmds.append(IncidentSignal(rule.id, str(value), s.ticket_id, at))
+        member = None
+        if rule.lifecycle:  # what the incident needs to escalate the ticket and resolve it later
+            pol = ps.by_id(s.policy_id)
+            member = [s.requester_id, s.policy_id, pol is not None and pol.resolve_events, s.snapshot()]
+        cmds.append(IncidentSignal(rule.id, str(value), s.ticket_id, at, member))
 
 
 def _set_status(s: TicketState, status: str, at: int, pol: CompiledPolicy | None, cmds: list[Command]) -> None:

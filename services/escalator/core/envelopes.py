@@ -27,6 +27,8 @@ __all__ = [
     "EscalationAcknowledgedData",
     "EscalationRequestedData",
     "EventData",
+    "IncidentResolvedData",
+    "IncidentResolvedEvent",
     "Priority",
     "RatedData",
     "Requester",
@@ -149,6 +151,25 @@ class DeescalatedData(_Data):
     reason: str | None = None
 
 
+class IncidentResolvedData(_Data):
+    """An upstream incident or status tool says an incident escalator detected is over (v1, additive): the one
+    ``incident_id`` names, or the one open for ``rule`` and ``group_value`` ("mail is back up")."""
+
+    incident_id: NonEmpty | None = Field(
+        default=None, description="The incident.detected id: incident:{rule}:{value}:{ms}."
+    )
+    rule: NonEmpty | None = Field(default=None, description="With group_value: the incident open for them.")
+    group_value: NonEmpty | None = None
+    by: str | None = Field(default=None, max_length=200)
+    reason: str | None = None
+
+    @model_validator(mode="after")
+    def _names_one(self) -> IncidentResolvedData:
+        if (self.incident_id is None) == (self.rule is None or self.group_value is None):
+            raise ValueError("give incident_id, or rule and group_value")
+        return self
+
+
 class EscalationAcknowledgedData(_Data):
     by: NonEmpty
     escalation_id: str | None = None
@@ -221,6 +242,13 @@ class TicketDeescalated(_Envelope):
     data: DeescalatedData
 
 
+class IncidentResolvedEvent(_Envelope):
+    """Not about one ticket: the worker routes it to the incident's window (its ``subject`` is the incident id)."""
+
+    type: Literal["incident.resolved"]
+    data: IncidentResolvedData
+
+
 TicketEventEnvelope = Annotated[
     TicketCreated
     | TicketUpdated
@@ -229,7 +257,8 @@ TicketEventEnvelope = Annotated[
     | TicketEscalationRequested
     | TicketEscalationAcknowledged
     | TicketRated
-    | TicketDeescalated,
+    | TicketDeescalated
+    | IncidentResolvedEvent,
     Field(discriminator="type"),
 ]
 ENVELOPES: dict[str, type[_Envelope]] = {
@@ -241,6 +270,7 @@ ENVELOPES: dict[str, type[_Envelope]] = {
     "ticket.escalation_acknowledged": TicketEscalationAcknowledged,
     "ticket.rated": TicketRated,
     "ticket.deescalated": TicketDeescalated,
+    "incident.resolved": IncidentResolvedEvent,
 }
 EVENT_TYPES = tuple(ENVELOPES)
 # The models' own validators, called directly (what ``model_validate`` does, without its per-call overhead).
@@ -261,4 +291,5 @@ EventData = (
     | EscalationAcknowledgedData
     | RatedData
     | DeescalatedData
+    | IncidentResolvedData
 )

@@ -13,6 +13,7 @@ from .envelopes import DlqReason
 from .vocabulary import (
     EscalationKind,
     EscalationReason,
+    IncidentEnding,
     Metric,
     NotificationKind,
     Priority,
@@ -32,6 +33,10 @@ __all__ = [
     "EscalationResolvedData",
     "IncidentData",
     "IncidentDetected",
+    "IncidentResolved",
+    "IncidentResolvedOutData",
+    "IncidentUpdated",
+    "IncidentUpdatedData",
     "Metric",
     "NotificationData",
     "NotificationRequested",
@@ -155,6 +160,39 @@ class IncidentData(_Model):
     policy: PolicyRef
 
 
+class IncidentUpdatedData(_Model):
+    """Tickets joined an open incident (rules with a lifecycle): one event per instant at which any joined."""
+
+    incident_id: str
+    rule: str
+    group_by: str
+    group_value: str
+    joined: list[str] = Field(description="The tickets that joined at this instant (listed members only, by id).")
+    joined_count: int = Field(ge=1, description="How many joined at this instant, listed or not.")
+    count: int = Field(ge=1, description="Members so far, including those beyond the listed bound.")
+    members: int = Field(ge=0, description="Members listed by escalator (at most 100; the rest are only counted).")
+    fired_at: str
+    policy: PolicyRef
+
+
+class IncidentResolvedOutData(_Model):
+    """An open incident ended: named by an input incident.resolved, or quiet for the rule's auto_resolve_after."""
+
+    incident_id: str
+    rule: str
+    group_by: str
+    group_value: str
+    reason: IncidentEnding
+    by: str | None = Field(description="Who resolved it (reason resolved), else null.")
+    note: str | None = Field(description="The input's reason, at most 500 characters, else null.")
+    detected_at: str
+    fired_at: str = Field(description="When it ended (logical instant).")
+    open_ms: int = Field(ge=0)
+    count: int = Field(ge=1, description="Members, including those beyond the listed bound.")
+    tickets: list[str] = Field(description="The listed members (at most 100, in the order they joined).")
+    policy: PolicyRef
+
+
 class _OutEnvelope(_Model):
     specversion: Literal["1.0"]
     id: str
@@ -189,6 +227,16 @@ class NotificationRequested(_OutEnvelope):
 class IncidentDetected(_OutEnvelope):
     type: Literal["incident.detected"]
     data: IncidentData
+
+
+class IncidentUpdated(_OutEnvelope):
+    type: Literal["incident.updated"]
+    data: IncidentUpdatedData
+
+
+class IncidentResolved(_OutEnvelope):
+    type: Literal["incident.resolved"]
+    data: IncidentResolvedOutData
 
 
 class DeadLetterHeaders(_Model):

@@ -7,6 +7,7 @@ The engine returns *commands*:
   is a pure function of the ticket's history and its ``time`` is the logical instant (never the send time), so the
   same history always gives byte-identical output (:func:`encode_event`).
 * :class:`IncidentSignal` -- a ``ticket.created`` counted by an incident rule (routed to the incident detector).
+* :class:`IncidentResolve` -- an input ``incident.resolved`` (routed to the incident's window).
 * :class:`ClockOutcome` -- a metric cycle ended (met or breached); for metrics, reports and compliance.
 * :class:`Ignored` -- the event was a duplicate, or a no-op it asked for (counted by the worker).
 * :class:`FirstEscalation` -- a ticket's first ``escalation.raised``: how long after its creation (for metrics).
@@ -31,6 +32,7 @@ __all__ = [
     "Emit",
     "FirstEscalation",
     "Ignored",
+    "IncidentResolve",
     "IncidentSignal",
     "StateCapped",
     "ThresholdSkipped",
@@ -45,7 +47,14 @@ OUTPUT_SOURCE: Final = "urn:escalator"
 SCHEMA_URN: Final = "urn:escalator:schema:{type}:v1"
 _SCHEMAS: Final = {
     t: SCHEMA_URN.format(type=t)
-    for t in ("escalation.raised", "escalation.resolved", "notification.requested", "incident.detected")
+    for t in (
+        "escalation.raised",
+        "escalation.resolved",
+        "notification.requested",
+        "incident.detected",
+        "incident.updated",
+        "incident.resolved",
+    )
 }
 
 
@@ -80,6 +89,8 @@ class IncidentSignal:
     group_value: str
     ticket_id: str
     time_ms: int
+    # rules with an incident lifecycle: [requester id, policy id, resolve_events, ticket snapshot] of the ticket
+    member: list[Any] | None = None
 
     def __init__(
         self,
@@ -87,11 +98,45 @@ class IncidentSignal:
         group_value: str,
         ticket_id: str,
         time_ms: int,
+        member: list[Any] | None = None,
     ) -> None:
         self.rule_id = rule_id
         self.group_value = group_value
         self.ticket_id = ticket_id
         self.time_ms = time_ms
+        self.member = member
+
+
+@dataclass(slots=True, init=False)
+class IncidentResolve:
+    """An input ``incident.resolved`` for an incident of a known rule, routed to its window like a signal
+    (``incident_id`` "": the incident open for the rule and group value, whichever it is)."""
+
+    rule_id: str
+    group_value: str
+    incident_id: str
+    time_ms: int
+    by: str | None
+    note: str | None
+    event_id: str
+
+    def __init__(
+        self,
+        rule_id: str,
+        group_value: str,
+        incident_id: str,
+        time_ms: int,
+        by: str | None,
+        note: str | None,
+        event_id: str,
+    ) -> None:
+        self.rule_id = rule_id
+        self.group_value = group_value
+        self.incident_id = incident_id
+        self.time_ms = time_ms
+        self.by = by
+        self.note = note
+        self.event_id = event_id
 
 
 @dataclass(slots=True, init=False)
@@ -214,7 +259,9 @@ class FirstEscalation:
         self.elapsed_ms = elapsed_ms
 
 
-Command = Emit | IncidentSignal | ClockOutcome | ThresholdSkipped | StateCapped | Ignored | FirstEscalation
+Command = (
+    Emit | IncidentSignal | IncidentResolve | ClockOutcome | ThresholdSkipped | StateCapped | Ignored | FirstEscalation
+)
 # Commands are plain slotted dataclasses, not frozen ones: a frozen dataclass costs ~10x more to build, and the engine
 # builds several per event. Treat them as immutable values all the same.
 

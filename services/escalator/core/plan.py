@@ -184,6 +184,11 @@ class IncidentRule:
     notify: tuple[NotifyTarget, ...]
     level: int
     matcher: Matcher
+    lifecycle: bool = False  # members, incident.updated and resolution (any of the options below implies it)
+    escalate_level: int = 0  # escalate_members: the members' escalation level (0: members are not escalated)
+    escalate_notify: tuple[NotifyTarget, ...] = ()
+    auto_resolve_ms: int | None = None  # auto_resolve_after: quiet time after the last member joined
+    requester_updates: bool = False  # tell each member's requester when the incident is resolved
 
 
 @dataclass(frozen=True, slots=True)

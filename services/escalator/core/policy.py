@@ -65,6 +65,7 @@ __all__ = [
     "CalendarSpec",
     "ClockConditionSpec",
     "CompiledPolicy",
+    "EscalateMembersSpec",
     "EscalateSpec",
     "FollowUpSpec",
     "IncidentRule",
@@ -351,6 +352,13 @@ class TriggerSpec(_Spec):
     requester_update: bool | None = None
 
 
+class EscalateMembersSpec(_Spec):
+    """Escalate every listed member ticket of an open incident (reason ``incident``)."""
+
+    level: int = Field(default=1, ge=1, le=99)
+    notify: list[NotifyTargetSpec] = Field(min_length=1)
+
+
 class IncidentSpec(_Spec):
     id: str = Field(min_length=1, max_length=100)
     group_by: str
@@ -360,6 +368,11 @@ class IncidentSpec(_Spec):
     notify: list[NotifyTargetSpec] = Field(min_length=1)
     level: int = Field(default=1, ge=1, le=99)
     match: MatchSpec = Field(default_factory=MatchSpec)
+    # The incident lifecycle (opt-in; implied by any of the three below): members, incident.updated, resolution.
+    members: bool = False
+    escalate_members: EscalateMembersSpec | None = None
+    auto_resolve_after: Duration | None = None  # quiet time (no member joining) after which it resolves itself
+    requester_updates: bool = False  # tell every member's requester when the incident is resolved
 
     @field_validator("group_by")
     @classmethod
@@ -842,6 +855,11 @@ def compile_policy(spec: PolicyFileSpec, *, version: str, source: str) -> Policy
             notify=tuple(_notify_target(n) for n in r.notify),
             level=r.level,
             matcher=_matcher(r.match),
+            lifecycle=bool(r.members or r.escalate_members or r.auto_resolve_after is not None or r.requester_updates),
+            escalate_level=r.escalate_members.level if r.escalate_members is not None else 0,
+            escalate_notify=tuple(_notify_target(n) for n in r.escalate_members.notify) if r.escalate_members else (),
+            auto_resolve_ms=r.auto_resolve_after,
+            requester_updates=r.requester_updates,
         )
         for r in spec.incidents
     )
@@ -990,6 +1008,7 @@ def _choice(p: PolicySpec, zoned: Mapping[str, ZonedCalendar]) -> CalendarChoice
 _ADDED_FIELDS: Final[dict[str, dict[str, object]]] = {
     "policies": {"catch_up": "all", "resolve_events": False, "follow_up": None},
     "calendars": {"fallback_timezone": None},
+    "incidents": {"members": False, "escalate_members": None, "auto_resolve_after": None, "requester_updates": False},
 }
 
 

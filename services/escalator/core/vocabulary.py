@@ -20,6 +20,7 @@ __all__ = [
     "ESCALATION_REASONS",
     "FOLLOW_UP",
     "GROUP_BY_ATTRIBUTES",
+    "INCIDENT_ENDINGS",
     "METRICS",
     "NOTIFICATION_KINDS",
     "ON_REOPEN",
@@ -38,6 +39,7 @@ __all__ = [
     "Ending",
     "EscalationKind",
     "EscalationReason",
+    "IncidentEnding",
     "Metric",
     "NotificationKind",
     "OnReopen",
@@ -104,7 +106,13 @@ ESCALATION_REASONS: Final[tuple[str, ...]] = get_args(EscalationReason)
 
 #: Why a raised escalation was resolved (``escalation.resolved``).
 ResolutionReason = Literal[
-    "clock_achieved", "clock_stopped", "ticket_solved", "ticket_closed", "deescalated", "trigger_cleared"
+    "clock_achieved",
+    "clock_stopped",
+    "ticket_solved",
+    "ticket_closed",
+    "deescalated",
+    "trigger_cleared",
+    "incident_resolved",
 ]
 RESOLUTION_REASONS: Final[tuple[str, ...]] = get_args(ResolutionReason)
 #: Who asked for an escalation (``ticket.escalation_requested`` ``by``; other text counts as the requester).
@@ -118,6 +126,11 @@ SEVERITIES: Final[tuple[str, ...]] = get_args(Severity)
 #: Whom a notification is addressed to, once resolved (policy targets such as ``assignee`` resolve to these).
 RecipientType = Literal["role", "team", "user", "group", "requester"]
 RECIPIENT_TYPES: Final[tuple[str, ...]] = get_args(RecipientType)
+
+#: How an incident ended (``incident.resolved``): an input ``incident.resolved`` named it, or no member joined for
+#: the rule's ``auto_resolve_after``.
+IncidentEnding = Literal["resolved", "quiet"]
+INCIDENT_ENDINGS: Final[tuple[str, ...]] = get_args(IncidentEnding)
 
 #: The ticket attributes an incident rule may group by.
 GROUP_BY_ATTRIBUTES: Final[tuple[str, ...]] = ("product", "category", "group", "channel", "requester_tier", "assignee")

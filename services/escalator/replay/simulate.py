@@ -16,7 +16,10 @@ those of the live service for the same input (ids and bytes, :func:`~escalator.c
 Deadlines live in one heap of ``(next_deadline, ticket_id)``; a ticket is re-armed only when its next deadline
 changes and superseded entries are skipped when popped. Incident signals go to :func:`~escalator.core.observe`
 in the order the core emits them, with windows keyed by :func:`~escalator.core.window_key`; the incident's outputs
-follow the signal in the command stream.
+follow the signal in the command stream. An input ``incident.resolved`` goes to its incident's window
+(:func:`~escalator.core.request_resolution`), never to a ticket. Windows of open incidents are settled
+(:func:`~escalator.core.settle`) up to just before each event's instant and, at the end, up to the end: what the
+live incident partition does as its watermark passes the same instants.
 
 Events whose time goes backwards are applied all the same, in arrival order (the core applies a late event at its
 ticket's watermark). The logical clock is the time of the event being applied: a late event moves nothing forward
@@ -36,12 +39,17 @@ from ..core import (
     DecodeError,
     Emit,
     Event,
+    IncidentResolve,
     IncidentSignal,
     IncidentWindow,
     PolicySet,
     TicketState,
     decode_record,
+    next_due,
     observe,
+    request_resolution,
+    resolution_of,
+    settle,
     window_key,
 )
 from ..core.versions import PolicyVersions, advance_versioned, apply_versioned, next_deadline_versioned
@@ -85,6 +93,7 @@ class Simulator:
         "_armed",
         "_heap",
         "_incidents",
+        "_timed",
         "events_after_until",
         "latest_ms",
         "policy",
@@ -104,6 +113,7 @@ class Simulator:
         self._armed: dict[str, int] = {}
         self._heap: list[tuple[int, str]] = []
         self._incidents = any(v.policies.incidents for v in versions.entries)
+        self._timed: dict[str, int] = {}  # windows of open incidents: when they next have something to do
         self.latest_ms: int | None = None  # the latest event time applied
         self.events_after_until = 0
 
@@ -118,6 +128,13 @@ class Simulator:
         heap = self._heap
         if heap and heap[0][0] < now:
             self._fire_until(now, False, out)
+        if self._timed:
+            self._settle(now - 1, out)
+        if event.type == "incident.resolved":  # no ticket's event: its incident's window takes it
+            out.extend(self._resolution(event))
+            if self.latest_ms is None or now > self.latest_ms:
+                self.latest_ms = now
+            return out
         tid = event.ticket_id
         tickets = self.tickets
         versions = self.versions
@@ -145,6 +162,8 @@ class Simulator:
         """Fire every deadline at or before ``now_ms`` (what a live timer tick at ``now_ms`` would do)."""
         out: list[Command] = []
         self._fire_until(now_ms, True, out)
+        if self._timed:
+            self._settle(now_ms, out)
         return out
 
     def finish(self) -> list[Command]:
@@ -193,10 +212,41 @@ class Simulator:
             out.append(c)
             if type(c) is IncidentSignal:
                 key = window_key(c.rule_id, c.group_value)
-                window, emits = observe(windows.get(key), c, self.versions.for_new(c.time_ms))
+                policy = self.versions.for_new(c.time_ms)
+                window, emits = observe(windows.get(key), c, policy)
                 windows[key] = window
+                self._time(key, window, policy)
                 out.extend(emits)
         return out
+
+    def _resolution(self, event: Event) -> list[Command]:
+        policy = self.versions.for_new(event.time_ms)
+        req = resolution_of(event, policy)
+        if type(req) is not IncidentResolve:
+            return [req]
+        assert isinstance(req, IncidentResolve)
+        key = window_key(req.rule_id, req.group_value)
+        window, cmds = request_resolution(self.windows.get(key), req, policy)
+        if window is not None:
+            self.windows[key] = window
+            self._time(key, window, policy)
+        return [req, *cmds]
+
+    def _time(self, key: str, window: IncidentWindow, policy: PolicySet) -> None:
+        due = next_due(window, policy)
+        if due is None:
+            self._timed.pop(key, None)
+        else:
+            self._timed[key] = due
+
+    def _settle(self, until_ms: int, out: list[Command]) -> None:
+        """Settle the windows of open incidents up to ``until_ms`` (in window key order, like the live partition)."""
+        policy = self.versions.for_new(until_ms)
+        for key in sorted(k for k, due in self._timed.items() if due <= until_ms):
+            window, emits = settle(self.windows[key], until_ms, policy)
+            self.windows[key] = window
+            self._time(key, window, policy)
+            out.extend(emits)
 
 
 def simulate(

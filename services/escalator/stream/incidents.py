@@ -8,6 +8,11 @@ source partition's watermark has passed them, then released in ``(time, ticket)`
 over the same events -- to :func:`~escalator.core.observe`. Held signals are not committed: the partition's
 committed offset stays at the oldest held signal, so a restart re-reads them.
 
+An input ``incident.resolved`` travels the same way (a *resolve record* under the incident's window key, sent by
+the ticket partition that read it) and is released in time order like a signal. Windows of open incidents (rules
+with a lifecycle) are *timed*: after each release, every timed window is settled up to the common watermark
+(members announced, quiet incidents resolved) -- the instants the simulator settles them at, so live == replay.
+
 Pure apart from the store.
 """
 
@@ -15,14 +20,33 @@ from __future__ import annotations
 
 import heapq
 import logging
+from typing import Any
 
 import orjson
 
-from ..core import Emit, IncidentSignal, IncidentWindow, PolicySet, observe, window_key
+from ..core import (
+    Command,
+    IncidentResolve,
+    IncidentSignal,
+    IncidentWindow,
+    PolicySet,
+    next_due,
+    observe,
+    request_resolution,
+    settle,
+    window_key,
+)
 from .ports import Message, headers_get
 from .store import Checkpoint, PartitionStore
 
-__all__ = ["H_WATERMARK", "WATERMARK_KEY", "IncidentPartition", "signal_record", "watermark_record"]
+__all__ = [
+    "H_WATERMARK",
+    "WATERMARK_KEY",
+    "IncidentPartition",
+    "resolve_record",
+    "signal_record",
+    "watermark_record",
+]
 
 log = logging.getLogger("escalator.incidents")
 
@@ -32,10 +56,31 @@ H_WATERMARK = "escalator-watermark"
 
 def signal_record(sig: IncidentSignal, source: int) -> tuple[bytes, bytes]:
     """(key, value) of an incident signal; the key is the window's, so every signal of a window shares a partition."""
-    value = orjson.dumps(
-        {"rule": sig.rule_id, "value": sig.group_value, "ticket": sig.ticket_id, "time_ms": sig.time_ms, "src": source}
-    )
-    return window_key(sig.rule_id, sig.group_value).encode(), value
+    doc: dict[str, Any] = {
+        "rule": sig.rule_id,
+        "value": sig.group_value,
+        "ticket": sig.ticket_id,
+        "time_ms": sig.time_ms,
+        "src": source,
+    }
+    if sig.member is not None:
+        doc["m"] = sig.member
+    return window_key(sig.rule_id, sig.group_value).encode(), orjson.dumps(doc)
+
+
+def resolve_record(req: IncidentResolve, source: int) -> tuple[bytes, bytes]:
+    """(key, value) of an input ``incident.resolved``, under its incident's window key."""
+    doc = {
+        "rule": req.rule_id,
+        "value": req.group_value,
+        "resolve": req.incident_id,
+        "time_ms": req.time_ms,
+        "by": req.by,
+        "note": req.note,
+        "event": req.event_id,
+        "src": source,
+    }
+    return window_key(req.rule_id, req.group_value).encode(), orjson.dumps(doc)
 
 
 def watermark_record(source: int, watermark_ms: int) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
@@ -48,13 +93,26 @@ class IncidentPartition:
         self.store = store
         self.policy = policy
         self.sources = sources
-        self.held: list[tuple[int, str, str, str, int]] = []  # (time_ms, ticket, rule, group value, offset)
+        # (time_ms, ticket, rule, group value, offset, record): ticket "" for a resolve record (record: its doc)
+        self.held: list[tuple[int, str, str, str, int, dict[str, Any]]] = []
         self.watermarks: dict[int, int] = {}  # source partition -> watermark
         self._windows: dict[str, IncidentWindow | None] = {}  # the overlay of windows not stored yet
         self._dirty: set[str] = set()  # changed since the last snapshot
         self._snapshot_of: dict[str, int] = {}
         self._pending: list[tuple[int, list[tuple[str, bytes | None]]]] = []
         self._seq = 0
+        self._timed: dict[str, int] = {}  # windows with something due (open incidents): when
+        self._rebuild_timed()
+
+    def _rebuild_timed(self) -> None:
+        """After a recovery: the windows with an open incident (only rules with a lifecycle have them)."""
+        if not any(r.lifecycle for r in self.policy.incidents):
+            return
+        for key, raw in self.store.items():
+            if b'"incident"' in raw:
+                due = next_due(IncidentWindow.from_dict(orjson.loads(raw)), self.policy)
+                if due is not None:
+                    self._timed[key] = due
 
     def add(self, msg: Message) -> None:
         """Take one record of the signal topic (a signal or a watermark)."""
@@ -66,7 +124,8 @@ class IncidentPartition:
                 if wm > self.watermarks.get(src, wm - 1):
                     self.watermarks[src] = wm
                 return
-            entry = (int(doc["time_ms"]), str(doc["ticket"]), str(doc["rule"]), str(doc["value"]), msg.offset() or 0)
+            ticket = "" if "resolve" in doc else str(doc["ticket"])
+            entry = (int(doc["time_ms"]), ticket, str(doc["rule"]), str(doc["value"]), msg.offset() or 0, doc)
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("skipped a malformed incident signal at offset %s: %s", msg.offset(), exc)
             return
@@ -78,22 +137,50 @@ class IncidentPartition:
             return None
         return min(self.watermarks.values())
 
-    def release(self) -> list[Emit]:
-        """Observe every held signal at or before the common watermark, in (time, ticket) order."""
+    def release(self) -> list[Command]:
+        """Observe every held signal at or before the common watermark, in (time, ticket) order, then settle the
+        timed windows up to it."""
         wm = self.watermark()
         held = self.held
-        if wm is None or not held or held[0][0] > wm:
+        if wm is None:
             return []
-        out: list[Emit] = []
+        out: list[Command] = []
         policy = self.policy
         while held and held[0][0] <= wm:
-            time_ms, ticket, rule, value, _offset = heapq.heappop(held)
+            time_ms, ticket, rule, value, _offset, doc = heapq.heappop(held)
             key = window_key(rule, value)
             window = self._load(key)
-            new, emits = observe(window, IncidentSignal(rule, value, ticket, time_ms), policy)
-            self._windows[key] = new
-            self._dirty.add(key)
-            out.extend(emits)
+            new: IncidentWindow | None
+            if ticket:
+                new, emits = observe(window, IncidentSignal(rule, value, ticket, time_ms, doc.get("m")), policy)
+                out.extend(emits)
+            else:
+                req = IncidentResolve(rule, value, str(doc["resolve"]), time_ms, doc["by"], doc["note"], doc["event"])
+                new, cmds = request_resolution(window, req, policy)
+                out.extend(cmds)
+            if new is not window:
+                self._windows[key] = new
+                self._dirty.add(key)
+            due = None if new is None else next_due(new, policy)
+            if due is not None:
+                self._timed[key] = due
+            else:
+                self._timed.pop(key, None)
+        for key in sorted(k for k, due in self._timed.items() if due <= wm):
+            window = self._load(key)
+            if window is None:
+                del self._timed[key]
+                continue
+            new_window, emits = settle(window, wm, policy)
+            if new_window is not window:
+                self._windows[key] = new_window
+                self._dirty.add(key)
+                out.extend(emits)
+            due = next_due(new_window, policy)
+            if due is None:
+                del self._timed[key]
+            else:
+                self._timed[key] = due
         return out
 
     def commit_offset(self, position: int) -> int:
@@ -143,3 +230,4 @@ class IncidentPartition:
         self._dirty = set()
         self._snapshot_of = {}
         self._pending = []
+        self._timed = {}

@@ -43,8 +43,10 @@ from ..core import (
     Command,
     DecodeError,
     Emit,
+    Event,
     FirstEscalation,
     Ignored,
+    IncidentResolve,
     IncidentSignal,
     PolicySet,
     StateCapped,
@@ -52,11 +54,12 @@ from ..core import (
     decode_record,
     encode_event,
     parse_rfc3339_ms,
+    resolution_of,
 )
 from ..service.codec import dlq_headers, headers_dict, output_headers
 from ..service.logs import quote_input
 from .changelog import H_WRITER, contiguous, marker_record, new_writer_id, recover
-from .incidents import IncidentPartition, signal_record, watermark_record
+from .incidents import IncidentPartition, resolve_record, signal_record, watermark_record
 from .partitioner import partition_for
 from .ports import TP, ChangelogReader, GroupConsumer, HighwaterProbe, Message, Producer
 from .store import Checkpoint, Marker, PartitionStore, StoreFactory
@@ -325,7 +328,12 @@ class Runtime:
                 self.incidents[msg.partition()].add(msg)  # type: ignore[index]
             for q, ipart in self.incidents.items():
                 for e in ipart.release():
-                    self._emit(e, outputs, stats, "none", timer=False)
+                    if type(e) is Emit:
+                        assert isinstance(e, Emit)
+                        self._emit(e, outputs, stats, "none", timer=False)
+                    elif type(e) is Ignored:
+                        assert isinstance(e, Ignored)
+                        stats.ignored[e.reason] += 1
                 if ipart.held or signals_in:
                     touched.add((self.topics.signals, q))
         if outputs and not self._send(outputs, stats, stage):
@@ -382,13 +390,21 @@ class Runtime:
         stats.consumed[ev.type] += 1
         stats.event_lags_ms.append(now - ev.time_ms)
         try:
-            cmds = part.apply(ev)
+            cmds = part.apply(ev) if ev.type != "incident.resolved" else [self._incident_resolved(part, ev)]
         except Exception as exc:  # a bug must not turn one record into a crash loop of the whole partition
             log.exception("processing failed for %s", ev.id, extra={"ticket_id": ev.ticket_id, "event_id": ev.id})
             failure = DecodeError("processing_error", f"{type(exc).__name__}: {exc}", ev.id)
             self._dead_letter(msg, failure, outputs, stats)
             return
         self._route(cmds, part, outputs, stats, timer=False)
+
+    def _incident_resolved(self, part: TicketPartition, ev: Event) -> Command:
+        """Not a ticket's event: a request routed to the incident's window (or a counted no-op)."""
+        part.saw(ev.time_ms)
+        cmd = resolution_of(ev, self.policy)
+        if type(cmd) is Ignored:
+            log.info("incident.resolved %s names no incident of an incident rule with a lifecycle", ev.id)
+        return cmd
 
     def _dead_letter(self, msg: Message, err: DecodeError, outputs: list[_Out], stats: BatchStats) -> None:
         topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
@@ -421,6 +437,10 @@ class Runtime:
                     outputs.append(
                         _Out(self.topics.signals, key, value, None, partition_for(key, self.config.partitions))
                     )
+            elif kind is IncidentResolve:
+                assert isinstance(c, IncidentResolve)
+                key, value = resolve_record(c, part.partition)
+                outputs.append(_Out(self.topics.signals, key, value, None, partition_for(key, self.config.partitions)))
             elif kind is ClockOutcome:
                 assert isinstance(c, ClockOutcome)
                 stats.outcomes.append(c)

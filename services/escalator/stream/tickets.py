@@ -129,6 +129,11 @@ class TicketPartition:
             self.applied_max_ms = t
         return cmds
 
+    def saw(self, time_ms: int) -> None:
+        """An input event of this partition that is no ticket's (``incident.resolved``) was read."""
+        if self.applied_max_ms is None or time_ms > self.applied_max_ms:
+            self.applied_max_ms = time_ms
+
     def next_wake(self) -> int | None:
         """The earliest wake instant armed (superseded entries dropped on the way)."""
         self._settle()

@@ -1,0 +1,263 @@
+"""The incident lifecycle (rules with members, escalate_members, auto_resolve_after, requester_updates): members
+bounded and counted, incident.updated per instant, member escalations, resolution by input or quiet time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from escalator.core import Emit, Ignored, IncidentSignal, encode_event, load_policy_text, observe, settle
+from escalator.core.events import decode_record
+from escalator.core.incidents import MAX_MEMBERS, parse_incident_id
+from escalator.core.output_models import (
+    EscalationRaised,
+    EscalationResolved,
+    IncidentDetected,
+    IncidentResolved,
+    IncidentUpdated,
+    NotificationRequested,
+)
+from escalator.replay.simulate import simulate
+from tests.support import envelope, ms
+
+POLICY = """
+version: 1
+policies:
+  - id: p
+    match: {}
+    targets: {first_response: 8h}
+    resolve_events: true
+incidents:
+  - id: outage
+    group_by: product
+    threshold: 3
+    window: 10m
+    notify: [{role: incident_manager}]
+    escalate_members: {level: 2, notify: [{team: sre}, {assignee: true}]}
+    auto_resolve_after: 30m
+    requester_updates: true
+"""
+PS = load_policy_text(POLICY, "p.yaml")
+MODELS = {
+    "escalation.raised": EscalationRaised,
+    "escalation.resolved": EscalationResolved,
+    "incident.detected": IncidentDetected,
+    "incident.updated": IncidentUpdated,
+    "incident.resolved": IncidentResolved,
+    "notification.requested": NotificationRequested,
+}
+
+
+def at(minute: int) -> str:
+    return f"2026-11-20T10:{minute:02d}:00Z"
+
+
+def created(ticket: str, minute: int, product: str = "mail") -> dict[str, Any]:
+    data = {"priority": "high", "requester": {"id": f"r-{ticket}"}, "product": product, "assignee": "ann"}
+    return envelope("ticket.created", at(minute), ticket, data)
+
+
+def resolved(incident_id: str, time: str, event_id: str = "res-1") -> dict[str, Any]:
+    return envelope("incident.resolved", time, incident_id, {"incident_id": incident_id, "by": "statuspage"}, event_id)
+
+
+def run(docs: list[dict[str, Any]], policy: Any = PS, until: str | None = None) -> list[Any]:
+    events = [decode_record(orjson.dumps(d)) for d in docs]
+    cmds = list(simulate(events, policy, None if until is None else ms(until)))
+    for c in cmds:
+        if type(c) is Emit:
+            MODELS[c.type].model_validate(c.event)  # every output follows its published schema
+    return cmds
+
+
+def emitted(cmds: list[Any], etype: str | None = None) -> list[Emit]:
+    return [c for c in cmds if type(c) is Emit and (etype is None or c.type == etype)]
+
+
+DETECTED_MS = ms("2026-11-20T10:02:00Z")
+INCIDENT = f"incident:outage:mail:{DETECTED_MS}"
+
+
+def test_detection_escalates_the_tripping_members_and_later_ones_join_per_instant() -> None:
+    docs = [created("A", 0), created("B", 1), created("C", 2), created("E", 4), created("D", 4)]
+    cmds = run(docs, until="2026-11-20T10:05:00Z")
+    raised = emitted(cmds, "escalation.raised")
+    assert [e.id for e in raised] == [f"{t}:{INCIDENT}" for t in "ABCDE"]
+    data = raised[0].event["data"]
+    assert (data["reason"], data["level"], data["incident_id"], data["threshold"]) == (
+        "incident",
+        2,
+        INCIDENT,
+        "incident",
+    )
+    assert data["targets"] == [{"type": "team", "id": "sre"}, {"type": "user", "id": "ann"}]
+    assert data["policy"]["id"] == "p" and raised[0].key == "A"
+    (update,) = emitted(cmds, "incident.updated")  # D and E joined at one instant: one event, by ticket id
+    u = update.event["data"]
+    assert update.id == f"{INCIDENT}:updated:1"
+    assert (u["joined"], u["joined_count"], u["count"], u["members"]) == (["D", "E"], 2, 5, 5)
+    assert u["fired_at"] == "2026-11-20T10:04:00Z"
+    assert not emitted(cmds, "incident.resolved")  # quiet for 1 min only
+
+
+def test_quiet_time_resolves_the_incident_its_escalations_and_tells_the_requesters() -> None:
+    docs = [created("A", 0), created("B", 1), created("C", 2), created("D", 4)]
+    cmds = run(docs, until="2026-11-20T12:00:00Z")
+    (end,) = emitted(cmds, "incident.resolved")
+    d = end.event["data"]
+    assert end.id == f"{INCIDENT}:resolved"
+    assert (d["reason"], d["by"], d["count"], d["tickets"]) == ("quiet", None, 4, ["A", "B", "C", "D"])
+    assert d["fired_at"] == "2026-11-20T10:34:00Z" and d["open_ms"] == 32 * 60_000  # 30 min after D joined
+    closed = emitted(cmds, "escalation.resolved")
+    assert [e.id for e in closed] == [f"{t}:{INCIDENT}:resolved" for t in "ABCD"]
+    assert (
+        closed[3].event["data"]["open_ms"] == 30 * 60_000 and closed[0].event["data"]["reason"] == "incident_resolved"
+    )
+    notes = [e for e in emitted(cmds, "notification.requested") if e.event["data"]["kind"] == "requester_update"]
+    assert [n.event["data"]["recipients"] for n in notes] == [[{"type": "requester", "id": f"r-{t}"}] for t in "ABCD"]
+
+
+def test_an_input_incident_resolved_ends_it_and_an_unknown_one_is_a_counted_no_op() -> None:
+    docs = [
+        created("A", 0),
+        created("B", 1),
+        created("C", 2),
+        resolved(INCIDENT, "2026-11-20T10:05:00Z"),
+        resolved(INCIDENT, "2026-11-20T10:06:00Z", "again"),  # no longer open
+        resolved("incident:nope:mail:1", "2026-11-20T10:06:00Z", "nope"),  # no such rule
+        created("D", 7),  # after the end: counted in the window again, no incident open
+    ]
+    cmds = run(docs)
+    (end,) = emitted(cmds, "incident.resolved")
+    d = end.event["data"]
+    assert (d["reason"], d["by"], d["fired_at"], d["open_ms"]) == (
+        "resolved",
+        "statuspage",
+        "2026-11-20T10:05:00Z",
+        180_000,
+    )
+    assert [c.event_id for c in cmds if type(c) is Ignored] == ["again", "nope"]
+    assert all(c.reason == "unknown_incident" for c in cmds if type(c) is Ignored)
+    assert len(emitted(cmds, "escalation.resolved")) == 3
+    assert not emitted(cmds, "incident.updated")
+
+
+def test_members_joining_at_the_resolution_instant_join_first() -> None:
+    docs = [created("A", 0), created("B", 1), created("C", 2), resolved(INCIDENT, at(5)), created("D", 5)]
+    cmds = run(docs)
+    (end,) = emitted(cmds, "incident.resolved")
+    assert end.event["data"]["tickets"] == ["A", "B", "C", "D"]
+    assert [e.type for e in emitted(cmds)][-1] != "incident.updated"
+
+
+def test_members_are_bounded_and_counted_beyond_the_bound() -> None:
+    base = ms("2026-11-20T10:00:00Z")
+    window = None
+    out: list[Emit] = []
+    snap = {
+        "priority": "low",
+        "status": "new",
+        "group": None,
+        "assignee": None,
+        "requester_tier": "standard",
+        "tags": [],
+    }
+    for i in range(MAX_MEMBERS + 20):
+        sig = IncidentSignal("outage", "mail", f"T{i:03d}", base + i, [f"r{i}", "p", False, snap])
+        window, emits = observe(window, sig, PS)
+        out += emits
+    assert window is not None
+    window, emits = settle(window, base + 10_000, PS)
+    out += emits
+    assert window.count == MAX_MEMBERS + 20 and len(window.members) == MAX_MEMBERS
+    assert len([e for e in out if e.type == "escalation.raised"]) == MAX_MEMBERS
+    last = [e for e in out if e.type == "incident.updated"][-1].event["data"]
+    assert (last["joined"], last["joined_count"], last["count"]) == ([], 1, MAX_MEMBERS + 20)
+
+
+def test_rules_without_a_lifecycle_keep_todays_outputs() -> None:
+    plain = load_policy_text(POLICY.split("    escalate_members", maxsplit=1)[0], "p.yaml")
+    docs = [created("A", 0), created("B", 1), created("C", 2), created("D", 4), resolved(INCIDENT, at(5))]
+    cmds = run(docs, plain, until="2026-11-20T12:00:00Z")
+    assert [e.type for e in emitted(cmds) if e.key == "mail"] == ["incident.detected", "notification.requested"]
+    assert [c.reason for c in cmds if type(c) is Ignored] == ["unknown_incident"]
+    assert (
+        plain.version == load_policy_text(POLICY.split("    escalate_members", maxsplit=1)[0] + "\n", "q.yaml").version
+    )
+
+
+def test_parse_incident_id_takes_the_longest_rule_and_keeps_colons_in_values() -> None:
+    two = load_policy_text(
+        POLICY + "  - {id: 'outage:eu', group_by: product, threshold: 2, window: 1m, notify: [{role: x}]}\n", "p.yaml"
+    )
+    assert parse_incident_id("incident:outage:eu:a:b:12", two) == ("outage:eu", "a:b")
+    assert parse_incident_id("incident:outage:mail:12", two) == ("outage", "mail")
+    assert parse_incident_id("incident:outage:mail:x", two) is None
+    assert parse_incident_id("other:outage:mail:1", two) is None
+
+
+def test_ticks_between_events_change_nothing() -> None:
+    """The simulator settled at any instants between events (a live partition's watermarks) gives the same."""
+    from escalator.replay.simulate import Simulator
+
+    docs = [created("A", 0), created("B", 1), created("C", 2), created("D", 4), resolved(INCIDENT, at(8))]
+    docs += [created("E", 20), created("F", 21), created("G", 21)]  # a second incident (cooldown = window) ...
+    events = [decode_record(orjson.dumps(d)) for d in docs]
+    end = ms("2026-11-20T12:00:00Z")
+    plain = [encode_event(e.event) for e in emitted(list(simulate(events, PS, end)))]
+    assert any(b'"quiet"' in b for b in plain)  # ... that ends quietly
+    for step in (1, 7_000, 60_000, 170_000):
+        sim = Simulator(PS, end)
+        out: list[Any] = []
+        for e in events:
+            t = (sim.latest_ms or e.time_ms) + step
+            while t < e.time_ms:
+                out += sim.advance_to(t)
+                t += step
+            out += sim.feed(e)
+        out += sim.finish()
+        assert sorted(encode_event(e.event) for e in emitted(out)) == sorted(plain), step
+
+
+def test_live_equals_replay_with_incident_lifecycles() -> None:
+    """The stream runtime (3 partitions, 2 workers, incident windows on their own partitions) publishes exactly
+    what the replay does: members, updates, member escalations, resolutions by input and by quiet time."""
+    from tests.stream_world import World, drive, oracle
+    from tests.support import EXAMPLE_POLICY
+
+    text = EXAMPLE_POLICY.read_text().replace(
+        "cooldown: 1h, notify: [{role: incident_manager}]}",
+        "cooldown: 1h, notify: [{role: incident_manager}], escalate_members: {level: 2, notify: [{team: sre}]},"
+        " auto_resolve_after: 20m, requester_updates: true}",
+    )
+    text = text.replace("    requester_updates: true", "    requester_updates: true\n    resolve_events: true", 1)
+    policy = load_policy_text(text, "life.yaml")
+    assert policy.incidents[0].lifecycle
+    from escalator.synth import lifecycle_events
+
+    t0 = ms("2026-11-20T10:00:00Z")
+    docs: list[dict[str, Any]] = list(lifecycle_events(60, seed=3, start_ms=t0, per_hour=600.0))
+    first = oracle(docs, policy, ms(str(docs[-1]["time"])) + 3_600_000)
+    detected = sorted(k for k in first if k.startswith("incident:") and k.count(":") == 3)
+    assert detected, "the scenario must include an incident"
+    at = int(detected[0].rsplit(":", 1)[1]) + 5 * 60_000
+    from escalator.core import format_ms
+
+    docs.append(resolved(detected[0], format_ms(at), "res-live"))
+    docs.append(resolved("incident:outage:nothing:1", format_ms(at + 1), "res-unknown"))
+    docs.sort(key=lambda d: ms(str(d["time"])))
+    end = ms(str(docs[-1]["time"])) + 3_600_000
+    world = World(policy, t0, partitions=3, max_batch=17)
+    a, b = world.worker(), world.worker()
+    world.assign((a, [0, 2]), (b, [1]))
+    until = drive(world, [a, b], docs, end, every_ms=600_000)
+    expected = oracle(docs, policy, until)
+    kinds = {orjson.loads(v)["type"] for v in expected.values()}
+    assert {"incident.updated", "incident.resolved", "escalation.resolved"} <= kinds
+    assert f"{detected[0]}:resolved" in expected and b'"statuspage"' in expected[f"{detected[0]}:resolved"]
+    got = world.output_ids()
+    assert sorted(set(expected) - set(got)) == [] and sorted(set(got) - set(expected)) == []
+    assert all(v == {expected[k]} for k, v in got.items())
+    ignored = sum(s.ignored["unknown_incident"] for w in (a, b) for s in w.observer.batches)
+    assert ignored == 1
