@@ -206,6 +206,9 @@ def generate() -> dict[str, bytes]:
     from .gateway.openapi import openapi_yaml  # the gateway's HTTP API (docs/gateway.md)
 
     out["openapi-gateway.yaml"] = openapi_yaml().encode()
+    from .service.openapi import openapi_yaml as worker_openapi  # the worker's HTTP API (docs/service.md)
+
+    out["openapi-worker.yaml"] = worker_openapi().encode()
     return out
 
 

@@ -245,6 +245,8 @@ class TicketState:
     # escalations of this clock set (policies with resolve_events): every open one and the last few resolved
     escalations: list[EscalationRecord] = field(default_factory=list)
     trace: str | None = None  # the W3C traceparent of the latest event: carried by every output it leads to
+    # the worker's record of applied events and outputs, the most recent few (core/timeline.py); never mutated in place
+    timeline: list[list[Any]] = field(default_factory=list)
 
     def __init__(
         self,
@@ -282,6 +284,7 @@ class TicketState:
         instance: str | None = None,
         escalations: list[EscalationRecord] | None = None,
         trace: str | None = None,
+        timeline: list[list[Any]] | None = None,
     ) -> None:
         self.ticket_id = ticket_id
         self.created_ms = created_ms
@@ -317,6 +320,7 @@ class TicketState:
         self.instance = instance
         self.escalations = escalations if escalations is not None else []
         self.trace = trace
+        self.timeline = timeline if timeline is not None else []
 
     def clone(self) -> TicketState:
         """A copy whose containers can be replaced freely (clocks are shared until replaced)."""
@@ -355,6 +359,7 @@ class TicketState:
             self.instance,
             list(self.escalations) if self.escalations else [],
             self.trace,
+            self.timeline,
         )
 
     def snapshot(self) -> dict[str, Any]:
@@ -457,6 +462,7 @@ class TicketState:
             [a.instance_row() for a in self.agreements.values()],
             [e.to_list() for e in self.escalations],
             self.trace,
+            self.timeline,
         ]
         while tail and not tail[-1]:
             tail.pop()
@@ -527,6 +533,8 @@ class TicketState:
             s.escalations = [EscalationRecord.from_list(x) for x in r[33]]
         if len(r) > 34:
             s.trace = r[34]
+        if len(r) > 35:
+            s.timeline = r[35]
         return s
 
 
@@ -567,6 +575,7 @@ STATE_FIELDS: Final = (
     "instance",
     "escalations",
     "trace",
+    "timeline",
 )
 _TUPLE_FIELDS: Final = frozenset({"tags", "triggers_on", "seen", "flags"})
 _DICT_FIELDS: Final = frozenset({"fields", "trigger_fires"})

@@ -34,6 +34,7 @@ from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from ..core import PolicySet, describe, format_ms, parse_duration_ms
+from ..core.timeline import timeline_view
 from ..core.views import upcoming
 from ..policy_file import load_policy_file
 from ..settings import NO_BROKER, Settings
@@ -209,6 +210,14 @@ class Service:
                 return describe(state, self.policy, self.clock.now_ms())
         return None
 
+    def timeline_view(self, ticket: str) -> dict[str, Any] | None:
+        """The ticket's recent applied events and outputs if one of this worker's partitions holds it."""
+        for part in list(self.runtime.tickets.values()):
+            state = part.state_of(ticket)
+            if state is not None:
+                return timeline_view(state)
+        return None
+
     def at_risk(self, until_ms: int, filters: Mapping[str, str], limit: int) -> list[dict[str, object]]:
         """This worker's part of ``/at-risk``: thresholds due before ``until_ms`` of the tickets it owns, filtered
         (``group``, ``priority``, ``agreement``: an agreement id or instance), soonest first."""
@@ -346,8 +355,34 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
+async def _ticket_answer(
+    request: web.Request, service: Service, ticket_id: str, view: dict[str, Any] | None, suffix: str
+) -> web.StreamResponse:
+    """A view of a ticket: this worker's, else forwarded to the owner of the ticket's partition (or why not)."""
+    if view is not None:
+        return _json(view)
+    partition, url = service.owner_of(ticket_id)
+    if partition in service.runtime.owned() or request.headers.get(FORWARDED):
+        return _json({"error": "unknown ticket", "ticket_id": ticket_id}, 404)
+    if url is None or url == service.settings.canonical_url:
+        return _json(
+            {"error": f"the owner of partition {partition} is not known yet; try again", "ticket_id": ticket_id},
+            503,
+        )
+    session: ClientSession = request.app[FORWARD_SESSION]
+    headers = {FORWARDED: "1"}
+    if "Authorization" in request.headers:  # the owner checks the same tokens
+        headers["Authorization"] = request.headers["Authorization"]
+    try:
+        async with session.get(f"{url}/tickets/{ticket_id}{suffix}", headers=headers) as resp:
+            return web.Response(body=await resp.read(), status=resp.status, content_type="application/json")
+    except Exception as exc:  # the owner moved or is down: say so
+        return _json({"error": f"the owner {url} did not answer: {exc}", "ticket_id": ticket_id}, 502)
+
+
 def web_app(service: Service) -> web.Application:
-    """The aiohttp application: /healthz, /readyz, /metrics, /policy, /tickets/{id}."""
+    """The aiohttp application: /healthz, /readyz, /metrics, /policy, /at-risk, /tickets/{id},
+    /tickets/{id}/timeline (documented by schemas/openapi-worker.yaml)."""
     routes = web.RouteTableDef()
 
     @routes.get("/healthz")
@@ -375,26 +410,12 @@ def web_app(service: Service) -> web.Application:
     @routes.get("/tickets/{ticket_id}")
     async def ticket(request: web.Request) -> web.StreamResponse:
         ticket_id = request.match_info["ticket_id"]
-        view = service.ticket_view(ticket_id)
-        if view is not None:
-            return _json(view)
-        partition, url = service.owner_of(ticket_id)
-        if partition in service.runtime.owned() or request.headers.get(FORWARDED):
-            return _json({"error": "unknown ticket", "ticket_id": ticket_id}, 404)
-        if url is None or url == service.settings.canonical_url:
-            return _json(
-                {"error": f"the owner of partition {partition} is not known yet; try again", "ticket_id": ticket_id},
-                503,
-            )
-        session: ClientSession = request.app[FORWARD_SESSION]
-        headers = {FORWARDED: "1"}
-        if "Authorization" in request.headers:  # the owner checks the same tokens
-            headers["Authorization"] = request.headers["Authorization"]
-        try:
-            async with session.get(f"{url}/tickets/{ticket_id}", headers=headers) as resp:
-                return web.Response(body=await resp.read(), status=resp.status, content_type="application/json")
-        except Exception as exc:  # the owner moved or is down: say so
-            return _json({"error": f"the owner {url} did not answer: {exc}", "ticket_id": ticket_id}, 502)
+        return await _ticket_answer(request, service, ticket_id, service.ticket_view(ticket_id), "")
+
+    @routes.get("/tickets/{ticket_id}/timeline")
+    async def timeline(request: web.Request) -> web.StreamResponse:
+        ticket_id = request.match_info["ticket_id"]
+        return await _ticket_answer(request, service, ticket_id, service.timeline_view(ticket_id), "/timeline")
 
     app = web.Application()
     app.add_routes(routes)

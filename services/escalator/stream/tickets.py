@@ -26,6 +26,7 @@ from __future__ import annotations
 import heapq
 
 from ..core import Command, Event, PolicySet, TicketState, advance, apply, next_deadline
+from ..core.timeline import record
 from .codec import NO_INSTANT, TicketHeader, decode_ticket, encode_ticket, ticket_header
 from .gauges import PartitionGauges
 from .store import Checkpoint, PartitionStore
@@ -123,6 +124,7 @@ class TicketPartition:
         state = self._load(tid)
         new, cmds = apply(state, event, self.policy)
         if new is not state:
+            record(new, event, cmds)  # ``new`` is a copy: the timeline kept with the state (/tickets/{id}/timeline)
             self._changed(tid, new)
         t = event.time_ms
         if self.applied_max_ms is None or t > self.applied_max_ms:
@@ -187,6 +189,8 @@ class TicketPartition:
                 self.purged += 1
                 continue
             new, cmds = advance(state, limit_ms, policy)
+            if cmds and new is not state:
+                record(new, None, cmds)
             out.extend(cmds)
             self._changed(tid, new)
             rearm.append(tid)
