@@ -261,3 +261,16 @@ def test_live_equals_replay_with_incident_lifecycles() -> None:
     assert all(v == {expected[k]} for k, v in got.items())
     ignored = sum(s.ignored["unknown_incident"] for w in (a, b) for s in w.observer.batches)
     assert ignored == 1
+
+
+def test_the_notify_relay_reads_the_new_outputs_instead_of_dead_lettering_them() -> None:
+    from escalator.notify.routing import parse_notice
+
+    docs = [created("A", 0), created("B", 1), created("C", 2), created("D", 4), resolved(INCIDENT, at(8))]
+    cmds = run(docs)
+    (update,) = emitted(cmds, "incident.updated")
+    (end,) = emitted(cmds, "incident.resolved")
+    u = parse_notice(encode_event(update.event))
+    assert (u.action, u.recipients, u.alert_key) == ("trigger", (), INCIDENT)  # routed nowhere: counted unrouted
+    r = parse_notice(encode_event(end.event))
+    assert (r.action, r.alert_key) == ("resolve", INCIDENT)  # resolves the incident.detected alert

@@ -8,7 +8,9 @@ directory, which gives each channel's address. Slack, webhooks and e-mail carry 
 carries escalations and incidents (it needs the escalation itself: its id is the ``dedup_key``).
 
 An ``escalation.resolved`` record is read as a notice with ``action == "resolve"``; it names no recipients and is
-not routed by the rules: the relay sends it where the escalation's trigger was delivered (see relay.py).
+not routed by the rules: the relay sends it where the escalation's trigger was delivered (see relay.py). An
+``incident.resolved`` is the resolve of its ``incident.detected`` alert in the same way; an ``incident.updated``
+(members joined) names no recipients, so it is counted as unrouted and delivered nowhere.
 """
 
 from __future__ import annotations
@@ -22,7 +24,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from ..core.output_models import EscalationRaised, EscalationResolved, IncidentDetected, NotificationRequested
+from ..core.output_models import (
+    EscalationRaised,
+    EscalationResolved,
+    IncidentDetected,
+    IncidentResolved,
+    IncidentUpdated,
+    NotificationRequested,
+)
 from ..core.policy import Located, PolicyError, PolicyIssue, validate_yaml
 from ..core.timefmt import parse_rfc3339_ms
 from ..core.vocabulary import RECIPIENT_TYPES, NotificationKind, RecipientType, Severity
@@ -105,6 +114,8 @@ def parse_notice(value: bytes | None) -> Notice:
             return _from_resolution(EscalationResolved.model_validate(raw), raw["data"])
         if kind == "incident.detected":
             return _from_incident(IncidentDetected.model_validate(raw), raw["data"])
+        if kind in ("incident.updated", "incident.resolved"):
+            return _from_incident_change(raw)
     except (orjson.JSONDecodeError, ValidationError, ValueError) as exc:
         raise RecordError(str(exc).splitlines()[0]) from None
     raise RecordError(f"not a notification, escalation, resolution or incident: type {kind!r}")
@@ -188,6 +199,30 @@ def _from_incident(event: IncidentDetected, data: dict[str, Any]) -> Notice:
         fired_at=d.fired_at,
         fired_at_ms=parse_rfc3339_ms(d.fired_at),
         data=data,
+    )
+
+
+def _from_incident_change(raw: dict[str, Any]) -> Notice:
+    """``incident.resolved``: the resolve of the incident's alert; ``incident.updated``: nobody to tell."""
+    resolved = raw.get("type") == "incident.resolved"
+    event = IncidentResolved.model_validate(raw) if resolved else IncidentUpdated.model_validate(raw)
+    d = event.data
+    what = "Resolved: incident" if resolved else f"Incident now {d.count} tickets:"
+    return Notice(
+        id=event.id,
+        source="escalation",
+        kind="incident",
+        severity="critical",
+        level=None,
+        recipients=(),
+        subject=f"{what} {d.group_by} {d.group_value}",
+        body=f"Incident {d.incident_id} ({d.count} tickets) at {d.fired_at}.",
+        ticket_id=None,
+        escalation_id=d.incident_id,
+        fired_at=d.fired_at,
+        fired_at_ms=parse_rfc3339_ms(d.fired_at),
+        data=raw["data"],
+        action="resolve" if resolved else "trigger",
     )
 
 
