@@ -28,6 +28,7 @@ __all__ = [
     "SmtpSink",
     "escalation_event",
     "free_port",
+    "incident_event",
     "notification_event",
     "resolution_event",
 ]
@@ -138,6 +139,58 @@ def resolution_event(
             "by": None,
             "policy": {"id": "p1", "version": "abc123"},
         },
+    }
+
+
+def incident_event(
+    iid: str, etype: str = "incident.detected", fired_at: str = "2026-03-02T10:00:00Z"
+) -> dict[str, Any]:
+    """An ``incident.detected``, ``incident.updated`` or ``incident.resolved`` CloudEvent as the worker emits it
+    (ids ``iid``, ``{iid}:updated:1``, ``{iid}:resolved``; key and subject the group value)."""
+    common = {"incident_id": iid, "rule": "outage", "group_by": "product", "group_value": "mail"}
+    policy = {"id": None, "version": "abc123"}
+    data: dict[str, Any]
+    if etype == "incident.detected":
+        eid = iid
+        data = {
+            **common,
+            "count": 3,
+            "window": "15m",
+            "level": 2,
+            "tickets": ["T-1", "T-2", "T-3"],
+            "first_at": "2026-03-02T09:55:00Z",
+            "fired_at": fired_at,
+            "targets": [{"type": "role", "id": "support_manager"}],
+            "policy": policy,
+        }
+    elif etype == "incident.updated":
+        eid = f"{iid}:updated:1"
+        data = {**common, "joined": ["T-4"], "joined_count": 1, "count": 4, "members": 4, "fired_at": fired_at}
+        data["policy"] = policy
+    else:
+        eid = f"{iid}:resolved"
+        data = {
+            **common,
+            "reason": "resolved",
+            "by": "statuspage",
+            "note": None,
+            "detected_at": "2026-03-02T10:00:00Z",
+            "fired_at": fired_at,
+            "open_ms": 600_000,
+            "count": 4,
+            "tickets": ["T-1", "T-2", "T-3", "T-4"],
+            "policy": policy,
+        }
+    return {
+        "specversion": "1.0",
+        "id": eid,
+        "source": "urn:escalator",
+        "type": etype,
+        "subject": "mail",
+        "time": fired_at,
+        "datacontenttype": "application/json",
+        "dataschema": f"urn:escalator:schema:{etype}:v1",
+        "data": data,
     }
 
 

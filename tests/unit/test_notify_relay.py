@@ -24,7 +24,14 @@ from escalator.service.timesource import ManualTime
 from escalator.settings import Settings
 from escalator.stream.inmemory import MemoryBroker, MemoryGroupConsumer, MemoryProducer
 from escalator.stream.ports import headers_get
-from tests.support_sinks import FakeHttp, FakeSmtp, escalation_event, notification_event, resolution_event
+from tests.support_sinks import (
+    FakeHttp,
+    FakeSmtp,
+    escalation_event,
+    incident_event,
+    notification_event,
+    resolution_event,
+)
 
 NOW = 1_772_445_600_000  # 2026-03-02T10:00:00Z
 NOTES, ESCS, DLQ = "ticket-notifications", "ticket-escalations", "ticket-notifications.delivery-dlq"
@@ -422,3 +429,18 @@ def test_trigger_routes_are_kept_by_alert_for_their_own_retention(tmp_path: Path
         assert log.purge(before_ms=200, triggers_before_ms=200) == 3
         assert log.triggers("E") == [] and log.triggers("E1") == []
         log.close()
+
+
+async def test_an_incident_over_resolves_its_alert_and_an_update_goes_nowhere() -> None:
+    h = Harness()
+    h.produce(incident_event("incident:outage:mail:1"), topic=ESCS)
+    h.produce(incident_event("incident:outage:mail:1", "incident.updated", "2026-03-02T10:05:00Z"), topic=ESCS)
+    await h.step()
+    h.produce(incident_event("incident:outage:mail:1", "incident.resolved", "2026-03-02T10:10:00Z"), topic=ESCS)
+    await h.step()
+    assert [p.json()["event_action"] for p in h.http.posts] == ["trigger", "resolve"]
+    assert h.http.posts[0].json()["dedup_key"] == "incident:outage:mail:1"
+    assert h.http.posts[1].json() == resolve_body("RK", "incident:outage:mail:1")
+    assert h.metric("escalator_notify_suppressed_total", reason="unrouted") == 1  # the update names nobody
+    assert h.metric("escalator_notify_resolves_delivered_total") == 1
+    assert h.broker.records(DLQ) == [] and h.committed(ESCS) == 3

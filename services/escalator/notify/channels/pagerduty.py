@@ -1,13 +1,12 @@
 """PagerDuty Events API v2: one ``trigger`` per escalation or incident, ``dedup_key`` = its id (a redelivered or
 retried trigger updates the same alert), and one ``resolve`` with the same ``dedup_key`` and routing key when
-escalator reports the escalation resolved (``escalation.resolved``, published for policies with
-``resolve_events: true``). The relay sends a resolve only to the services the trigger was delivered to, and only
-after that trigger settled (relay.py; the routes are kept in the delivery log).
+escalator reports it over: ``escalation.resolved`` (published for policies with ``resolve_events: true``) or
+``incident.resolved`` (incident rules with a lifecycle). The relay sends a resolve only to the services the
+trigger was delivered to, and only after that trigger settled (relay.py; the routes are kept in the delivery log).
 
 No ``acknowledge``: escalator publishes no "escalation acknowledged" *output* event -- an acknowledgement is an
 input (``ticket.escalation_acknowledged`` on the ticket-events topic), carried later as ``acknowledged_by`` /
-``acknowledged_at`` of the resolution -- and the relay does not read inputs. Incidents are triggered and never
-resolved: escalator publishes no ``incident.resolved`` output (see docs/notify.md)."""
+``acknowledged_at`` of the resolution -- and the relay does not read inputs (see docs/notify.md)."""
 
 from __future__ import annotations
 
