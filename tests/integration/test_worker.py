@@ -18,7 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from escalator.core import Emit, decode_record, encode_event
-from escalator.core.timefmt import format_ms
+from escalator.core.timefmt import format_ms, parse_rfc3339_ms
 from escalator.policy_file import load_policy_file
 from escalator.replay.simulate import simulate
 from tests.integration.workers import (
@@ -107,10 +107,10 @@ def scenario(t0: int, tickets: int, run: str, burst: int = 0, burst_at: int = 30
     return [d for _, d in docs]
 
 
-def oracle(docs: list[dict[str, Any]]) -> dict[str, bytes]:
+def oracle(docs: list[dict[str, Any]], policy: Any = POLICY) -> dict[str, bytes]:
     events = [decode_record(orjson.dumps(d)) for d in docs]
     end = max(e.time_ms for e in events) + 60_000
-    out = {c.id: encode_event(c.event) for c in simulate(events, POLICY, until_ms=end) if isinstance(c, Emit)}
+    out = {c.id: encode_event(c.event) for c in simulate(events, policy, until_ms=end) if isinstance(c, Emit)}
     assert out, "the scenario must produce outputs"
     return out
 
@@ -241,6 +241,53 @@ def test_live_equals_replay(dep: Deployment) -> None:
             feeder.join(timeout=90)
             assert feeder.error is None and feeder.sent == len(docs)
             assert_matches_oracle(collector, dep, expected, timeout=30, feeder=feeder)
+    finally:
+        assert worker.stop() == 0, worker.log_tail()
+
+
+def test_live_equals_replay_with_incident_members(kafka: Any, tmp_path: Path) -> None:
+    """The incident lifecycle through Kafka: members escalated, later ones joining (incident.updated), an input
+    incident.resolved routed from its input partition to the incident's window partition, and an unknown one
+    counted -- live output equals the replay's."""
+    life = TEST_POLICY.read_text().replace(
+        "cooldown: 5m, notify: [{role: incident_manager}]}",
+        "cooldown: 5m, notify: [{role: incident_manager}], escalate_members: {level: 2, notify: [{team: sre}]},"
+        " auto_resolve_after: 1h, requester_updates: true}",
+    )
+    assert life != TEST_POLICY.read_text()
+    policy_file = tmp_path / "life-policy.yaml"
+    policy_file.write_text(life)
+    policy = load_policy_file(policy_file)
+    d = Deployment(kafka.bootstrap, kafka.flavour, tmp_path, policy_file=policy_file)
+    d.create_topics()
+    worker = d.worker(store="rocksdb").start()
+    try:
+        worker.wait_ready()
+        t0 = int(time.time() * 1000) + 500
+        docs = scenario(t0, 8, "mem")  # mem-0..2 are about product mail: an incident at t0 + 800 ms
+        for i, at in enumerate((t0 + 1500, t0 + 1500, t0 + 2100)):  # join later, two of them at one instant
+            tid = f"mem-m{i}"
+            created = {"priority": "normal", "requester": {"id": f"m{i}"}, "product": "mail"}
+            docs.append(_doc(0, "created", at, tid, created))
+            docs.append(_doc(1, "status_changed", at + 9000, tid, {"status": "closed"}))
+        over = {"rule": "outage", "group_value": "mail", "by": "statuspage", "reason": "fixed"}
+        for n, data in enumerate((over, {"incident_id": "incident:outage:nothing:1", "by": "x"})):
+            doc = _doc(n, "created", t0 + 4000 + n, f"status-{n}", data)
+            docs.append({**doc, "type": "incident.resolved"})
+        docs.sort(key=lambda x: (parse_rfc3339_ms(x["time"]), x["subject"]))
+        expected = oracle(docs, policy)
+        types = {orjson.loads(v)["type"] for v in expected.values()}
+        assert {"incident.updated", "incident.resolved"} <= types
+        assert sum(b'"reason":"incident"' in v for v in expected.values()) == 6  # 3 tripping + 3 joining
+        with Collector(d.bootstrap, list(d.topics.values())) as collector:
+            feeder = Feeder(d, docs)
+            feeder.start()
+            feeder.join(timeout=90)
+            assert feeder.error is None and feeder.sent == len(docs)
+            assert_matches_oracle(collector, d, expected, timeout=30, feeder=feeder)
+        wait_until(
+            lambda: b'reason="unknown_incident"} 1.0' in worker.get("/metrics")[1], 10, "the unknown one counted"
+        )
     finally:
         assert worker.stop() == 0, worker.log_tail()
 
