@@ -136,3 +136,4 @@ csat_by_level  # unused variable (services/escalator/replay/summary.py)
 joined_count  # unused variable (services/escalator/core/output_models.py)
 detected_at  # unused variable (services/escalator/core/output_models.py)
 _._names_one  # unused method (pydantic model_validator in services/escalator/core/envelopes.py)
+format_version  # unused variable (services/escalator/policy_versions.py:44): a pydantic field of the policy-version record

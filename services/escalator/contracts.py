@@ -23,6 +23,7 @@ from .core.output_models import (
     IncidentUpdated,
     NotificationRequested,
 )
+from .policy_versions import PolicyVersionRecord
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -40,6 +41,7 @@ DEFAULT_TOPICS = {
     "escalations": "ticket-escalations",
     "notifications": "ticket-notifications",
     "dlq": "ticket-events.dlq",
+    "policies": "escalator-policies",
 }
 
 
@@ -85,6 +87,9 @@ def schema_files() -> dict[str, dict[str, Any]]:
         "dead-letter-headers.json": _schema(
             DeadLetterHeaders, "dead-letter-headers", "Headers added to a dead-lettered record"
         ),
+        "policy-version.json": _schema(
+            PolicyVersionRecord, "policy-version", "A published policy version (the policies topic)"
+        ),
     }
     for event_type, model in ENVELOPES.items():
         name = input_schema_name(event_type)
@@ -118,6 +123,7 @@ def asyncapi(topics: dict[str, str] | None = None) -> dict[str, Any]:
             "publishEscalations": {"action": "send", "channel": {"$ref": "#/channels/ticketEscalations"}},
             "publishNotifications": {"action": "send", "channel": {"$ref": "#/channels/ticketNotifications"}},
             "publishDeadLetters": {"action": "send", "channel": {"$ref": "#/channels/deadLetters"}},
+            "consumePolicyVersions": {"action": "receive", "channel": {"$ref": "#/channels/policyVersions"}},
         },
         "components": {"messageTraits": {"ticketKey": {"bindings": {"kafka": {"key": key_doc}}}}},
     }
@@ -190,6 +196,21 @@ def _channels(t: dict[str, str]) -> dict[str, Any]:
                     "contentType": "application/octet-stream",
                     "payload": {"type": "string", "description": "The original record value, unchanged."},
                     "headers": {"$ref": ref("dead-letter-headers.json")},
+                }
+            },
+        },
+        "policyVersions": {
+            "address": t["policies"],
+            "description": (
+                "Published policy versions (`escalator policy publish`; `<app_id>-policies`, one partition, "
+                "compacted), key `{version}@{effective_from}/{applies_to}`. Every worker reads it to its end before "
+                "processing and follows it."
+            ),
+            "messages": {
+                "policy_version": {
+                    "name": "policy-version",
+                    "contentType": "application/json",
+                    "payload": {"$ref": ref("policy-version.json")},
                 }
             },
         },

@@ -66,6 +66,13 @@ class Settings(BaseSettings):
 
     # --- policy, state, storage -------------------------------------------------------------------------------
     policy_file: Path = Field(default=Path("examples/policy.yaml"), description="The policy file (YAML).")
+    policy_watch_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How often the worker looks at its policy file for an edit (0: never). An edited file applies "
+        "to open tickets from the instant the worker read it (wall clock; `escalator policy publish` is the "
+        "deterministic way).",
+    )
     store: Literal["rocksdb", "memory"] = Field(
         default="rocksdb", description="Table store: rocksdb (durable local state, via rocksdict) or memory."
     )
@@ -333,6 +340,11 @@ class Settings(BaseSettings):
     def notify_dlq(self) -> str:
         """The relay's delivery dead-letter topic."""
         return self.notify_dlq_topic or f"{self.topic_notifications}.delivery-dlq"
+
+    @property
+    def topic_policies(self) -> str:
+        """Published policy versions (``escalator policy publish``; compacted), one partition."""
+        return f"{self.app_id}-policies"
 
     @property
     def topic_owners(self) -> str:

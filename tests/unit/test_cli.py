@@ -86,7 +86,9 @@ def test_topics_list_names_every_topic_and_compacts_changelogs(
         "esc-tickets-changelog",
         "esc-incident-windows-changelog",
         "esc-owners",
+        "esc-policies",
     }
+    assert "cleanup.policy=compact" in names["esc-policies"]
     assert "cleanup.policy=compact" in names["esc-tickets-changelog"]
     assert "cleanup.policy=compact" in names["esc-incident-windows-changelog"]
     assert "cleanup.policy=compact" not in names["ticket-events"]

@@ -34,13 +34,20 @@ def test_the_changelog_lists_every_additive_output_value() -> None:
     assert "`agreement: {id, group}`" in changelog
     assert "`escalation.resolved`" in changelog and "`ticket.deescalated`" in changelog
     assert "`agent_request`" in changelog
+    assert "`policy-version.json`" in changelog
 
 
 def test_asyncapi_names_all_topics_and_messages() -> None:
     doc = yaml.safe_load((SCHEMAS / "asyncapi.yaml").read_text())
     assert doc["asyncapi"].startswith("3.")
     addresses = {c["address"] for c in doc["channels"].values()}
-    assert addresses == {"ticket-events", "ticket-escalations", "ticket-notifications", "ticket-events.dlq"}
+    assert addresses == {
+        "ticket-events",
+        "ticket-escalations",
+        "ticket-notifications",
+        "ticket-events.dlq",
+        "escalator-policies",
+    }
     for channel in doc["channels"].values():
         for message in channel["messages"].values():
             for part in ("payload", "headers"):

@@ -320,14 +320,14 @@ def test_a_processing_bug_dead_letters_the_record_and_keeps_the_state(monkeypatc
     w = world.worker()
     world.assign((w, [0, 1]))
     w.runtime.step()
-    real = tickets_module.apply
+    real = tickets_module.apply_versioned
 
     def broken(state, event, policy):  # type: ignore[no-untyped-def]
         if event.type == "ticket.commented":
             raise RuntimeError("boom")
         return real(state, event, policy)
 
-    monkeypatch.setattr(tickets_module, "apply", broken)
+    monkeypatch.setattr(tickets_module, "apply_versioned", broken)
     world.send([created("T1"), envelope("ticket.commented", "2026-11-20T10:01:00Z", "T1", {"author": "agent"})])
     w.runtime.step()
     (dead,) = world.records(TOPICS.dlq)

@@ -16,6 +16,7 @@ from ..core.vocabulary import METRICS
 
 if TYPE_CHECKING:
     from ..core import PolicySet
+    from ..core.versions import PolicyVersions
     from ..replay.run import RunResult
 
 __all__ = ["register", "run"]
@@ -38,6 +39,15 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of text")
     parser.add_argument("--report", metavar="FILE.html", help="write a self-contained HTML report")
     parser.add_argument("--compare", metavar="OTHER.yaml", help="also simulate this policy and compare the two")
+    parser.add_argument(
+        "--policy-change",
+        action="append",
+        default=[],
+        metavar="[new_tickets:]INSTANT=FILE",
+        help="from INSTANT (RFC 3339, event time) on, FILE applies: to every open ticket (re-planned at that instant, "
+        "as a version published with `escalator policy publish --effective-from INSTANT` does), or with the "
+        "new_tickets: prefix only to tickets created from then on; repeatable",
+    )
     parser.add_argument(
         "--labels",
         metavar="FILE.csv",
@@ -75,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(inputs, int):
         return inputs
     policies, until_ms, labels = inputs
+    changes = _changes(args, policies[0])
+    if isinstance(changes, int):
+        return changes
     try:
         source = LineSource(args.events)
     except OSError as exc:
@@ -96,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         with source:
             result = run_lines(
                 source,
-                policies[0],
+                changes,
                 until_ms=until_ms,
                 other_policy=policies[1] if len(policies) > 1 else None,
                 out=out,
@@ -141,6 +154,38 @@ def _inputs(args: argparse.Namespace) -> tuple[list[PolicySet], int | None, dict
             print(f"error: --labels: {exc}", file=err)
             return 1
     return policies, until_ms, labels
+
+
+def _changes(args: argparse.Namespace, base: PolicySet) -> PolicySet | PolicyVersions | int:
+    """The policy with its ``--policy-change`` versions (or the exit code after saying what is wrong)."""
+    if not args.policy_change:
+        return base
+    from ..core import PolicyError, parse_rfc3339_ms
+    from ..core.versions import PolicyVersion, PolicyVersions
+    from ..core.vocabulary import APPLIES_TO
+    from ..policy_file import load_policy_file
+
+    later = []
+    for i, given in enumerate(args.policy_change, 1):
+        applies_to, spec = APPLIES_TO[0], given
+        for word in APPLIES_TO:
+            if given.startswith(f"{word}:"):
+                applies_to, spec = word, given[len(word) + 1 :]
+        instant, sep, path = spec.partition("=")
+        try:
+            if not sep or not path:
+                raise ValueError("expected INSTANT=FILE")
+            at = parse_rfc3339_ms(instant)
+        except ValueError as exc:
+            print(f"error: --policy-change {given}: {exc}", file=sys.stderr)
+            return 2
+        try:
+            later.append(PolicyVersion(load_policy_file(path), at, applies_to, i, None, path))
+        except PolicyError as exc:
+            for issue in exc.issues:
+                print(f"error: {issue}", file=sys.stderr)
+            return 1
+    return PolicyVersions(PolicyVersion(base, label=args.policy), later)
 
 
 def _results(args: argparse.Namespace, result: RunResult, labels: dict[str, bool] | None, title: str) -> None:

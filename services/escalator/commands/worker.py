@@ -81,6 +81,8 @@ def check_topics(settings: Settings, ports: KafkaPorts) -> list[str]:
     problems = []
     for spec in topic_specs(settings):
         found = ports.partitions(spec.name)
+        if found is None and spec.name == settings.topic_policies:
+            continue  # optional: without it the worker runs its policy file alone (a deployment from before it)
         if found is None:
             problems.append(f"topic {spec.name} does not exist")
         elif spec.name in (settings.topic_input, settings.topic_incident_signals) and found != spec.partitions:

@@ -26,6 +26,7 @@ __all__ = [
     "ON_REOPEN",
     "OUTCOMES",
     "PHASES",
+    "POLICY_RECORD_REJECTS",
     "PRIORITIES",
     "RECIPIENT_TYPES",
     "REQUESTERS",
@@ -45,6 +46,7 @@ __all__ = [
     "OnReopen",
     "Outcome",
     "Phase",
+    "PolicyRecordReject",
     "Priority",
     "RecipientType",
     "Requester",
@@ -88,6 +90,11 @@ CATCH_UP: Final[tuple[str, ...]] = get_args(CatchUp)
 #: instant), or only the tickets created from then on (open ones keep the version they started with).
 AppliesTo = Literal["open_tickets", "new_tickets"]
 APPLIES_TO: Final[tuple[str, ...]] = get_args(AppliesTo)
+
+#: Why a record of the policies topic was not used (the worker keeps the versions it holds): not a JSON object of
+#: the policy-version schema, a policy text that does not validate, or a declared version that is not the text's.
+PolicyRecordReject = Literal["undecodable", "schema", "invalid_policy", "version_mismatch"]
+POLICY_RECORD_REJECTS: Final[tuple[str, ...]] = get_args(PolicyRecordReject)
 
 #: The clock of a policy's ``follow_up`` (a feedback request after the solve): not an SLA metric.
 FOLLOW_UP: Final = "follow_up"

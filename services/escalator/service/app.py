@@ -25,6 +25,7 @@ import signal
 import ssl
 import threading
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -35,6 +36,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from ..core import PolicySet, describe, format_ms, parse_duration_ms
 from ..core.timeline import timeline_view
+from ..core.versions import policies_in_use
 from ..core.views import upcoming
 from ..policy_file import load_policy_file
 from ..settings import NO_BROKER, Settings
@@ -43,6 +45,7 @@ from ..stream.ports import ChangelogReader, GroupConsumer, HighwaterProbe, Messa
 from ..stream.runtime import Runtime, RuntimeConfig, Topics
 from ..stream.store import StoreFactory, store_factory
 from .metrics import Metrics
+from .policies import PolicyFeed
 from .timesource import TimeSource
 from .webauth import protect, server_ssl_context
 
@@ -200,14 +203,23 @@ class Service:
     metrics: Metrics
     runtime: Runtime
     owners: OwnerDirectory
+    policies: PolicyFeed
+    policy_tail: Tail | None = None
     exit_code: int = 0
+
+    def policy_view(self) -> dict[str, Any]:
+        """``/policy``: the version new tickets get now, and every version held with the open tickets on it."""
+        counts: Counter[str] = Counter()
+        for part in list(self.runtime.tickets.values()):
+            counts.update(dict(part.open_by_version))
+        return self.policies.describe(counts)
 
     def ticket_view(self, ticket: str) -> dict[str, Any] | None:
         """The ticket's clocks if one of this worker's partitions holds it."""
         for part in list(self.runtime.tickets.values()):
             state = part.state_of(ticket)
             if state is not None:
-                return describe(state, self.policy, self.clock.now_ms())
+                return describe(state, policies_in_use(state, self.runtime.versions), self.clock.now_ms())
         return None
 
     def timeline_view(self, ticket: str) -> dict[str, Any] | None:
@@ -226,7 +238,8 @@ class Service:
             for _deadline, tid in part.due_before(until_ms):
                 state = part.state_of(tid)
                 if state is not None:
-                    rows.extend(r for r in upcoming(state, self.policy, until_ms) if _wanted(r, filters))
+                    policy = policies_in_use(state, self.runtime.versions)
+                    rows.extend(r for r in upcoming(state, policy, until_ms) if _wanted(r, filters))
         rows.sort(key=lambda r: (r["due_ms"], r["ticket_id"]))
         return rows[:limit]
 
@@ -269,8 +282,24 @@ def create_service(
             write_buffer_mib=settings.rocksdb_write_buffer_mib,
         )
     metrics = Metrics(registry)
-    metrics.policy_info.labels(policy.version).set(1)
     holder: dict[str, Service] = {}
+    feed = PolicyFeed(
+        policy,
+        now_ms=clock.now_ms,
+        lateness_ms=int(settings.allowed_lateness_seconds * 1000),
+        on_reject=lambda reason: metrics.policy_rejected.labels(reason).inc(),
+        on_info=metrics.set_policy_info,
+        file=settings.policy_file,
+        watch_s=settings.policy_watch_seconds,
+    )
+    has_policies_topic = ports.partitions(settings.topic_policies) is not None
+    if has_policies_topic:  # every published version, before any event is processed
+        reader = ports.reader()
+        try:
+            feed.load(reader, settings.topic_policies)
+        finally:
+            reader.close()
+    feed.refresh_info()
 
     def exit_with(code: int) -> None:
         holder["service"].exit_code = code
@@ -279,7 +308,7 @@ def create_service(
     runtime = Runtime(
         runtime_config(settings),
         topics_of(settings),
-        policy,
+        feed.versions,
         consumer=ports.consumer(),
         producer=ports.producer(),
         reader=ports.reader(),
@@ -290,8 +319,10 @@ def create_service(
         observer=metrics,
         exit=exit_with,
     )
+    feed.on_change = runtime.offer_versions
     owners = OwnerDirectory(ports.tail(settings.topic_owners))
-    service = Service(settings, policy, clock, registry, metrics, runtime, owners)
+    service = Service(settings, policy, clock, registry, metrics, runtime, owners, feed)
+    service.policy_tail = ports.tail(settings.topic_policies) if has_policies_topic else None
     holder["service"] = service
     metrics.add_state_collector(
         lambda: [part.gauges for part in list(runtime.tickets.values())], clock.now_ms, service.consumer_lag
@@ -401,7 +432,7 @@ def web_app(service: Service) -> web.Application:
 
     @routes.get("/policy")
     async def policy_view(request: web.Request) -> web.StreamResponse:
-        return _json(service.policy.describe())
+        return _json(service.policy_view())
 
     @routes.get("/at-risk")
     async def at_risk(request: web.Request) -> web.StreamResponse:
@@ -463,6 +494,7 @@ def run_worker(service: Service) -> int:
             runner, settings.web_host, settings.web_port, ssl_context=server_ssl_context(settings)
         ).start()
         service.owners.start()
+        service.policies.start(service.policy_tail)
         thread = threading.Thread(target=process, name="escalator-processor")
         thread.start()
         try:
@@ -474,6 +506,7 @@ def run_worker(service: Service) -> int:
             watchdog = _stop_watchdog(settings.shutdown_grace_seconds)
             await loop.run_in_executor(None, thread.join)
             service.owners.close()
+            service.policies.close()
             await runner.cleanup()
             watchdog.cancel()
         if failure:

@@ -156,7 +156,17 @@ class Metrics:
             "escalator_ready", "1 when recovery is complete and the deadline index is built.", registry=registry
         )
         self.policy_info = Gauge(
-            "escalator_policy_info", "The loaded policy file (value 1).", ["version"], registry=registry
+            "escalator_policy_info",
+            "The policy versions in force (value 1): the one new tickets get, and those open tickets still use "
+            "(versions for new tickets only); a version published for a later instant is not in force yet.",
+            ["version"],
+            registry=registry,
+        )
+        self.policy_rejected = c(
+            "escalator_policy_records_rejected_total",
+            "Policies-topic records (or edits of the policy file) not used: undecodable, schema, invalid_policy, "
+            "version_mismatch. The worker keeps the versions it holds.",
+            "reason",
         )
         self.recovery_seconds = Histogram(
             "escalator_recovery_seconds",
@@ -172,6 +182,12 @@ class Metrics:
             "store",
             "result",
         )
+
+    def set_policy_info(self, versions: list[str]) -> None:
+        """The versions in force now (value 1 each); versions no longer in force leave the gauge."""
+        self.policy_info.clear()
+        for v in versions:
+            self.policy_info.labels(v).set(1)
 
     def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
         return Counter(name, documentation, list(labels), registry=self.registry)

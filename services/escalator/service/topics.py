@@ -40,6 +40,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_tickets_changelog, p, r, compact, "internal: ticket state changelog"),
         TopicSpec(settings.topic_windows_changelog, p, r, compact, "internal: incident window changelog"),
         TopicSpec(settings.topic_owners, 1, r, compact, "internal: input partition owners (HTTP routing)"),
+        TopicSpec(settings.topic_policies, 1, r, compact, "published policy versions (escalator policy publish)"),
     ]
 
 

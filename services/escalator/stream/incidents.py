@@ -36,6 +36,7 @@ from ..core import (
     settle,
     window_key,
 )
+from ..core.versions import PolicyVersions
 from .ports import Message, headers_get
 from .store import Checkpoint, PartitionStore
 
@@ -88,10 +89,10 @@ def watermark_record(source: int, watermark_ms: int) -> tuple[bytes, bytes, list
 
 
 class IncidentPartition:
-    def __init__(self, partition: int, store: PartitionStore, policy: PolicySet, sources: int) -> None:
+    def __init__(self, partition: int, store: PartitionStore, policy: PolicySet | PolicyVersions, sources: int) -> None:
         self.partition = partition
         self.store = store
-        self.policy = policy
+        self.versions = policy if isinstance(policy, PolicyVersions) else PolicyVersions.of(policy)
         self.sources = sources
         # (time_ms, ticket, rule, group value, offset, record): ticket "" for a resolve record (record: its doc)
         self.held: list[tuple[int, str, str, str, int, dict[str, Any]]] = []
@@ -106,11 +107,12 @@ class IncidentPartition:
 
     def _rebuild_timed(self) -> None:
         """After a recovery: the windows with an open incident (only rules with a lifecycle have them)."""
-        if not any(r.lifecycle for r in self.policy.incidents):
+        latest = self.versions.entries[-1].policies
+        if not any(r.lifecycle for v in self.versions.entries for r in v.policies.incidents):
             return
         for key, raw in self.store.items():
             if b'"incident"' in raw:
-                due = next_due(IncidentWindow.from_dict(orjson.loads(raw)), self.policy)
+                due = next_due(IncidentWindow.from_dict(orjson.loads(raw)), latest)
                 if due is not None:
                     self._timed[key] = due
 
@@ -145,17 +147,19 @@ class IncidentPartition:
         if wm is None:
             return []
         out: list[Command] = []
-        policy = self.policy
+        versions = self.versions
         while held and held[0][0] <= wm:
             time_ms, ticket, rule, value, _offset, doc = heapq.heappop(held)
             key = window_key(rule, value)
             window = self._load(key)
             new: IncidentWindow | None
             if ticket:
+                policy = versions.for_new(time_ms)  # the rules in force for a ticket created then
                 new, emits = observe(window, IncidentSignal(rule, value, ticket, time_ms, doc.get("m")), policy)
                 out.extend(emits)
             else:
                 req = IncidentResolve(rule, value, str(doc["resolve"]), time_ms, doc["by"], doc["note"], doc["event"])
+                policy = versions.for_new(time_ms)
                 new, cmds = request_resolution(window, req, policy)
                 out.extend(cmds)
             if new is not window:
@@ -171,6 +175,7 @@ class IncidentPartition:
             if window is None:
                 del self._timed[key]
                 continue
+            policy = versions.for_new(wm)
             new_window, emits = settle(window, wm, policy)
             if new_window is not window:
                 self._windows[key] = new_window

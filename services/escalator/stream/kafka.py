@@ -30,6 +30,8 @@ __all__ = [
     "KafkaProducer",
     "KafkaTail",
     "client_config",
+    "produce_one",
+    "read_all",
 ]
 
 log = logging.getLogger("escalator.kafka")
@@ -392,3 +394,48 @@ class KafkaTail:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+def _exists(settings: Settings, topic: str) -> bool:
+    from confluent_kafka.admin import AdminClient
+
+    metadata = AdminClient(client_config(settings)).list_topics(topic=topic, timeout=30)
+    found = metadata.topics.get(topic)
+    return found is not None and found.error is None
+
+
+def produce_one(settings: Settings, topic: str, key: bytes, value: bytes, timeout_s: float = 30.0) -> str | None:
+    """Produce one record to partition 0 of ``topic`` and wait for it: ``None``, or what went wrong."""
+    if not _exists(settings, topic):
+        return "the topic does not exist (create it with `escalator topics create`)"
+    producer = KafkaProducer(settings)
+    errors: list[str] = []
+    delivered: list[bool] = []
+
+    def on_delivery(err: object, _msg: object) -> None:
+        if err is not None:
+            errors.append(str(err))
+        else:
+            delivered.append(True)
+
+    producer.produce(topic, value, key, None, 0, on_delivery)
+    left = producer.flush(timeout_s)
+    if errors:
+        return errors[0]
+    if left or not delivered:
+        return f"not delivered within {timeout_s:.0f}s"
+    return None
+
+
+def read_all(settings: Settings, topic: str) -> list[Message]:
+    """Every record of partition 0 of ``topic``, from the beginning to its end."""
+    if not _exists(settings, topic):
+        raise ChangelogReadError(f"{topic} does not exist (create it with `escalator topics create`)")
+    reader = KafkaChangelogReader(settings, stall_s=30.0)
+    try:
+        out: list[Message] = []
+        for batch, _end in reader.read((topic, 0), 0):
+            out.extend(batch)
+        return out
+    finally:
+        reader.close()

@@ -56,6 +56,7 @@ from ..core import (
     parse_rfc3339_ms,
     resolution_of,
 )
+from ..core.versions import OPEN_TICKETS, PolicyVersions
 from ..service.codec import dlq_headers, headers_dict, output_headers
 from ..service.logs import quote_input
 from .changelog import H_WRITER, contiguous, marker_record, new_writer_id, recover
@@ -81,6 +82,21 @@ timers_log = logging.getLogger("escalator.timers")
 TICKETS = "tickets"
 WINDOWS = "incident-windows"
 _NEVER = -(2**62)
+#: A partition that comes to a worker re-checks every open ticket at the switches of versions for open tickets
+#: effective this long ago or later (an earlier owner may have stopped before it got to them).
+RECENT_SWITCH_MS = 3_600_000
+
+
+def _policy_version(e: Emit, default: str) -> str:
+    """The policy version an output names (its ``policy.version``), else ``default``."""
+    data = e.event.get("data")
+    if isinstance(data, dict):
+        policy = data.get("policy")
+        if isinstance(policy, dict):
+            version = policy.get("version")
+            if isinstance(version, str):
+                return version
+    return default
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +238,7 @@ class Runtime:
         self,
         config: RuntimeConfig,
         topics: Topics,
-        policy: PolicySet,
+        policy: PolicySet | PolicyVersions,
         *,
         consumer: GroupConsumer,
         producer: Producer,
@@ -236,7 +252,8 @@ class Runtime:
     ) -> None:
         self.config = config
         self.topics = topics
-        self.policy = policy
+        self.versions = policy if isinstance(policy, PolicyVersions) else PolicyVersions.of(policy)
+        self._offered: PolicyVersions | None = None  # versions another thread handed over, taken at the next step
         self.consumer = consumer
         self.producer = producer
         self.reader = reader
@@ -266,8 +283,8 @@ class Runtime:
         self._retries = 0
         self._stop_by: float | None = None  # monotonic instant a stop gives up on undelivered batches
         self.abandoned = False  # the stop gave up on batches it could not deliver (they are not committed)
-        self._incidents_on = bool(policy.incidents)
-        self._version = policy.version
+        self._incidents_on = any(v.policies.incidents for v in self.versions.entries)
+        self._version = self.versions.base.version  # the header of outputs that name no policy version
 
     # == the loop ==================================================================================================
     def run(self) -> None:
@@ -281,7 +298,30 @@ class Runtime:
         finally:
             self.shutdown()
 
+    def offer_versions(self, versions: PolicyVersions) -> None:
+        """Hold these policy versions from the next step on (any thread)."""
+        self._offered = versions
+
+    def _take_versions(self) -> None:
+        offered = self._offered
+        if offered is None:
+            return
+        self._offered = None
+        known = {id(v) for v in self.versions.entries}
+        switches = [
+            v.effective_ms
+            for v in offered.entries[1:]
+            if id(v) not in known and v.applies_to == OPEN_TICKETS and v.effective_ms is not None
+        ]
+        self.versions = offered
+        self._incidents_on = any(v.policies.incidents for v in offered.entries)
+        for part in self.tickets.values():
+            part.set_versions(offered, switches)
+        for ipart in self.incidents.values():
+            ipart.versions = offered
+
     def step(self) -> None:
+        self._take_versions()
         records = self.consumer.consume(self._batch_size(), self._consume_timeout())
         self._consumed_at = self.monotonic()
         self._advance()  # earlier batches: confirm outputs, write changelogs, store, commit
@@ -467,7 +507,14 @@ class Runtime:
             fired_at = e.event["data"].get("fired_at")
             fired = parse_rfc3339_ms(fired_at) if isinstance(fired_at, str) else None
         outputs.append(
-            _Out(topic, e.key.encode(), encode_event(e.event), output_headers(e, self._version), None, fired)
+            _Out(
+                topic,
+                e.key.encode(),
+                encode_event(e.event),
+                output_headers(e, _policy_version(e, self._version)),
+                None,
+                fired,
+            )
         )
         stats.emits.append((e, priority, timer))
         if log.isEnabledFor(logging.DEBUG):
@@ -866,13 +913,24 @@ class Runtime:
     def _open(self, kind: str, p: int, store: PartitionStore) -> None:
         """Start processing partition ``p`` from its recovered and claimed ``store``."""
         if kind == TICKETS:
+            versions = self.versions
             part = TicketPartition(
-                p, store, self.policy, lateness_ms=self.config.lateness_ms, retention_ms=self.config.retention_ms
+                p, store, versions, lateness_ms=self.config.lateness_ms, retention_ms=self.config.retention_ms
             )
             part.rebuild()
+            # a switch for open tickets shortly before (or after) this partition came here: look at them all
+            since = self.now_ms() - RECENT_SWITCH_MS
+            part.set_versions(
+                versions,
+                [
+                    v.effective_ms
+                    for v in versions.entries[1:]
+                    if v.applies_to == OPEN_TICKETS and v.effective_ms is not None and v.effective_ms >= since
+                ],
+            )
             self.tickets[p] = part
         else:
-            self.incidents[p] = IncidentPartition(p, store, self.policy, self.config.partitions)
+            self.incidents[p] = IncidentPartition(p, store, self.versions, self.config.partitions)
 
     def _claim(self, tp: TP, store: PartitionStore) -> bool:
         """Recover ``store`` from changelog partition ``tp`` and append our ownership marker right after what we

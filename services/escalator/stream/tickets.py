@@ -24,10 +24,16 @@ arguments.
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 
-from ..core import Command, Event, PolicySet, TicketState, advance, apply, next_deadline
+import orjson
+
+from ..core import Command, Event, PolicySet, TicketState
+from ..core.state import STATE_FIELDS
 from ..core.timeline import record
-from .codec import NO_INSTANT, TicketHeader, decode_ticket, encode_ticket, ticket_header
+from ..core.versions import PolicyVersions, advance_versioned, apply_versioned, next_deadline_versioned
+from ..core.vocabulary import DONE_STATUSES
+from .codec import HEADER_SIZE, NO_INSTANT, TicketHeader, decode_ticket, encode_ticket, ticket_header
 from .gauges import PartitionGauges
 from .store import Checkpoint, PartitionStore
 
@@ -35,15 +41,25 @@ __all__ = ["TicketPartition"]
 
 _COMPACT_SLACK = 1024
 _MISSING = object()
+_VERSION_AT = 1 + STATE_FIELDS.index("policy_version")  # in a stored row (after its format number)
 
 
 class TicketPartition:
     def __init__(
-        self, partition: int, store: PartitionStore, policy: PolicySet, *, lateness_ms: int, retention_ms: int
+        self,
+        partition: int,
+        store: PartitionStore,
+        policy: PolicySet | PolicyVersions,
+        *,
+        lateness_ms: int,
+        retention_ms: int,
     ) -> None:
         self.partition = partition
         self.store = store
-        self.policy = policy
+        self.versions = policy if isinstance(policy, PolicyVersions) else PolicyVersions.of(policy)
+        self.switches: list[int] = []  # effective instants of versions every open ticket must be re-planned at
+        self.open_by_version: Counter[str] = Counter()  # open tickets per policy version they are on
+        self._version_of: dict[str, str | None] = {}  # overlay tickets: the version counted for them (open only)
         self.lateness_ms = lateness_ms
         self.retention_ms = retention_ms
         self.heap: list[tuple[int, str]] = []
@@ -74,7 +90,36 @@ class TicketPartition:
         heapq.heapify(heap)
         self.heap = heap
         self.gauges = gauges
+        self.count_versions()
         return gauges.tickets
+
+    def count_versions(self) -> None:
+        """Count the open tickets per policy version. With one version held, every open ticket is counted for it
+        (a ticket stamped with an older file is re-planned under it when next touched) and nothing is read; with
+        several, each open ticket's stored row is parsed (not decoded into a state)."""
+        counts: Counter[str] = Counter()
+        overlay = self._states
+        self._version_of = {tid: self._counted_version(st) for tid, st in overlay.items()}
+        single = self.versions.single
+        if single is not None:
+            counts[single.version] = sum(self.gauges.open_counts().values())
+        else:
+            for key, value in self.store.items():
+                if key not in overlay and ticket_header(value).is_open:
+                    counts[str(orjson.loads(memoryview(value)[HEADER_SIZE:])[_VERSION_AT])] += 1
+            for version in self._version_of.values():
+                if version is not None:
+                    counts[version] += 1
+        self.open_by_version = counts
+
+    def set_versions(self, versions: PolicyVersions, switches: list[int]) -> None:
+        """Hold other policy versions from now on; ``switches``: effective instants at which every open ticket
+        must be looked at (versions for open tickets)."""
+        recount = self.versions.single is not None and versions.single is None
+        self.versions = versions
+        self.switches = sorted({*self.switches, *switches})
+        if recount:
+            self.count_versions()
 
     def stored_state(self, ticket: str) -> TicketState | None:
         """The ticket's state as stored (written batches only); safe to call from another thread."""
@@ -107,6 +152,7 @@ class TicketPartition:
             state = decode_ticket(raw)
             h = ticket_header(raw)
             self._headers[ticket] = h
+            self._version_of[ticket] = self._counted_version(state)
             self._next[ticket] = (h.wake_ms, h.deadline_ms)
         states[ticket] = state
         self._loaded.add(ticket)
@@ -122,7 +168,7 @@ class TicketPartition:
         """Apply one event (copy-on-write: if the core raises, the ticket's state is as it was)."""
         tid = event.ticket_id
         state = self._load(tid)
-        new, cmds = apply(state, event, self.policy)
+        new, cmds = apply_versioned(state, event, self.versions)
         if new is not state:
             record(new, event, cmds)  # ``new`` is a copy: the timeline kept with the state (/tickets/{id}/timeline)
             self._changed(tid, new)
@@ -140,12 +186,13 @@ class TicketPartition:
         """The earliest wake instant armed (superseded entries dropped on the way)."""
         self._settle()
         heap = self.heap
+        switch = self.switches[0] + self.lateness_ms if self.switches else None
         while heap:
             wake, tid = heap[0]
             if self._current(tid)[0] == wake:
-                return wake
+                return wake if switch is None else min(wake, switch)
             heapq.heappop(heap)
-        return None
+        return switch
 
     def next_deadline_due(self, now_ms: int) -> int | None:
         """The SLA instant of the earliest due deadline entry (``wake <= now``), ``None`` if none is due or the
@@ -154,6 +201,8 @@ class TicketPartition:
         wake = self.next_wake()
         if wake is None or wake > now_ms:
             return None
+        if self.switches and self.switches[0] + self.lateness_ms == wake:
+            return self.switches[0]
         _wake, deadline = self._current(self.heap[0][1])
         if deadline != NO_INSTANT and deadline + self.lateness_ms == wake:
             return deadline
@@ -168,7 +217,10 @@ class TicketPartition:
         out: list[Command] = []
         rearm: list[str] = []
         fired: set[str] = set()
-        policy = self.policy
+        versions = self.versions
+        switches = self.switches
+        while switches and switches[0] + self.lateness_ms <= now_ms and switches[0] <= limit_ms:
+            self._switch_all(switches.pop(0), limit_ms, out, rearm, fired)
         while heap and heap[0][0] <= now_ms:
             wake, tid = heap[0]
             current, deadline = self._current(tid)
@@ -188,7 +240,7 @@ class TicketPartition:
                 self._changed(tid, None)
                 self.purged += 1
                 continue
-            new, cmds = advance(state, limit_ms, policy)
+            new, cmds = advance_versioned(state, limit_ms, versions)
             if cmds and new is not state:
                 record(new, None, cmds)
             out.extend(cmds)
@@ -197,6 +249,29 @@ class TicketPartition:
         for tid in rearm:  # pushed after the loop: a ticket is fired at most once per call
             self._settle_one(tid)
         return out
+
+    def _switch_all(self, at_ms: int, limit_ms: int, out: list[Command], rearm: list[str], fired: set[str]) -> None:
+        """A version for open tickets takes effect at ``at_ms``: every open ticket whose next instant to act on (its
+        next threshold or that switch) is due by ``limit_ms`` is advanced, whatever its heap entry says."""
+        versions = self.versions
+        tickets = [tid for tid, value in self.store.items() if ticket_header(value).is_open]
+        tickets.extend(t for t, st in list(self._states.items()) if st is not None and st.status not in DONE_STATUSES)
+        for tid in dict.fromkeys(tickets):
+            if tid in fired:
+                continue
+            state = self._load(tid)
+            if state is None:
+                continue
+            due = next_deadline_versioned(state, versions)
+            if due is None or due > limit_ms:
+                continue
+            new, cmds = advance_versioned(state, limit_ms, versions)
+            if cmds and new is not state:
+                record(new, None, cmds)
+            out.extend(cmds)
+            self._changed(tid, new)
+            fired.add(tid)
+            rearm.append(tid)
 
     def snapshot(self) -> tuple[int, list[tuple[str, bytes | None]]]:
         """End a batch: the store values of the tickets it changed (``None``: deleted), under a new snapshot
@@ -220,6 +295,7 @@ class TicketPartition:
                 new = ticket_header(value)
             gauges.change(headers.get(tid), new)
             headers[tid] = new
+            self._count(tid, state)
             self._snapshot_of[tid] = seq
             out.append((tid, value))
         self._dirty = set()
@@ -245,7 +321,31 @@ class TicketPartition:
             self.heap = [e for e in self.heap if self._current(e[1])[0] == e[0]]
             heapq.heapify(self.heap)
 
+    def _count(self, tid: str, state: TicketState | None) -> None:
+        """Move a changed ticket's count to the version it is on now (open tickets only)."""
+        now = self._counted_version(state)
+        before = self._version_of.get(tid)
+        self._version_of[tid] = now
+        if before == now:
+            return
+        counts = self.open_by_version
+        if before is not None:
+            left = counts[before] - 1
+            if left > 0:
+                counts[before] = left
+            else:
+                counts.pop(before, None)
+        if now is not None:
+            counts[now] += 1
+
+    def _counted_version(self, state: TicketState | None) -> str | None:
+        if state is None or state.status in DONE_STATUSES:
+            return None
+        single = self.versions.single
+        return single.version if single is not None else state.policy_version
+
     def _forget(self, tid: str) -> None:
+        self._version_of.pop(tid, None)
         self._states.pop(tid, None)
         self._headers.pop(tid, None)
         self._next.pop(tid, None)
@@ -256,6 +356,7 @@ class TicketPartition:
         """Forget everything not stored. The heap and gauges may be off: the runtime calls :meth:`rebuild` before
         the partition is used again."""
         self._states = {}
+        self._version_of = {}
         self._headers = {}
         self._next = {}
         self._dirty = set()
@@ -302,7 +403,7 @@ class TicketPartition:
         if state is None:
             self._next[tid] = (NO_INSTANT, NO_INSTANT)
             return
-        deadline = next_deadline(state, self.policy)
+        deadline = next_deadline_versioned(state, self.versions)
         wake = NO_INSTANT if deadline is None else deadline + self.lateness_ms
         if state.closed_ms is not None:
             purge = state.closed_ms + self.retention_ms
