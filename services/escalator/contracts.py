@@ -113,7 +113,7 @@ def asyncapi(topics: dict[str, str] | None = None) -> dict[str, Any]:
             ),
         },
         "defaultContentType": "application/cloudevents+json",
-        "channels": _channels(t),
+        "channels": {**_channels(t), **_policy_channel(t)},
         "operations": {
             "consumeTicketEvents": {
                 "action": "receive",
@@ -126,6 +126,26 @@ def asyncapi(topics: dict[str, str] | None = None) -> dict[str, Any]:
             "consumePolicyVersions": {"action": "receive", "channel": {"$ref": "#/channels/policyVersions"}},
         },
         "components": {"messageTraits": {"ticketKey": {"bindings": {"kafka": {"key": key_doc}}}}},
+    }
+
+
+def _policy_channel(t: dict[str, str]) -> dict[str, Any]:
+    return {
+        "policyVersions": {
+            "address": t["policies"],
+            "description": (
+                "Published policy versions (`escalator policy publish`; `<app_id>-policies`, one partition, "
+                "compacted), key `{version}@{effective_from}/{applies_to}`. Every worker reads it to its end before "
+                "processing and follows it."
+            ),
+            "messages": {
+                "policy_version": {
+                    "name": "policy-version",
+                    "contentType": "application/json",
+                    "payload": {"$ref": "./v1/policy-version.json"},
+                }
+            },
+        },
     }
 
 
@@ -196,21 +216,6 @@ def _channels(t: dict[str, str]) -> dict[str, Any]:
                     "contentType": "application/octet-stream",
                     "payload": {"type": "string", "description": "The original record value, unchanged."},
                     "headers": {"$ref": ref("dead-letter-headers.json")},
-                }
-            },
-        },
-        "policyVersions": {
-            "address": t["policies"],
-            "description": (
-                "Published policy versions (`escalator policy publish`; `<app_id>-policies`, one partition, "
-                "compacted), key `{version}@{effective_from}/{applies_to}`. Every worker reads it to its end before "
-                "processing and follows it."
-            ),
-            "messages": {
-                "policy_version": {
-                    "name": "policy-version",
-                    "contentType": "application/json",
-                    "payload": {"$ref": ref("policy-version.json")},
                 }
             },
         },

@@ -441,7 +441,7 @@ class Runtime:
     def _incident_resolved(self, part: TicketPartition, ev: Event) -> Command:
         """Not a ticket's event: a request routed to the incident's window (or a counted no-op)."""
         part.saw(ev.time_ms)
-        cmd = resolution_of(ev, self.policy)
+        cmd = resolution_of(ev, self.versions.for_new(ev.time_ms))  # as the replay does
         if type(cmd) is Ignored:
             log.info("incident.resolved %s names no incident of an incident rule with a lifecycle", ev.id)
         return cmd
