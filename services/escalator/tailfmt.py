@@ -100,7 +100,7 @@ def _escalation(data: Mapping[str, Any]) -> tuple[str, str, str]:
     elif reason == "requester_request":
         text = f"requester asked for escalation ({data.get('trigger')})"
     elif reason == "incident":
-        text = f"incident {data.get('incident_id')}"
+        text = f"member of {data.get('incident_id')}"
     else:
         due, fired = _ms(data.get("due_at")), _ms(data.get("fired_at"))
         overdue = fired - due if due is not None and fired is not None else 0

@@ -163,4 +163,5 @@ def test_an_incident_with_members_reads_as_joins_and_an_end() -> None:
     assert lines(cmds)[-1] == (
         "10:00:30  RESOLVED        M8                L1 escalation closed (incident_resolved by status-page) after 22s"
     )
-    assert any(line.startswith("10:00:08  ESCALATION L1   M8") for line in shown)
+    member = next(line for line in shown if line.startswith("10:00:08  ESCALATION L1   M8"))
+    assert member.endswith(f"member of incident:outage:mail:{ms(at(7))}  -> team:sre")
