@@ -227,6 +227,20 @@ def _service_levels(board: dash.Dashboard) -> dash.Dashboard:
         )
         .with_panel(
             _series(
+                "Time to first escalation (median)",
+                "From a ticket's creation to its first escalation (event time), by the escalation's level and reason.",
+                "s",
+                [
+                    (
+                        "histogram_quantile(0.5, sum by (level, reason, le) "
+                        "(rate(escalator_time_to_first_escalation_seconds_bucket[$__rate_interval])))",
+                        "L{{level}} {{reason}}",
+                    )
+                ],
+            )
+        )
+        .with_panel(
+            _series(
                 "Open tickets by priority",
                 "Open tickets held by the workers.",
                 "short",

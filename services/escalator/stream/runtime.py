@@ -374,6 +374,7 @@ class Runtime:
                     elif type(e) is Ignored:
                         assert isinstance(e, Ignored)
                         stats.ignored[e.reason] += 1
+                        log.info("incident.resolved %s names no open incident (%s)", e.event_id, e.reason)
                 if ipart.held or signals_in:
                     touched.add((self.topics.signals, q))
         if outputs and not self._send(outputs, stats, stage):
