@@ -205,7 +205,7 @@ _STORIES: dict[str, tuple[str, float, list[Step]]] = {
 }
 _OUTAGE_START = 24.0
 _OUTAGE_EVERY = 1.5
-_OUTAGE_OVER = 56.0  # the status page says the outage is over (the incident was detected at 34.5s)
+_OUTAGE_OVER = 46.0  # the status page says the outage is over (the incident was detected at 34.5s)
 
 
 def _outage_story(i: int) -> tuple[str, float, list[Step]]:

@@ -73,6 +73,10 @@ def test_first_minute_shows_every_kind_of_output(tmp_path: Path) -> None:
             r"trigger repeated-contact",
             r"manager-requested",
             r"INCIDENT .*product=mail",
+            r"ESCALATION L1 .*member of incident:outage:mail:",  # its members escalated ...
+            r"INCIDENT \+ .*product=mail .* joined",  # ... later ones joining ...
+            r"INCIDENT OVER .*product=mail .*resolved by status-page",  # ... until the status page says it is over
+            r"incident_resolved by status-page",
             r"delivered  (slack|email|webhook|pagerduty) ",  # escalator notify, to its local sink
         ]
         wait_until(

@@ -238,9 +238,9 @@ def test_first_minute_timeline_of_the_scripted_stories() -> None:
         (37.5, "mail", "incident +mail10"),
         (37.5, "mail10", "L1 incident"),
         (42.0, "ladder", "L3 esc:L3"),
+        (46.0, "mail", "incident over x10"),  # the status page's incident.resolved
         (48.0, "pending", "sla_warning"),  # 30s pending paused the clock: 15s of open time at 48s
         (52.0, "ladder", "L3 esc:L3:r1"),
-        (56.0, "mail", "incident over x10"),  # the status page's incident.resolved
     ]
 
 

@@ -77,7 +77,15 @@ def run(args: argparse.Namespace) -> int:
     for t in ps.triggers:
         print(f"  trigger {t.id}: {t.kind} L{t.level} ({t.reason})")
     for r in ps.incidents:
-        print(f"  incident {r.id}: {r.threshold} by {r.group_by} in {format_duration_ms(r.window_ms)}")
+        life = []
+        if r.lifecycle:
+            life.append("members" + (f" escalated L{r.escalate_level}" if r.escalate_level else ""))
+        if r.auto_resolve_ms is not None:
+            life.append(f"resolved after {format_duration_ms(r.auto_resolve_ms)} quiet")
+        if r.requester_updates:
+            life.append("requester updates")
+        more = f"; {', '.join(life)}" if life else ""
+        print(f"  incident {r.id}: {r.threshold} by {r.group_by} in {format_duration_ms(r.window_ms)}{more}")
     return 0
 
 
