@@ -80,6 +80,44 @@ def test_publish_refuses_an_invalid_file_with_its_lines(tmp_path: Path, capsys: 
     assert f"{path}:13:" in err and "invalid duration '4x'" in err and "nothing was published" in err
 
 
+def test_publish_writes_the_record_and_versions_lists_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import escalator.stream.kafka as kafka
+
+    path = tmp_path / "tight.yaml"
+    path.write_text(TIGHT_TEXT)
+    sent: list[tuple[str, bytes, bytes]] = []
+    monkeypatch.setenv("ESCALATOR_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setenv("ESCALATOR_APP_ID", "esc")
+    monkeypatch.setattr(kafka, "produce_one", lambda _s, topic, key, value: sent.append((topic, key, value)))
+    args = ["policy", "publish", str(path), "--effective-from", "2026-12-03T08:00:00+01:00"]
+    assert main([*args, "--applies-to", "new_tickets"]) == 0
+    assert f"version {TIGHT.version}, effective from 2026-12-03T07:00:00Z for new_tickets" in capsys.readouterr().out
+    ((topic, key, value),) = sent
+    assert topic == "esc-policies" and key == f"{TIGHT.version}@2026-12-03T07:00:00Z/new_tickets".encode()
+
+    class Msg:
+        def __init__(self, offset: int, value: bytes) -> None:
+            self._offset, self._value = offset, value
+
+        def offset(self) -> int:
+            return self._offset
+
+        def value(self) -> bytes:
+            return self._value
+
+    monkeypatch.setattr(kafka, "read_all", lambda _s, _topic: [Msg(0, b"junk"), Msg(1, value)])
+    assert main(["policy", "versions"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("0\t-") and "rejected: undecodable" in lines[1]
+    assert (
+        lines[2] == f"1\t{TIGHT.version}\t2026-12-03T07:00:00Z\tnew_tickets\t{orjson.loads(value)['published_at']}"
+        "\ttight.yaml"
+    )
+    assert main(["policy", "publish", str(path), "--effective-from", "soon"]) == 2
+
+
 # -- the feed -----------------------------------------------------------------------------------------------------
 
 

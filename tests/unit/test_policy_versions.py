@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -32,6 +33,8 @@ from escalator.core.versions import (
 )
 from escalator.replay import simulate
 from tests.support import EXAMPLE_POLICY, comment, created, example_policy, ms, status
+from tests.unit.test_properties import _V2, lifecycles
+from tests.unit.test_properties import PS as V2
 from tests.unit.test_replay_simulate import START, arrivals, by_key
 
 PS = example_policy()
@@ -214,3 +217,68 @@ def test_simulate_equals_step_by_step_core_across_policy_changes(events: list[Ev
     assert sorted(encode_event(e.event) for e in got) == sorted(encode_event(e.event) for e in expected)
     ids = [e.id for e in got]
     assert len(ids) == len(set(ids))
+
+
+# -- ticks never change outputs across changes: with agreements, defined metrics, zoned calendars, catch_up ----------
+
+
+V2_TIGHT = load_policy_text(
+    _V2.replace("targets: {first_response: 30m, resolution: 2h}", "targets: {first_response: 20m, resolution: 1h}")
+    .replace("resolution: 4h, time_to_assign: 20m", "resolution: 2h, time_to_assign: 5m")
+    .replace(
+        "calendar: always\n    targets: {first_response: 15m", "calendar: local\n    targets: {first_response: 15m"
+    ),
+    "example-v2-tight.yaml",
+)
+
+
+def _encoded(cmds: list[Any]) -> list[bytes]:
+    return [encode_event(c.event) for c in cmds if isinstance(c, Emit)]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=lifecycles(), data=st.data())
+def test_ticks_and_state_round_trips_do_not_change_outputs_across_changes(events: list[Event], data: Any) -> None:
+    assert V2_TIGHT.version != V2.version
+    first, last = min(e.time_ms for e in events), max(e.time_ms for e in events)
+    changes = [
+        PolicyVersion(
+            data.draw(st.sampled_from([V2_TIGHT, PS, V2])),
+            data.draw(st.integers(min_value=first - 3_600_000, max_value=last + 3_600_000)),
+            data.draw(st.sampled_from([OPEN_TICKETS, NEW_TICKETS])),
+            seq=i,
+        )
+        for i in range(data.draw(st.integers(min_value=1, max_value=3)))
+    ]
+    vs = PolicyVersions(PolicyVersion(V2), changes)
+    end = last + 2 * 86_400_000
+    # replay: events only, then the end
+    state: TicketState | None = None
+    expected: list[bytes] = []
+    for e in events:
+        state, cmds = apply_versioned(state, e, vs)
+        expected += _encoded(cmds)
+    assert state is not None
+    state, cmds = advance_versioned(state, end, vs)
+    expected += _encoded(cmds)
+    # live: timer ticks between events (at the deadline or anywhere before the next event), states stored as JSON
+    live_state: TicketState | None = None
+    out: list[bytes] = []
+    for i, e in enumerate(events):
+        live_state, cmds = apply_versioned(live_state, e, vs)
+        out += _encoded(cmds)
+        live_state = TicketState.from_dict(orjson.loads(orjson.dumps(live_state.to_dict())))
+        if i + 1 < len(events) and data.draw(st.booleans()):
+            nxt = events[i + 1].time_ms
+            due = next_deadline_versioned(live_state, vs)
+            low = live_state.watermark_ms
+            tick = (
+                due
+                if due is not None and due < nxt and data.draw(st.booleans())
+                else data.draw(st.integers(min_value=low, max_value=max(low, nxt - 1)))
+            )
+            live_state, cmds = advance_versioned(live_state, tick, vs)
+            out += _encoded(cmds)
+    assert live_state is not None
+    live_state, cmds = advance_versioned(live_state, end, vs)
+    assert out + _encoded(cmds) == expected
