@@ -8,8 +8,11 @@ against both builds (``make test``; ``ESCALATOR_PURE_PYTHON=1`` selects the plai
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sys
+from pathlib import Path
 
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
@@ -32,6 +35,10 @@ COMPILED = [
 ]
 
 
+#: Written beside the compiled modules: the sha256 of each source they were compiled from (see build_info.py).
+SOURCES_FILE = "_compiled_sources.json"
+
+
 class OptionalBuildExt(build_ext):
     """A failed compilation leaves the plain Python modules in place instead of failing the install."""
 
@@ -40,6 +47,17 @@ class OptionalBuildExt(build_ext):
             super().run()
         except Exception as exc:  # no compiler, no headers: the interpreted core works the same
             print(f"escalator: the compiled core was not built ({exc}); using the pure-Python core", file=sys.stderr)
+            return
+        if self.extensions:
+            self._record_sources()
+
+    def _record_sources(self) -> None:
+        """Write the digest of each compiled module's source beside the extensions: at run time a compiled module
+        whose source has changed since (an edit or a pull without a rebuild) is not used (escalator.build_info)."""
+        target = Path(self.get_ext_fullpath("escalator.core.engine")).parent
+        digests = {path: hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in COMPILED}
+        target.mkdir(parents=True, exist_ok=True)
+        (target / SOURCES_FILE).write_text(json.dumps(digests, indent=1, sort_keys=True) + "\n")
 
     def build_extension(self, ext: object) -> None:
         try:

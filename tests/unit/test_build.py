@@ -42,11 +42,11 @@ def _run(code: str, pure: bool) -> str:
 def test_the_switch_loads_the_plain_modules() -> None:
     code = (
         "from escalator.build_info import core_build; import escalator.core.engine as e; "
-        "print(core_build(), e.__file__)"
+        "print(core_build(), e.__file__, sep='|')"
     )
-    build, path = _run(code, pure=True).split()
+    build, path = _run(code, pure=True).strip().split("|")
     assert build == "pure-python" and path.endswith("engine.py")
-    build, _path = _run(code, pure=False).split()
+    build, _path = _run(code, pure=False).strip().split("|")
     compiled_installed = any((ROOT / "services" / "escalator" / "core").glob("engine.*.so"))
     assert build == ("compiled" if compiled_installed else "pure-python")
 
@@ -85,3 +85,35 @@ def test_ci_builds_the_compiled_core() -> None:
     if os.environ.get("CI") != "true" or shutil.which("gcc") is None:
         pytest.skip("only on CI: a developer machine may have installed the plain core on purpose")
     assert core_build() == "compiled", "mypyc did not compile the core: run `pip install -v -e .` to see why"
+
+
+def test_a_compiled_core_is_used_only_while_it_matches_its_sources(tmp_path: Path) -> None:
+    """An edit or a pull without a rebuild must not run the old program: a source that differs from the build's
+    record (or no record) makes the plain modules run, and core_build says why."""
+    import hashlib
+    import json
+
+    from escalator.build_info import SOURCES_FILE, stale_sources
+
+    pkg = tmp_path / "escalator"
+    core = pkg / "core"
+    core.mkdir(parents=True)
+    record = {}
+    for name in COMPILED_MODULES:
+        source = pkg.joinpath(*name.split(".")[1:]).with_suffix(".py")
+        source.write_text(f"# {name}\n")
+        record["services/" + name.replace(".", "/") + ".py"] = hashlib.sha256(source.read_bytes()).hexdigest()
+    assert stale_sources(core) == []  # no compiled module: nothing to check
+    (core / "engine.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")
+    assert stale_sources(core) == list(COMPILED_MODULES)  # compiled, but no record of what from
+    (core / SOURCES_FILE).write_text(json.dumps(record))
+    assert stale_sources(core) == []
+    (core / "calendar.py").write_text("# edited\n")
+    assert stale_sources(core) == ["escalator.core.calendar"]
+
+
+def test_the_installed_compiled_core_matches_its_sources() -> None:
+    """The development install: if a compiled core is there, it was built from these sources (else make setup)."""
+    from escalator.build_info import stale_sources
+
+    assert stale_sources() == [], "run make setup: the compiled core was built from other sources"
