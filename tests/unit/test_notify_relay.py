@@ -175,6 +175,19 @@ async def test_a_permanent_refusal_is_dead_lettered_at_once_and_unreadable_recor
     assert len(h.http.posts) == 1 and h.committed() == 2
 
 
+async def test_an_output_type_the_relay_does_not_deliver_is_skipped_not_dead_lettered() -> None:
+    """v1 grows by adding output types: a well-formed event of a type this relay does not know is counted and
+    committed, never a dead letter; a record without a type still is one."""
+    h = Harness()
+    h.broker.append(NOTES, 0, b"T-1", orjson.dumps({"specversion": "1.0", "type": "escalation.renamed", "id": "x"}))
+    h.broker.append(NOTES, 0, b"T-1", orjson.dumps({"specversion": "1.0", "id": "y"}))
+    await h.step()
+    await h.step()
+    reasons = [headers_get(m.headers(), "escalator-dlq-reason") for m in h.broker.records(DLQ)]
+    assert reasons == [b"invalid_record"] and h.committed() == 2
+    assert h.metric("escalator_notify_suppressed_total", reason="other_type") == 1
+
+
 def test_backoff_is_exponential_with_full_jitter_and_bounded() -> None:
     b = Backoff(1000, 8000, random.Random(3))
     for retry, ceiling in [(1, 1000), (2, 2000), (3, 4000), (4, 8000), (9, 8000), (80, 8000)]:

@@ -44,7 +44,7 @@ class NotifyMetrics:
         self.suppressed = Counter(
             "escalator_notify_suppressed_total",
             "Notifications not sent, by reason (duplicate, stale, unrouted, not_triggered: a resolve for an alert "
-            "whose trigger was never delivered).",
+            "whose trigger was never delivered; other_type: an output type the relay does not deliver).",
             ["reason"],
             registry=registry,
         )

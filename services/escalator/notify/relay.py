@@ -37,7 +37,7 @@ from .channels import ChannelSender, SendError
 from .delivery import Backoff, CircuitBreaker, DeliveryLog
 from .metrics import NotifyMetrics
 from .noise import Outbox, stale_reason
-from .routing import Destination, Notice, RecordError, Routing, parse_notice
+from .routing import Destination, NotForTheRelay, Notice, RecordError, Routing, parse_notice
 
 __all__ = ["Relay"]
 
@@ -202,6 +202,11 @@ class Relay:
         self._ledger.setdefault(tp, {})[rec.offset] = rec
         try:
             notice = parse_notice(rec.value)
+        except NotForTheRelay as exc:
+            log.debug("skipped %s[%d]@%d: %s", tp[0], tp[1], rec.offset, exc)
+            self.metrics.suppressed.labels("other_type").inc()
+            rec.routed = True
+            return
         except RecordError as exc:
             log.warning("unreadable record %s[%d]@%d: %s", tp[0], tp[1], rec.offset, exc)
             rec.pending += 1

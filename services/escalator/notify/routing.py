@@ -45,6 +45,7 @@ __all__ = [
     "Directory",
     "DirectoryFile",
     "MatchSpec",
+    "NotForTheRelay",
     "Notice",
     "PagerDutyService",
     "RecordError",
@@ -71,6 +72,11 @@ M = TypeVar("M", bound=BaseModel)
 
 class RecordError(ValueError):
     """An input record the relay cannot read (it is dead-lettered with reason ``invalid_record``)."""
+
+
+class NotForTheRelay(RecordError):
+    """A well-formed output event of a type the relay has nothing to do with (a type added to the contract after
+    this relay was written: v1 grows by adding types). Skipped and counted, not dead-lettered."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,8 @@ def parse_notice(value: bytes | None) -> Notice:
             return _from_incident_change(raw)
     except (orjson.JSONDecodeError, ValidationError, ValueError) as exc:
         raise RecordError(str(exc).splitlines()[0]) from None
+    if isinstance(kind, str) and kind:
+        raise NotForTheRelay(f"type {kind!r} is not delivered by the relay")
     raise RecordError(f"not a notification, escalation, resolution or incident: type {kind!r}")
 
 
