@@ -55,7 +55,9 @@ class Settings(BaseSettings):
         description="Application id: the consumer group, and the prefix of internal topics and changelogs.",
     )
     topic_input: str = Field(default="ticket-events", description="Input topic (ticket events, key = ticket id).")
-    topic_escalations: str = Field(default="ticket-escalations", description="escalation.raised / incident.detected.")
+    topic_escalations: str = Field(
+        default="ticket-escalations", description="escalation.raised/resolved, incident.detected/updated/resolved."
+    )
     topic_notifications: str = Field(default="ticket-notifications", description="notification.requested.")
     topic_dlq: str = Field(default="ticket-events.dlq", description="Dead-letter topic for unusable input records.")
     partitions: int = Field(default=4, ge=1, le=10_000, description="Partitions of the input and internal topics.")

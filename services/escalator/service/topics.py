@@ -26,7 +26,11 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     return [
         TopicSpec(settings.topic_input, p, r, {}, "input ticket events (key: ticket id)"),
         TopicSpec(
-            settings.topic_escalations, settings.output_partitions, r, {}, "escalation.raised, incident.detected"
+            settings.topic_escalations,
+            settings.output_partitions,
+            r,
+            {},
+            "escalation.raised/resolved, incident.detected/updated/resolved",
         ),
         TopicSpec(settings.topic_notifications, settings.output_partitions, r, {}, "notification.requested"),
         TopicSpec(settings.topic_dlq, p, r, {"retention.ms": str(30 * 86_400_000)}, "dead letters"),
