@@ -20,6 +20,7 @@ from escalator.core.versions import NEW_TICKETS, OPEN_TICKETS, PolicyVersion, Po
 from escalator.policy_versions import PolicyRecordError, decode_policy_record, publish_record
 from escalator.replay import simulate
 from escalator.service.app import create_service
+from escalator.service.openapi import POLICY_VERSION_ROW, POLICY_VIEW
 from escalator.service.policies import PolicyFeed
 from escalator.service.timesource import ManualTime
 from escalator.service.topics import topic_specs
@@ -270,6 +271,7 @@ async def test_the_worker_loads_published_versions_and_shows_them(tmp_path: Path
 
     status, view = await get(web_app(service), "/policy")
     assert status == 200 and view["version"] == PS.version and "plans" in view
+    assert tuple(view) == POLICY_VIEW and all(tuple(r) == POLICY_VERSION_ROW for r in view["versions"])
     assert [(r["version"], r["state"]) for r in view["versions"]] == [
         (PS.version, "in_force"),
         (TIGHT.version, "pending"),

@@ -12,7 +12,15 @@ import yaml
 
 from ..core.vocabulary import PRIORITIES, STATUSES
 
-__all__ = ["AT_RISK_ROW", "TICKET_VIEW", "TIMELINE_ENTRY", "openapi_document", "openapi_yaml"]
+__all__ = [
+    "AT_RISK_ROW",
+    "POLICY_VERSION_ROW",
+    "POLICY_VIEW",
+    "TICKET_VIEW",
+    "TIMELINE_ENTRY",
+    "openapi_document",
+    "openapi_yaml",
+]
 
 _JSON = "application/json"
 _TEXT: dict[str, Any] = {"type": "string"}
@@ -35,6 +43,8 @@ TICKET_VIEW = (
     "escalations",
 )
 TIMELINE_ENTRY = ("at", "kind", "type", "id", "what")
+POLICY_VIEW = ("version", "source", "spec", "plans", "versions", "rejected_records")
+POLICY_VERSION_ROW = ("version", "source", "effective_from", "applies_to", "published_at", "state", "open_tickets")
 AT_RISK_ROW = (
     "ticket_id",
     "metric",
@@ -172,6 +182,39 @@ def _components() -> dict[str, Any]:
     }
 
 
+def _policy_schema() -> dict[str, Any]:
+    nullable_instant = {"type": ["string", "null"], "description": "RFC 3339; null: since forever / not published"}
+    row = {
+        "version": {**_TEXT, "description": "The content hash."},
+        "source": _TEXT,
+        "effective_from": nullable_instant,
+        "applies_to": {"enum": ["open_tickets", "new_tickets"]},
+        "published_at": nullable_instant,
+        "state": {"enum": ["in_force", "pending", "superseded"]},
+        "open_tickets": {"type": "integer", "description": "This worker's open tickets on the version."},
+    }
+    assert tuple(row) == POLICY_VERSION_ROW
+    return {
+        "type": "object",
+        "required": list(POLICY_VIEW),
+        "properties": {
+            "version": _TEXT,
+            "source": _TEXT,
+            "spec": {"type": "object", "description": "The validated policy file."},
+            "plans": {"type": "object", "description": "Per policy and metric: [offset, threshold] pairs."},
+            "versions": {
+                "type": "array",
+                "items": {"type": "object", "required": list(POLICY_VERSION_ROW), "properties": row},
+            },
+            "rejected_records": {
+                "type": "object",
+                "additionalProperties": {"type": "integer"},
+                "description": "Policies-topic records (and file edits) not used, by reason.",
+            },
+        },
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     health = {"type": "object", "properties": {"status": {"const": "ok"}}}
     ready = {"type": "object", "properties": {"ready": {"type": "boolean"}, "partitions": {"type": "object"}}}
@@ -185,7 +228,11 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {}}}},
             }
         },
-        "/policy": _plain("policy", "The loaded policy, its version and compiled thresholds", {"type": "object"}),
+        "/policy": _plain(
+            "policy",
+            "The version new tickets get now (its file and compiled thresholds) and every policy version held",
+            _policy_schema(),
+        ),
         "/at-risk": _at_risk_path(),
         "/tickets/{ticket_id}": _ticket_path("A ticket's clocks, thresholds and escalations", "ticket", "TicketView"),
         "/tickets/{ticket_id}/timeline": _ticket_path(
