@@ -80,6 +80,18 @@ def test_a_published_version_switches_open_tickets_at_its_instant_live_equals_re
             ]
 
         wait_until(held, 20, "the worker to hold the published version")
+        listed = subprocess.run(
+            [sys.executable, "-m", "escalator", "policy", "versions"],
+            check=False,
+            env={k: v for k, v in {**os.environ, **dep.env()}.items() if k != "KAFKA_BOOTSTRAP_SERVERS"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert listed.returncode == 0, listed.stderr
+        rows = listed.stdout.splitlines()[1:]
+        assert len(rows) == 2 and "rejected: undecodable" in rows[0]
+        assert rows[1].split("\t")[1:4] == [tight.version, format_ms(change_at), "open_tickets"]
         assert int(time.time() * 1000) < t0, "publishing took too long for the scenario"
         docs = scenario(t0, 8, "pv")
         events = [decode_record(orjson.dumps(d)) for d in docs]
