@@ -85,6 +85,12 @@ class Settings(BaseSettings):
         default=30 * 86_400, ge=0, description="Closed tickets are purged from the table this long after closing."
     )
     max_event_bytes: int = Field(default=1_000_000, ge=1_000, description="Larger input records go to the DLQ.")
+    timeline_entries: int = Field(
+        default=50,
+        ge=0,
+        le=500,
+        description="Entries of each ticket's timeline (/tickets/{id}/timeline) kept with its state; 0: none.",
+    )
 
     # --- timing -------------------------------------------------------------------------------------------------
     allowed_lateness_seconds: float = Field(

@@ -2,10 +2,11 @@
 :data:`TIMELINE_KEPT` kept with its state (``/tickets/{id}/timeline``).
 
 The worker records it (:func:`record`) after each ``apply`` and each ``advance`` that changed the ticket; the
-replay has no use for it and does not. An entry is ``[instant, kind, type, id, what]``: ``kind`` is ``event`` (the
-instant it was applied at -- a late event at the ticket's watermark) or ``output`` (the output's logical instant),
-``what`` a short reading of it (a status, a comment's author, a notification's kind, an escalation's level and
-reason). Entries of one instant keep the order they happened in: an event, then the outputs it led to.
+replay has no use for it and does not. An entry reads (:func:`timeline_view`) ``at``, ``kind`` -- ``event`` (at the
+instant it was applied: a late event at the ticket's watermark) or ``output`` (at its logical instant) -- ``type``,
+``id`` and ``what``, a short reading of it (a status, a comment's author, a notification's kind, an escalation's
+level and reason). Entries keep the order things happened in: an event after the thresholds that fell due before
+it, then the outputs it led to. ``ESCALATOR_TIMELINE_ENTRIES`` sets how many the worker keeps (0: none).
 """
 
 from __future__ import annotations
@@ -15,30 +16,66 @@ from typing import Any, Final
 from .events import Event
 from .outputs import Command, Emit
 from .state import TicketState
-from .timefmt import format_ms
+from .timefmt import format_ms, parse_rfc3339_ms
 
 __all__ = ["TIMELINE_KEPT", "record", "timeline_view"]
 
 TIMELINE_KEPT: Final = 50
 _TEXT_MAX: Final = 200  # an input's id or text is cut to this in an entry (the timeline stays small)
+_OUTPUT_TYPES: Final = frozenset(
+    {
+        "escalation.raised",
+        "escalation.resolved",
+        "notification.requested",
+        "incident.detected",
+        "incident.updated",
+        "incident.resolved",
+    }
+)
 
 
-def record(s: TicketState, event: Event | None, cmds: list[Command]) -> None:
-    """Append ``event`` (applied at the ticket's watermark) and the outputs among ``cmds`` to ``s.timeline``,
-    keeping the most recent :data:`TIMELINE_KEPT`. ``s`` must be a state the caller owns (a new list is set)."""
+def record(s: TicketState, event: Event | None, cmds: list[Command], limit: int = TIMELINE_KEPT) -> None:
+    """Append ``event`` (applied at the ticket's watermark) and the outputs among ``cmds`` to ``s.timeline`` in the
+    order they happened (outputs due before the event, fired on the way to it, first), keeping the most recent
+    ``limit`` (0: none). ``s`` must be a state the caller owns (a new list is set).
+
+    Stored compactly (it travels with every state write): ``[instant ms, type, id, what]`` with input types
+    without their ``ticket.`` prefix and ids without the ticket's (see :func:`_pack_id`)."""
+    if limit <= 0:
+        return
+    tid = s.ticket_id
     added: list[list[Any]] = []
-    if event is not None:
-        text = _event_text(event)[:_TEXT_MAX]
-        added.append([format_ms(s.watermark_ms), "event", event.type, event.id[:_TEXT_MAX], text])
     for c in cmds:
         if type(c) is Emit:
             assert isinstance(c, Emit)
             ev = c.event
-            added.append([str(ev["time"]), "output", str(ev["type"]), str(ev["id"]), _output_text(ev)])
+            at = parse_rfc3339_ms(str(ev["time"]))
+            added.append([at, str(ev["type"]), _pack_id(str(ev["id"]), tid), _output_text(ev)])
+    if event is not None:
+        applied = s.watermark_ms
+        text = _event_text(event)[:_TEXT_MAX]
+        entry = [applied, event.type.removeprefix("ticket."), _pack_id(event.id[:_TEXT_MAX], tid), text]
+        before = 0  # the thresholds that fell due strictly before the event fired on the way to it
+        while before < len(added) and added[before][0] < applied:
+            before += 1
+        added.insert(before, entry)
     if not added:
         return
     kept = [*s.timeline, *added]
-    s.timeline = kept[-TIMELINE_KEPT:] if len(kept) > TIMELINE_KEPT else kept
+    s.timeline = kept[-limit:] if len(kept) > limit else kept
+
+
+def _pack_id(event_id: str, ticket_id: str) -> str:
+    """``~rest`` for ``{ticket}:rest`` (most ids), ``~`` + the id for an id that starts with ``~``, else the id."""
+    if event_id.startswith(ticket_id) and event_id[len(ticket_id) : len(ticket_id) + 1] == ":":
+        return "~" + event_id[len(ticket_id) + 1 :]
+    return "~" + event_id if event_id.startswith("~") else event_id
+
+
+def _unpack_id(packed: str, ticket_id: str) -> str:
+    if packed.startswith("~~"):
+        return packed[1:]
+    return f"{ticket_id}:{packed[1:]}" if packed.startswith("~") else packed
 
 
 def _event_text(event: Event) -> str:
@@ -72,10 +109,19 @@ def _output_text(ev: dict[str, Any]) -> str:
     return ""
 
 
-def timeline_view(s: TicketState) -> dict[str, Any]:
-    """The JSON of ``/tickets/{id}/timeline``."""
-    return {
-        "ticket_id": s.ticket_id,
-        "kept": TIMELINE_KEPT,
-        "entries": [{"at": e[0], "kind": e[1], "type": e[2], "id": e[3], "what": e[4]} for e in s.timeline],
-    }
+def timeline_view(s: TicketState, limit: int = TIMELINE_KEPT) -> dict[str, Any]:
+    """The JSON of ``/tickets/{id}/timeline`` (``limit``: how many entries the worker keeps)."""
+    tid = s.ticket_id
+    entries = []
+    for at, etype, packed, what in s.timeline:
+        output = etype in _OUTPUT_TYPES
+        entries.append(
+            {
+                "at": format_ms(at),
+                "kind": "output" if output else "event",
+                "type": etype if output else f"ticket.{etype}",
+                "id": _unpack_id(packed, tid),
+                "what": what,
+            }
+        )
+    return {"ticket_id": tid, "kept": limit, "entries": entries}

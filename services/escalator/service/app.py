@@ -152,6 +152,7 @@ def runtime_config(settings: Settings) -> RuntimeConfig:
         partitions=settings.partitions,
         lateness_ms=int(settings.allowed_lateness_seconds * 1000),
         retention_ms=int(settings.closed_retention_seconds * 1000),
+        timeline_entries=settings.timeline_entries,
         max_event_bytes=settings.max_event_bytes,
         max_batch=settings.max_batch,
         max_batch_ms=settings.max_batch_ms,
@@ -227,7 +228,7 @@ class Service:
         for part in list(self.runtime.tickets.values()):
             state = part.state_of(ticket)
             if state is not None:
-                return timeline_view(state)
+                return timeline_view(state, self.settings.timeline_entries)
         return None
 
     def at_risk(self, until_ms: int, filters: Mapping[str, str], limit: int) -> list[dict[str, object]]:

@@ -116,6 +116,7 @@ class RuntimeConfig:
     partitions: int  # of the input and signal topics (every input partition is a source of incident watermarks)
     lateness_ms: int = 1_000
     retention_ms: int = 30 * 86_400_000
+    timeline_entries: int = 50  # of each ticket's timeline (/tickets/{id}/timeline), kept with its state
     max_event_bytes: int = 1_000_000
     max_batch: int = 5_000
     max_wait_ms: int = 100  # longest consume wait when nothing is due
@@ -916,7 +917,12 @@ class Runtime:
         if kind == TICKETS:
             versions = self.versions
             part = TicketPartition(
-                p, store, versions, lateness_ms=self.config.lateness_ms, retention_ms=self.config.retention_ms
+                p,
+                store,
+                versions,
+                lateness_ms=self.config.lateness_ms,
+                retention_ms=self.config.retention_ms,
+                timeline=self.config.timeline_entries,
             )
             part.rebuild()
             # a switch for open tickets shortly before (or after) this partition came here: look at them all

@@ -30,7 +30,7 @@ import orjson
 
 from ..core import Command, Event, PolicySet, TicketState
 from ..core.state import STATE_FIELDS
-from ..core.timeline import record
+from ..core.timeline import TIMELINE_KEPT, record
 from ..core.versions import PolicyVersions, advance_versioned, apply_versioned, next_deadline_versioned
 from ..core.vocabulary import DONE_STATUSES
 from .codec import HEADER_SIZE, NO_INSTANT, TicketHeader, decode_ticket, encode_ticket, ticket_header
@@ -53,6 +53,7 @@ class TicketPartition:
         *,
         lateness_ms: int,
         retention_ms: int,
+        timeline: int = TIMELINE_KEPT,
     ) -> None:
         self.partition = partition
         self.store = store
@@ -62,6 +63,7 @@ class TicketPartition:
         self._version_of: dict[str, str | None] = {}  # overlay tickets: the version counted for them (open only)
         self.lateness_ms = lateness_ms
         self.retention_ms = retention_ms
+        self.timeline = timeline  # entries of each ticket's timeline kept with its state (0: none)
         self.heap: list[tuple[int, str]] = []
         self.gauges = PartitionGauges()
         self.applied_max_ms: int | None = None  # the newest event time applied on this partition
@@ -170,7 +172,7 @@ class TicketPartition:
         state = self._load(tid)
         new, cmds = apply_versioned(state, event, self.versions)
         if new is not state:
-            record(new, event, cmds)  # ``new`` is a copy: the timeline kept with the state (/tickets/{id}/timeline)
+            record(new, event, cmds, self.timeline)  # ``new`` is a copy: the timeline kept with the state
             self._changed(tid, new)
         t = event.time_ms
         if self.applied_max_ms is None or t > self.applied_max_ms:
@@ -242,7 +244,7 @@ class TicketPartition:
                 continue
             new, cmds = advance_versioned(state, limit_ms, versions)
             if cmds and new is not state:
-                record(new, None, cmds)
+                record(new, None, cmds, self.timeline)
             out.extend(cmds)
             self._changed(tid, new)
             rearm.append(tid)
@@ -267,7 +269,7 @@ class TicketPartition:
                 continue
             new, cmds = advance_versioned(state, limit_ms, versions)
             if cmds and new is not state:
-                record(new, None, cmds)
+                record(new, None, cmds, self.timeline)
             out.extend(cmds)
             self._changed(tid, new)
             fired.add(tid)
