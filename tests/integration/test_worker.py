@@ -223,6 +223,10 @@ def test_lifecycle_end_to_end(dep: Deployment) -> None:
                 return status == 200 and orjson.loads(body)["ticket"]["status"] == "closed"
 
             wait_until(closed, 10, "life-1 to be closed")
+            status, body = worker.get("/tickets/life-1/timeline")  # what happened to it, in order
+            entries = orjson.loads(body)["entries"]
+            assert status == 200 and entries[0]["type"] == "ticket.created" and entries[-1]["what"] == "closed"
+            assert "life-1:first_response:1:esc:L2" in [e["id"] for e in entries]
     finally:
         assert worker.stop() == 0, worker.log_tail()
 
