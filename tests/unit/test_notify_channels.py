@@ -164,3 +164,11 @@ def test_answers_are_classified(status: int, reason: str, retryable: bool) -> No
         check_answer(HttpAnswer(status, "7"))
     assert (err.value.reason, err.value.retryable) == (reason, retryable)
     check_answer(HttpAnswer(204))
+
+
+def test_the_dev_sink_prints_a_pagerduty_resolve_by_the_alert_it_closes() -> None:
+    from escalator.notify.devsink import _summary
+
+    trigger = {"event_action": "trigger", "dedup_key": "T-1:esc:L2", "payload": {"severity": "error", "summary": "L2"}}
+    assert _summary("pagerduty", trigger) == "trigger [error] L2"
+    assert _summary("pagerduty", {"event_action": "resolve", "dedup_key": "T-1:esc:L2"}) == "resolve T-1:esc:L2"

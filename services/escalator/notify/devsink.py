@@ -45,6 +45,8 @@ def _summary(channel: str, body: dict[str, Any]) -> str:
         return str(body.get("text", "")).splitlines()[0] if body.get("text") else ""
     if channel == "pagerduty":
         payload = body.get("payload") or {}
+        if body.get("event_action") != "trigger":  # resolve: only the alert it closes
+            return f"{body.get('event_action')} {body.get('dedup_key')}"
         return f"{body.get('event_action')} [{payload.get('severity')}] {payload.get('summary')}"
     data = body.get("data") or {}
     if body.get("type") == "notification.digest":
