@@ -316,3 +316,24 @@ def test_simulate_with_a_policy_change_matches_its_golden_file_and_the_core(tmp_
     # a bad --policy-change says so
     assert main([*args, "--policy-change", "yesterday=x.yaml"]) == 2
     assert format_ms(ms(CHANGE_AT)) == CHANGE_AT
+
+
+def test_a_worker_that_takes_over_after_a_switch_goes_on_as_replay_does() -> None:
+    docs = synth_docs(40, seed=6)
+    creations = [ms(str(d["time"])) for d in docs if d["type"] == "ticket.created"]
+    change = creations[len(creations) // 2] + 1
+    versions = versions_at(change)
+    end = ms(str(docs[-1]["time"])) + 3_600_000
+    world = World(versions, T0, partitions=2)  # type: ignore[arg-type]
+    a = world.worker()
+    world.assign((a, [0, 1]))
+    cut = next(i for i, d in enumerate(docs) if ms(str(d["time"])) > change + 600_000)
+    drive(world, [a], docs[:cut], ms(str(docs[cut - 1]["time"])), every_ms=300_000)
+    # a crash after the switch: a new worker recovers the states from the changelog and goes on
+    b = world.worker()
+    world.assign((b, [0, 1]))
+    b.runtime.step()
+    until = drive(world, [b], docs[cut:], end, every_ms=300_000)
+    expected = oracle(docs, versions, until)  # type: ignore[arg-type]
+    got = world.output_ids()
+    assert set(got) == set(expected) and all(v == {expected[k]} for k, v in got.items())
