@@ -117,6 +117,8 @@ def test_publish_writes_the_record_and_versions_lists_it(
         "\ttight.yaml"
     )
     assert main(["policy", "publish", str(path), "--effective-from", "soon"]) == 2
+    assert main(["policy", "publish", str(path), "--effective-from", "2020-01-01T00:00:00Z"]) == 0
+    assert "warning: the effective instant has passed" in capsys.readouterr().err
 
 
 # -- the feed -----------------------------------------------------------------------------------------------------

@@ -124,6 +124,12 @@ def _publish(args: argparse.Namespace) -> int:
         f"published {args.file}: version {record.version}, effective from {record.effective_from} for "
         f"{record.applies_to}, to {settings.topic_policies}"
     )
+    if effective < now:
+        print(
+            "warning: the effective instant has passed: tickets that are already beyond it adopt the version at "
+            "the instant they are at (a replay with --policy-change switches exactly at it)",
+            file=sys.stderr,
+        )
     return 0
 
 
