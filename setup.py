@@ -30,6 +30,8 @@ COMPILED = [
     "services/escalator/core/escalations.py",
     "services/escalator/core/engine.py",
     "services/escalator/core/incidents.py",
+    "services/escalator/core/versions.py",  # policy versions in time: wraps apply/advance per event
+    "services/escalator/core/timeline.py",  # the worker records every event and output in it
     "services/escalator/core/events.py",  # the decoder (its pydantic models live in envelopes.py, interpreted)
     "services/escalator/core/outputs.py",  # the commands and output builders (models: output_models.py)
 ]

@@ -46,6 +46,8 @@ COMPILED_MODULES = (
     "escalator.core.escalations",
     "escalator.core.engine",
     "escalator.core.incidents",
+    "escalator.core.versions",
+    "escalator.core.timeline",
     "escalator.core.events",
     "escalator.core.outputs",
 )
