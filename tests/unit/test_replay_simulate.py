@@ -7,6 +7,7 @@ Reijers, Peres, 2018; CC BY 4.0); see tests/data/README.md.
 
 from __future__ import annotations
 
+import heapq
 import os
 from pathlib import Path
 from typing import Any
@@ -106,31 +107,43 @@ def live(events: list[Event], policy: PolicySet, end: int, ticks: list[int | Non
     """The live service, step by step: when an event with time ``t`` arrives its timer has advanced every ticket to
     just before ``t`` (and it may have ticked at any earlier instant too, ``ticks``); the event is applied; at the end
     every ticket is advanced to ``end``. (A late event, whose time goes backwards, therefore moves nothing forward,
-    as in the simulator.)"""
+    as in the simulator.) Incident signals are held by the incident partition until its watermark -- every event
+    before the newest one applied -- passes them, then observed in (time, ticket) order."""
     tickets: dict[str, TicketState] = {}
     windows: dict[str, IncidentWindow] = {}
+    held: list[tuple[int, str, str, str, int, IncidentSignal]] = []
     out: list[Any] = []
 
     def take(cmds: list[Any]) -> None:
         for c in cmds:
             out.append(c)
             if isinstance(c, IncidentSignal):
-                key = window_key(c.rule_id, c.group_value)
-                windows[key], emits = observe(windows.get(key), c, policy)
-                out.extend(emits)
+                heapq.heappush(held, (c.time_ms, c.ticket_id, c.rule_id, c.group_value, len(out), c))
+
+    def release(watermark: int) -> None:
+        while held and held[0][0] <= watermark:
+            c = heapq.heappop(held)[5]
+            key = window_key(c.rule_id, c.group_value)
+            windows[key], emits = observe(windows.get(key), c, policy)
+            out.extend(emits)
 
     def tick(at: int) -> None:
         for tid in sorted(tickets):
             tickets[tid], cmds = advance(tickets[tid], at, policy)
             take(cmds)
 
+    newest = START
     for i, e in enumerate(events):
+        newest = max(newest, e.time_ms)
+        release(newest - 1)
         extra = ticks[i] if i < len(ticks) else None
         if extra is not None:
             tick(min(extra, e.time_ms - 1))
         tick(e.time_ms - 1)
         tickets[e.ticket_id], cmds = apply(tickets.get(e.ticket_id), e, policy)
         take(cmds)
+        release(newest - 1)
+    release(end)
     tick(end)
     return [c for c in out if isinstance(c, Emit)]
 

@@ -23,6 +23,11 @@ Everything happens in event time: :func:`settle` does what is due up to an insta
 partition at its watermark, the simulator before each event and at the end -- call it with the same instants'
 worth of input, so live and replay agree). :func:`observe` and :func:`request_resolution` settle the window up to
 just before their own instant first: everything at one instant is applied before that instant is settled.
+
+The order of the input at one instant matters -- the creation that reaches the threshold trips the detection
+(``incident.detected`` lists the window up to it, the later ones of the instant join as members) and a resolution
+before a detection at its instant names no open incident -- so both callers feed a window in ``(time, ticket)``
+order: at one instant the resolutions first, then the creations by ticket id, never in arrival order.
 """
 
 from __future__ import annotations

@@ -14,12 +14,19 @@ those of the live service for the same input (ids and bytes, :func:`~escalator.c
 :func:`simulate` the test oracle of the Kafka service.
 
 Deadlines live in one heap of ``(next_deadline, ticket_id)``; a ticket is re-armed only when its next deadline
-changes and superseded entries are skipped when popped. Incident signals go to :func:`~escalator.core.observe`
-in the order the core emits them, with windows keyed by :func:`~escalator.core.window_key`; the incident's outputs
-follow the signal in the command stream. An input ``incident.resolved`` goes to its incident's window
-(:func:`~escalator.core.request_resolution`), never to a ticket. Windows of open incidents are settled
-(:func:`~escalator.core.settle`) up to just before each event's instant and, at the end, up to the end: what the
-live incident partition does as its watermark passes the same instants.
+changes and superseded entries are skipped when popped. Incident signals (windows keyed by
+:func:`~escalator.core.window_key`) and input ``incident.resolved`` events (to their incident's window, never to a
+ticket) are held like the live incident partition holds them: once an instant is complete -- the first event of a
+later instant, :meth:`Simulator.advance_to` or the end -- they go to :func:`~escalator.core.observe` and
+:func:`~escalator.core.request_resolution` in ``(time, ticket)`` order (at one instant the resolutions first, in
+arrival order, then the creations by ticket id), whatever order the events of the instant arrived in: which
+creation trips a detection, and so the incident's tickets and members, must not depend on the arrival order
+(live, creations of one instant reach the window from several partitions). The incident's outputs therefore follow
+the last event of the instant in the command stream. A signal at or before the complete instant (a late creation)
+is observed as it arrives, as the live partition releases a signal its watermark has already passed. Windows of
+open incidents are settled (:func:`~escalator.core.settle`) up to just before each event's instant and, at the
+end, up to the end, after the held input up to there: what the live incident partition does as its watermark
+passes the same instants.
 
 Events whose time goes backwards are applied all the same, in arrival order (the core applies a late event at its
 ticket's watermark). The logical clock is the time of the event being applied: a late event moves nothing forward
@@ -64,6 +71,9 @@ __all__ = [
 ]
 
 
+_NEVER = -(2**62)
+
+
 @dataclass(frozen=True, slots=True)
 class Reject:
     """An input line that is not a valid v1 ticket event. ``reason`` is a :class:`DecodeError` reason, or
@@ -91,8 +101,11 @@ class Simulator:
 
     __slots__ = (
         "_armed",
+        "_complete_ms",
         "_heap",
+        "_held",
         "_incidents",
+        "_seq",
         "_timed",
         "events_after_until",
         "latest_ms",
@@ -114,6 +127,11 @@ class Simulator:
         self._heap: list[tuple[int, str]] = []
         self._incidents = any(v.policies.incidents for v in versions.entries)
         self._timed: dict[str, int] = {}  # windows of open incidents: when they next have something to do
+        # Incident input not observed yet, as the live incident partition holds it: (time, ticket -- "" for an
+        # input incident.resolved --, rule, group value, arrival number, the signal or request)
+        self._held: list[tuple[int, str, str, str, int, IncidentSignal | IncidentResolve]] = []
+        self._complete_ms = _NEVER  # every event up to this instant is applied: held input up to it is released
+        self._seq = 0
         self.latest_ms: int | None = None  # the latest event time applied
         self.events_after_until = 0
 
@@ -125,6 +143,10 @@ class Simulator:
             self.events_after_until += 1
             return []
         out: list[Command] = []
+        if now > self._complete_ms + 1:
+            self._complete_ms = now - 1  # the instants before this event's are complete
+            if self._held:
+                self._release(out)
         heap = self._heap
         if heap and heap[0][0] < now:
             self._fire_until(now, False, out)
@@ -159,8 +181,14 @@ class Simulator:
         return out
 
     def advance_to(self, now_ms: int) -> list[Command]:
-        """Fire every deadline at or before ``now_ms`` (what a live timer tick at ``now_ms`` would do)."""
+        """Fire every deadline at or before ``now_ms`` (what a live timer tick at ``now_ms`` would do). The instants
+        up to ``now_ms`` are complete: their held incident input is observed first, and an event fed later at or
+        before ``now_ms`` is a late one."""
         out: list[Command] = []
+        if now_ms > self._complete_ms:
+            self._complete_ms = now_ms
+            if self._held:
+                self._release(out)
         self._fire_until(now_ms, True, out)
         if self._timed:
             self._settle(now_ms, out)
@@ -207,30 +235,53 @@ class Simulator:
         else:
             return cmds
         out: list[Command] = []
-        windows = self.windows
         for c in cmds:
             out.append(c)
             if type(c) is IncidentSignal:
-                key = window_key(c.rule_id, c.group_value)
-                policy = self.versions.for_new(c.time_ms)
-                window, emits = observe(windows.get(key), c, policy)
-                windows[key] = window
-                self._time(key, window, policy)
-                out.extend(emits)
+                assert isinstance(c, IncidentSignal)
+                self._hold(c.time_ms, c.ticket_id, c)
+        self._release(out)
         return out
 
+    def _hold(self, time_ms: int, ticket: str, item: IncidentSignal | IncidentResolve) -> None:
+        self._seq += 1
+        heapq.heappush(self._held, (time_ms, ticket, item.rule_id, item.group_value, self._seq, item))
+
+    def _release(self, out: list[Command]) -> None:
+        """Observe the held incident input up to the complete instant in (time, ticket) order -- an input
+        ``incident.resolved`` first, then the creations by ticket id, whatever order they arrived in: the order of
+        the live incident partition, which releases them so as its watermark passes them."""
+        held = self._held
+        windows = self.windows
+        versions = self.versions
+        while held and held[0][0] <= self._complete_ms:
+            item = heapq.heappop(held)[5]
+            key = window_key(item.rule_id, item.group_value)
+            if type(item) is IncidentSignal:
+                assert isinstance(item, IncidentSignal)
+                policy = versions.for_new(item.time_ms)
+                window, emits = observe(windows.get(key), item, policy)
+                out.extend(emits)
+            else:
+                assert isinstance(item, IncidentResolve)
+                policy = versions.for_new(item.time_ms)
+                new, cmds = request_resolution(windows.get(key), item, policy)
+                out.extend(cmds)
+                if new is None:
+                    continue
+                window = new
+            windows[key] = window
+            self._time(key, window, policy)
+
     def _resolution(self, event: Event) -> list[Command]:
-        policy = self.versions.for_new(event.time_ms)
-        req = resolution_of(event, policy)
+        req = resolution_of(event, self.versions.for_new(event.time_ms))
         if type(req) is not IncidentResolve:
             return [req]
         assert isinstance(req, IncidentResolve)
-        key = window_key(req.rule_id, req.group_value)
-        window, cmds = request_resolution(self.windows.get(key), req, policy)
-        if window is not None:
-            self.windows[key] = window
-            self._time(key, window, policy)
-        return [req, *cmds]
+        out: list[Command] = [req]
+        self._hold(req.time_ms, "", req)
+        self._release(out)
+        return out
 
     def _time(self, key: str, window: IncidentWindow, policy: PolicySet) -> None:
         due = next_due(window, policy)

@@ -4,9 +4,13 @@ The ticket processor of each input partition sends an incident signal for every 
 partition of its ``(rule, group value)`` window, and -- after the signals -- *watermarks*: "every signal of source
 partition ``p`` with an instant ``<= W`` has been sent". Source partitions progress at different speeds (a
 takeover, a backlog, a slow worker), so signals reach a window out of time order. They are held here until every
-source partition's watermark has passed them, then released in ``(time, ticket)`` order -- the order of a replay
-over the same events -- to :func:`~escalator.core.observe`. Held signals are not committed: the partition's
-committed offset stays at the oldest held signal, so a restart re-reads them.
+source partition's watermark has passed them, then released in ``(time, ticket)`` order to
+:func:`~escalator.core.observe` -- at one instant the resolve records first (ticket ""), then the creations by
+ticket id, never in arrival order: which creation trips a detection depends on the order, and the simulator
+releases the input of an instant in the same order once the instant is complete
+(:class:`~escalator.replay.Simulator`). A signal at or before the watermark already (a late creation) goes out at
+the next release. Held signals are not committed: the partition's committed offset stays at the oldest held
+signal, so a restart re-reads them.
 
 An input ``incident.resolved`` travels the same way (a *resolve record* under the incident's window key, sent by
 the ticket partition that read it) and is released in time order like a signal. Windows of open incidents (rules
