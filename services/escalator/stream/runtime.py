@@ -549,8 +549,10 @@ class Runtime:
         asked, reported = answer
         if asked <= self.caught_up_at.get(p, _NEVER):
             return
-        position = self.positions.get(tp, self.committed.get(tp))
-        if position is not None and position >= self.consumer.corrected_highwater(tp, reported):
+        # nothing consumed and nothing committed: the partition is read from its start, so an empty one (high
+        # watermark 0) is caught up -- else it would hold every incident window until its first record
+        position = self.positions.get(tp, self.committed.get(tp, 0))
+        if position >= self.consumer.corrected_highwater(tp, reported):
             self.caught_up_at[p] = asked
 
     def _fire_deadlines(self, now: int, outputs: list[_Out], stats: BatchStats) -> None:
