@@ -65,7 +65,7 @@ def _every_field_set() -> TicketState:
             EscalationRecord("T-1:request:1", 2, "request", 42, None, None, 43, "deescalated", "kim"),
         ],
         trace="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        timeline=[["2026-11-20T10:00:00Z", "event", "ticket.created", "e1", "urgent, new"]],
+        timeline='[1795000000000,"created","~e1","urgent, new"]\n',
     )
 
 

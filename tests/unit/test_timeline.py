@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from escalator.core import TicketState, advance, apply
-from escalator.core.timeline import _pack_id, _unpack_id, record, timeline_view
+from escalator.core.timeline import _pack_id, _unpack_id, entries, record, timeline_view
 from tests.support import ev, example_policy, ms
 
 PS = example_policy()
@@ -39,10 +39,10 @@ def test_the_bound_and_zero() -> None:
     created = ev("created", "2026-11-20T10:00:00Z", "T1", priority="low", requester={"id": "r", "tier": "vip"})
     for _ in range(30):
         record(s, created, [], limit=7)
-    assert len(s.timeline) == 7 and timeline_view(s, 7)["kept"] == 7
+    assert len(entries(s)) == 7 and timeline_view(s, 7)["kept"] == 7
     t = TicketState("T2", 0)
     record(t, created, [], limit=0)
-    assert t.timeline == []
+    assert t.timeline == ""
 
 
 def test_the_stored_form_is_compact_json() -> None:
@@ -50,6 +50,7 @@ def test_the_stored_form_is_compact_json() -> None:
     s, _ = apply(None, created, PS)
     s, more = advance(s, ms("2026-11-20T11:00:00Z"), PS)
     record(s, None, more)
-    entry = s.timeline[0]
+    entry = entries(s)[0]
     assert isinstance(entry[0], int) and entry[2].startswith("~")
+    assert s.timeline.count("\n") == len(entries(s)) and s.timeline.endswith("\n")
     assert TicketState.from_row(orjson.loads(orjson.dumps(s.to_row()))).timeline == s.timeline

@@ -245,8 +245,9 @@ class TicketState:
     # escalations of this clock set (policies with resolve_events): every open one and the last few resolved
     escalations: list[EscalationRecord] = field(default_factory=list)
     trace: str | None = None  # the W3C traceparent of the latest event: carried by every output it leads to
-    # the worker's record of applied events and outputs, the most recent few (core/timeline.py); never mutated in place
-    timeline: list[list[Any]] = field(default_factory=list)
+    # the worker's record of applied events and outputs, the most recent few: one compact JSON entry per line
+    # (core/timeline.py; one string, so storing a state neither parses nor rebuilds the entries)
+    timeline: str = ""
 
     def __init__(
         self,
@@ -284,7 +285,7 @@ class TicketState:
         instance: str | None = None,
         escalations: list[EscalationRecord] | None = None,
         trace: str | None = None,
-        timeline: list[list[Any]] | None = None,
+        timeline: str = "",
     ) -> None:
         self.ticket_id = ticket_id
         self.created_ms = created_ms
@@ -320,7 +321,7 @@ class TicketState:
         self.instance = instance
         self.escalations = escalations if escalations is not None else []
         self.trace = trace
-        self.timeline = timeline if timeline is not None else []
+        self.timeline = timeline
 
     def clone(self) -> TicketState:
         """A copy whose containers can be replaced freely (clocks are shared until replaced)."""
@@ -534,7 +535,7 @@ class TicketState:
         if len(r) > 34:
             s.trace = r[34]
         if len(r) > 35:
-            s.timeline = r[35]
+            s.timeline = r[35] if isinstance(r[35], str) else ""  # (a list: the form of an unreleased build)
         return s
 
 

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+import orjson
+
 from .events import Event
 from .outputs import Command, Emit
 from .state import TicketState
 from .timefmt import format_ms, parse_rfc3339_ms
 
-__all__ = ["TIMELINE_KEPT", "record", "timeline_view"]
+__all__ = ["TIMELINE_KEPT", "entries", "record", "timeline_view"]
 
 TIMELINE_KEPT: Final = 50
 _TEXT_MAX: Final = 200  # an input's id or text is cut to this in an entry (the timeline stays small)
@@ -37,10 +39,11 @@ _OUTPUT_TYPES: Final = frozenset(
 def record(s: TicketState, event: Event | None, cmds: list[Command], limit: int = TIMELINE_KEPT) -> None:
     """Append ``event`` (applied at the ticket's watermark) and the outputs among ``cmds`` to ``s.timeline`` in the
     order they happened (outputs due before the event, fired on the way to it, first), keeping the most recent
-    ``limit`` (0: none). ``s`` must be a state the caller owns (a new list is set).
+    ``limit`` (0: none). ``s`` must be a state the caller owns (a new string is set).
 
-    Stored compactly (it travels with every state write): ``[instant ms, type, id, what]`` with input types
-    without their ``ticket.`` prefix and ids without the ticket's (see :func:`_pack_id`)."""
+    Stored compactly (it travels with every state write): one JSON line ``[instant ms, type, id, what]`` per entry,
+    input types without their ``ticket.`` prefix and ids without the ticket's (see :func:`_pack_id`); the lines are
+    only parsed to be read (:func:`entries`), never to be stored."""
     if limit <= 0:
         return
     tid = s.ticket_id
@@ -61,8 +64,18 @@ def record(s: TicketState, event: Event | None, cmds: list[Command], limit: int 
         added.insert(before, entry)
     if not added:
         return
-    kept = [*s.timeline, *added]
-    s.timeline = kept[-limit:] if len(kept) > limit else kept
+    text = s.timeline + "".join([orjson.dumps(a).decode() + "\n" for a in added])
+    extra = text.count("\n") - limit
+    cut = 0
+    while extra > 0:  # drop the oldest lines beyond the bound
+        cut = text.index("\n", cut) + 1
+        extra -= 1
+    s.timeline = text[cut:] if cut else text
+
+
+def entries(s: TicketState) -> list[list[Any]]:
+    """The stored entries, oldest first (``[instant ms, type, packed id, what]``)."""
+    return [orjson.loads(line) for line in s.timeline.splitlines()]
 
 
 def _pack_id(event_id: str, ticket_id: str) -> str:
@@ -112,10 +125,10 @@ def _output_text(ev: dict[str, Any]) -> str:
 def timeline_view(s: TicketState, limit: int = TIMELINE_KEPT) -> dict[str, Any]:
     """The JSON of ``/tickets/{id}/timeline`` (``limit``: how many entries the worker keeps)."""
     tid = s.ticket_id
-    entries = []
-    for at, etype, packed, what in s.timeline:
+    out = []
+    for at, etype, packed, what in entries(s):
         output = etype in _OUTPUT_TYPES
-        entries.append(
+        out.append(
             {
                 "at": format_ms(at),
                 "kind": "output" if output else "event",
@@ -124,4 +137,4 @@ def timeline_view(s: TicketState, limit: int = TIMELINE_KEPT) -> dict[str, Any]:
                 "what": what,
             }
         )
-    return {"ticket_id": tid, "kept": limit, "entries": entries}
+    return {"ticket_id": tid, "kept": limit, "entries": out}
