@@ -705,7 +705,8 @@ def main() -> int:
             (work / "result.json").write_text(json.dumps(res, indent=2) + "\n")
         results.append(res)
         print(summary_line(res), flush=True)
-    write_results(Path(args.result), results, run_id)
+        # after every campaign: a streak cut short still leaves the campaigns it ran
+        write_results(Path(args.result), results, run_id, args.campaigns)
     return 0 if all(r["passed"] for r in results) else 1
 
 
@@ -728,18 +729,21 @@ def summary_line(res: dict[str, Any]) -> str:
     )
 
 
-def write_results(path: Path, results: list[dict[str, Any]], run_id: str) -> None:
+def write_results(path: Path, results: list[dict[str, Any]], run_id: str, planned: int) -> None:
     previous = json.loads(path.read_text()) if path.exists() else {}
     entry = {
         "run": run_id,
         "command": "python bench/chaos.py " + " ".join(sys.argv[1:]),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
+        "planned": planned,
         "campaigns": results,
         "passed": sum(1 for r in results if r["passed"]),
         "seconds_median": statistics.median(r["seconds"] for r in results),
     }
     key = "quick" if results and results[0].get("quick") else "full"
+    if planned > 1:
+        key += "-streak"  # --campaigns N: kept beside the last single campaign of its kind
     previous.setdefault("runs", {})[key] = entry  # the last run of each kind
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(previous, indent=2) + "\n")
