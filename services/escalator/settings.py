@@ -85,6 +85,16 @@ class Settings(BaseSettings):
         default=30 * 86_400, ge=0, description="Closed tickets are purged from the table this long after closing."
     )
     max_event_bytes: int = Field(default=1_000_000, ge=1_000, description="Larger input records go to the DLQ.")
+    dlq_max_bytes: int = Field(
+        default=900_000,
+        ge=10_000,
+        description=(
+            "Largest dead-letter record (key + value + headers). A bigger bad record is dead-lettered cut to fit "
+            "(escalator-dlq-truncated says what was cut; the original stays in the input topic at the offset the "
+            "record names): keep it below the producer's and the DLQ topic's message size limits (librdkafka and "
+            "Kafka: ~1 MB)."
+        ),
+    )
     timeline_entries: int = Field(
         default=50,
         ge=0,

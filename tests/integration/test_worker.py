@@ -377,7 +377,8 @@ def test_failover_survivor_fires_the_dead_workers_deadlines(dep: Deployment) -> 
 
 
 def test_bad_input_goes_to_the_dlq_while_valid_events_flow(dep: Deployment) -> None:
-    worker = dep.worker(ESCALATOR_MAX_EVENT_BYTES="50000").start()
+    # dead letters over 20,000 bytes are cut to fit (in production: what the producer and the DLQ topic accept)
+    worker = dep.worker(ESCALATOR_MAX_EVENT_BYTES="50000", ESCALATOR_DLQ_MAX_BYTES="20000").start()
     try:
         worker.wait_ready()
         now = int(time.time() * 1000)
@@ -408,6 +409,11 @@ def test_bad_input_goes_to_the_dlq_while_valid_events_flow(dep: Deployment) -> N
         assert first.value == b"{not json" and first.headers["trace"] == b"t1"
         assert first.headers["escalator-dlq-topic"] == dep.topics["input"].encode()
         assert int(first.headers["escalator-dlq-offset"]) >= 0
+        assert "escalator-dlq-truncated" not in first.headers
+        big = next(r for r in dead if r.key == b"b-5")
+        original = bad[4][1]
+        assert big.headers["escalator-dlq-truncated"] == b"value" and original.startswith(big.value)
+        assert big.headers["escalator-dlq-value-bytes"] == str(len(original)).encode() and len(big.value) < 20_000
         # the valid events around them were processed
         wait_until(lambda: worker.get("/tickets/ok-1")[0] == 200, 20, "the valid ticket to be stored")
         view = orjson.loads(worker.get("/tickets/ok-1")[1])

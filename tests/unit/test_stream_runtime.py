@@ -313,6 +313,38 @@ def test_bad_records_become_dead_letters_with_reasons_and_valid_ones_flow() -> N
     assert any(part.state_of("ok-1") is not None for part in w.runtime.tickets.values())
 
 
+def test_a_bad_record_too_big_to_produce_again_is_dead_lettered_cut_to_fit() -> None:
+    """The broker may hold a record a producer may not send (librdkafka refuses ~1 MB; the fake producer too): its
+    dead-letter copy is cut to fit instead of stopping the worker on that record at every restart."""
+    import hashlib
+
+    world = World(PS, T0)  # max_event_bytes 1,000,000, dlq_max_bytes 900,000 (the defaults)
+    w = world.worker()
+    world.assign((w, [0, 1]))
+    w.runtime.step()
+    key = b"K" * 5_000
+    value = b'{"pad": "' + b"x" * 1_040_000 + b'"}'
+    headers = [(f"h{i}", b"v" * 1_000) for i in range(100)]
+    world.send_raw(0, key, value, headers)
+    world.send_raw(0, b"T9", b"{nope")  # a small bad record: copied whole
+    world.send([created("ok-1")])
+    w.runtime.step()
+    big, small = world.records(TOPICS.dlq)
+    got = dict(big.headers() or [])
+    size = len(big.key() or b"") + len(big.value() or b"") + sum(len(k) + len(v) for k, v in big.headers() or [])
+    assert size <= 900_000
+    assert got["escalator-dlq-reason"] == b"oversize" and got["escalator-dlq-truncated"] == b"key,headers,value"
+    assert got["escalator-dlq-value-bytes"] == str(len(value)).encode()
+    assert got["escalator-dlq-value-sha256"] == hashlib.sha256(value).hexdigest().encode()
+    assert big.key() == key[:1024] and value.startswith(big.value() or b"x") and len(big.value() or b"") > 800_000
+    kept = [k for k, _ in big.headers() or [] if k.startswith("h")]
+    assert 0 < len(kept) < 100 and kept == [f"h{i}" for i in range(len(kept))]  # the first ones, in order
+    assert (got["escalator-dlq-partition"], got["escalator-dlq-offset"]) == (b"0", b"0")  # where the original is
+    assert small.value() == b"{nope" and "escalator-dlq-truncated" not in dict(small.headers() or [])
+    assert w.observer.batches[-1].rejected == {"oversize": 1, "invalid_json": 1}
+    assert any(part.state_of("ok-1") is not None for part in w.runtime.tickets.values())
+
+
 def test_a_processing_bug_dead_letters_the_record_and_keeps_the_state(monkeypatch: pytest.MonkeyPatch) -> None:
     import escalator.stream.tickets as tickets_module
 

@@ -248,3 +248,11 @@ class DeadLetterHeaders(_Model):
     escalator_dlq_partition: str = Field(alias="escalator-dlq-partition")
     escalator_dlq_offset: str = Field(alias="escalator-dlq-offset")
     escalator_dlq_event_id: str | None = Field(default=None, alias="escalator-dlq-event-id")
+    # only on a copy cut to fit the dead-letter size limit (the original stays at topic/partition/offset):
+    escalator_dlq_truncated: str | None = Field(
+        default=None, alias="escalator-dlq-truncated", pattern=r"^(key|headers|value)?(,(key|headers|value))*$"
+    )
+    escalator_dlq_value_bytes: str | None = Field(default=None, alias="escalator-dlq-value-bytes", pattern=r"^[0-9]+$")
+    escalator_dlq_value_sha256: str | None = Field(
+        default=None, alias="escalator-dlq-value-sha256", pattern=r"^[0-9a-f]{64}$"
+    )

@@ -154,6 +154,7 @@ def runtime_config(settings: Settings) -> RuntimeConfig:
         retention_ms=int(settings.closed_retention_seconds * 1000),
         timeline_entries=settings.timeline_entries,
         max_event_bytes=settings.max_event_bytes,
+        dlq_max_bytes=settings.dlq_max_bytes,
         max_batch=settings.max_batch,
         max_batch_ms=settings.max_batch_ms,
         max_wait_ms=settings.fetch_max_wait_ms or 100,

@@ -241,6 +241,9 @@ class MemoryProducer:
     test) or by a blocking :meth:`flush` -- and their delivery reports wait until a :meth:`flush` serves them (a
     ``flush(0)`` serves what was transmitted and waits for nothing, like librdkafka's)."""
 
+    #: librdkafka's ``message.max.bytes`` (default): a bigger record is refused when produced, not when delivered.
+    MAX_MESSAGE_BYTES = 1_000_000
+
     def __init__(self, broker: MemoryBroker) -> None:
         self.broker = broker
         self.pending: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None, int | None, Any]] = []
@@ -260,6 +263,9 @@ class MemoryProducer:
     ) -> None:
         if topic not in self.broker.topics:
             raise KeyError(f"unknown topic {topic}")
+        size = len(key or b"") + len(value or b"") + sum(len(k) + len(v) for k, v in headers or ())
+        if size > self.MAX_MESSAGE_BYTES:
+            raise RuntimeError(f"MSG_SIZE_TOO_LARGE: {size} bytes")  # librdkafka raises KafkaException
         self.pending.append((topic, value, key, headers, partition, on_delivery))
 
     def transmit(self) -> None:

@@ -57,7 +57,7 @@ from ..core import (
     resolution_of,
 )
 from ..core.versions import OPEN_TICKETS, PolicyVersions
-from ..service.codec import dlq_headers, headers_dict, output_headers
+from ..service.codec import dead_letter, headers_dict, output_headers
 from ..service.logs import quote_input
 from .changelog import H_WRITER, contiguous, marker_record, new_writer_id, recover
 from .incidents import IncidentPartition, resolve_record, signal_record, watermark_record
@@ -118,6 +118,7 @@ class RuntimeConfig:
     retention_ms: int = 30 * 86_400_000
     timeline_entries: int = 50  # of each ticket's timeline (/tickets/{id}/timeline), kept with its state
     max_event_bytes: int = 1_000_000
+    dlq_max_bytes: int = 900_000  # a dead-letter copy is cut to fit (a record of ~1 MB is refused by the producer)
     max_batch: int = 5_000
     max_wait_ms: int = 100  # longest consume wait when nothing is due
     max_batch_ms: int = 50  # when caught up: batches sized to take about this long (deadlines wait for a batch)
@@ -450,8 +451,10 @@ class Runtime:
 
     def _dead_letter(self, msg: Message, err: DecodeError, outputs: list[_Out], stats: BatchStats) -> None:
         topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
-        headers = dlq_headers(msg.headers(), err, topic, partition, offset)
-        outputs.append(_Out(self.topics.dlq, msg.key(), msg.value(), headers, partition))  # the input's partition
+        key, value, headers = dead_letter(
+            msg.key(), msg.value(), msg.headers(), err, (topic, partition, offset), self.config.dlq_max_bytes
+        )
+        outputs.append(_Out(self.topics.dlq, key, value, headers, partition))  # the input's partition
         stats.rejected[err.reason] += 1
         log.warning(
             "rejected record %s[%s]@%s to %s: %s: %s",
