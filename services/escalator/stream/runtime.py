@@ -273,6 +273,9 @@ class Runtime:
         self.unready_since = monotonic()
         self.generation = -1
         self.positions: dict[TP, int] = {}  # next offset to process, per consumed partition
+        # partitions sent back to their committed offset during this step: the records of theirs already in hand
+        # come again from there, and must not be processed now (on a state re-read without the batches forgotten)
+        self._rewound: set[TP] = set()
         self.lag: dict[int, int] = {}  # input partition -> records not yet processed (as of the last poll)
         self.committed: dict[TP, int] = {}
         self.caught_up_at: dict[int, int] = {}  # input partition -> wall instant at which no backlog was found
@@ -326,7 +329,8 @@ class Runtime:
         self._take_versions()
         records = self.consumer.consume(self._batch_size(), self._consume_timeout())
         self._consumed_at = self.monotonic()
-        self._advance()  # earlier batches: confirm outputs, write changelogs, store, commit
+        self._rewound.clear()
+        self._advance()  # earlier batches: confirm outputs, write changelogs, store, commit (may re-validate)
         if not self.ready:
             self._watch_recovery()
             if not records:
@@ -349,6 +353,8 @@ class Runtime:
                 continue
             topic, p, offset = msg.topic(), msg.partition(), msg.offset()
             assert p is not None and offset is not None
+            if self._rewound and (topic, p) in self._rewound:
+                continue  # consumed before its partition was re-validated: delivered again from the committed offset
             if topic == t_input:
                 part = self.tickets.get(p)
                 if part is None:
@@ -1049,6 +1055,7 @@ class Runtime:
             offset = self.consumer.committed([tp]).get(tp, 0)
         self.consumer.seek(tp, offset)
         self.positions.pop(tp, None)
+        self._rewound.add(tp)
 
     def _publish_owners(self) -> None:
         """Tell the other workers (``/tickets/{id}`` routing) which input partitions this one owns."""
