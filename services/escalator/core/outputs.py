@@ -27,6 +27,7 @@ __all__ = [
     "ESCALATIONS",
     "NOTIFICATIONS",
     "OUTPUT_SOURCE",
+    "OUTPUT_TYPES",
     "ClockOutcome",
     "Command",
     "Emit",
@@ -45,17 +46,16 @@ ESCALATIONS: Final = "escalations"
 NOTIFICATIONS: Final = "notifications"
 OUTPUT_SOURCE: Final = "urn:escalator"
 SCHEMA_URN: Final = "urn:escalator:schema:{type}:v1"
-_SCHEMAS: Final = {
-    t: SCHEMA_URN.format(type=t)
-    for t in (
-        "escalation.raised",
-        "escalation.resolved",
-        "notification.requested",
-        "incident.detected",
-        "incident.updated",
-        "incident.resolved",
-    )
-}
+#: Every type of output event escalator publishes.
+OUTPUT_TYPES: Final = (
+    "escalation.raised",
+    "escalation.resolved",
+    "notification.requested",
+    "incident.detected",
+    "incident.updated",
+    "incident.resolved",
+)
+_SCHEMAS: Final = {t: SCHEMA_URN.format(type=t) for t in OUTPUT_TYPES}
 
 
 @dataclass(slots=True, init=False)

@@ -16,7 +16,7 @@ from typing import Any, Final
 import orjson
 
 from .events import Event
-from .outputs import Command, Emit
+from .outputs import OUTPUT_TYPES, Command, Emit
 from .state import TicketState
 from .timefmt import format_ms, parse_rfc3339_ms
 
@@ -24,16 +24,7 @@ __all__ = ["TIMELINE_KEPT", "entries", "record", "timeline_view"]
 
 TIMELINE_KEPT: Final = 50
 _TEXT_MAX: Final = 200  # an input's id or text is cut to this in an entry (the timeline stays small)
-_OUTPUT_TYPES: Final = frozenset(
-    {
-        "escalation.raised",
-        "escalation.resolved",
-        "notification.requested",
-        "incident.detected",
-        "incident.updated",
-        "incident.resolved",
-    }
-)
+_OUTPUT_TYPES: Final = frozenset(OUTPUT_TYPES)
 
 
 def record(s: TicketState, event: Event | None, cmds: list[Command], limit: int = TIMELINE_KEPT) -> None:
