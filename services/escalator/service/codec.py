@@ -86,8 +86,10 @@ def dead_letter(
         key = key[:key_kept]
         cut.append("key")
     fitting: list[tuple[str, bytes]] = []
+    fitting_size = 0
     for header in kept:
-        if _size([*fitting, header]) > headers_kept:
+        fitting_size += _size([header])
+        if fitting_size > headers_kept:
             cut.append("headers")
             break
         fitting.append(header)
