@@ -20,7 +20,7 @@ Time rules (see docs/engine.md):
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from .clocks import (
     checkpoint,
@@ -57,17 +57,20 @@ from .escalations import (
 )
 from .events import Event
 from .messages import (
-    at_risk_text,
+    AtRiskWording,
+    LadderWording,
+    TriggerWording,
+    Wording,
     breach_text,
     follow_up_text,
-    ladder_text,
     recipients,
-    trigger_text,
     warning_text,
 )
 from .outputs import (
+    NOTIFICATIONS,
     ClockOutcome,
     Command,
+    Deferred,
     Emit,
     Ignored,
     IncidentSignal,
@@ -88,6 +91,7 @@ from .state import (
     RUNNING,
     STOPPED,
     Clock,
+    TicketFacts,
     TicketState,
 )
 from .timefmt import format_ms
@@ -203,7 +207,7 @@ def _stamp(cmds: list[Command], trace: str) -> None:
     for c in cmds:
         if type(c) is Emit:
             assert isinstance(c, Emit)
-            c.event["traceparent"] = trace
+            c.stamp(trace)
 
 
 def next_deadline(state: TicketState, policy: PolicySet) -> int | None:
@@ -783,7 +787,6 @@ def _fire(s: TicketState, c: Clock, pol: CompiledPolicy | None, ps: PolicySet, c
     if key == "breach":
         c.breached_at_ms = at
     due = due_at(c, pol, paused)
-    due_text = None if due is None else format_ms(due)
     th = _threshold(pol, c.metric, key)
     if pol.catch_up_latest and th is not None and _superseded(c, th, pol):
         c.skipped = (*c.skipped, key)
@@ -792,9 +795,9 @@ def _fire(s: TicketState, c: Clock, pol: CompiledPolicy | None, ps: PolicySet, c
         cmds.append(_follow_up(s, c, at, pol, ps))
         c.phase, c.ended_ms = ACHIEVED, at
     elif th is not None and th.kind != "esc":
-        _notify_threshold(s, c, th, at, due_text, pol, ps, cmds)
+        cmds.append(Emit(NOTIFICATIONS, s.ticket_id, None, _ThresholdNote(s.facts(), c, th, at, due, pol, ps.version)))
     else:
-        _escalate_ladder(s, c, th, at, due_text, pol, ps, cmds)
+        _escalate_ladder(s, c, th, at, due, pol, ps, cmds)
     s.clocks[c.metric] = schedule(c, pol, paused)
     s.watermark_ms = max(s.watermark_ms, at)
 
@@ -820,20 +823,21 @@ def _follow_up(s: TicketState, c: Clock, at: int, pol: CompiledPolicy, ps: Polic
     """The feedback request a policy's ``follow_up`` sends after the ticket was solved."""
     assert pol.follow_up is not None
     at_text = format_ms(at)
-    subject, body = follow_up_text(s)
+    f = s.facts()
+    subject, body = follow_up_text(f)
     return notification(
         f"{prefix(s)}:{FOLLOW_UP}:{c.cycle}",
         s.ticket_id,
         at_text,
         ticket_id=s.ticket_id,
         kind="follow_up",
-        recipients=recipients(s, pol.follow_up[1], pol),
+        recipients=recipients(f, pol.follow_up[1], pol),
         severity="info",
         subject=subject,
         body=body,
         policy_ref={"id": pol.id, "version": ps.version},
         cycle=c.cycle,
-        agreement=agreement_ref(s),
+        agreement=agreement_ref(s.instance),
     )
 
 
@@ -847,46 +851,52 @@ def _threshold(pol: CompiledPolicy, metric: str, key: str) -> Threshold | None:
     return None
 
 
-def _notify_threshold(
-    s: TicketState,
-    c: Clock,
-    th: Threshold,
-    at: int,
-    due_text: str | None,
-    pol: CompiledPolicy,
-    ps: PolicySet,
-    cmds: list[Command],
-) -> None:
-    """A warning or the breach: one notification."""
-    metric = c.metric
-    target = pol.targets[metric]
-    at_text = format_ms(at)
-    if th.kind == "warn":
-        kind, severity, notify = "sla_warning", "warning", pol.warn_notify
-        subject, body = warning_text(s, metric, th.fraction, th.offset_ms, target, due_text)
-    else:
-        kind, severity, notify = "sla_breach", "high", pol.breach_notify
-        subject, body = breach_text(s, metric, target, at_text)
-    if s.instance is not None:
-        subject = f"[{s.instance}] {subject}"
-    cmds.append(
-        notification(
-            f"{prefix(s)}:{metric}:{c.cycle}:{th.key}",
-            s.ticket_id,
+class _ThresholdNote(Deferred):
+    """A warning or the breach: one notification, worded when first read from the facts taken when it fired."""
+
+    def __init__(
+        self, f: TicketFacts, c: Clock, th: Threshold, at: int, due: int | None, pol: CompiledPolicy, version: str
+    ) -> None:
+        self.f = f
+        self.metric = c.metric
+        self.cycle = c.cycle
+        self.th = th
+        self.at = at
+        self.due = due
+        self.pol = pol
+        self.version = version
+
+    def build(self) -> dict[str, Any]:
+        f, th, pol, metric = self.f, self.th, self.pol, self.metric
+        target = pol.targets[metric]
+        at_text = format_ms(self.at)
+        due_text = None if self.due is None else format_ms(self.due)
+        if th.kind == "warn":
+            kind, severity, notify = "sla_warning", "warning", pol.warn_notify
+            subject, body = warning_text(f, metric, th.fraction, th.offset_ms, target, due_text)
+        else:
+            kind, severity, notify = "sla_breach", "high", pol.breach_notify
+            subject, body = breach_text(f, metric, target, at_text)
+        pre = f.ticket_id
+        if f.instance is not None:
+            subject = f"[{f.instance}] {subject}"
+            pre = f"{pre}:{f.instance}"
+        return notification(
+            f"{pre}:{metric}:{self.cycle}:{th.key}",
+            f.ticket_id,
             at_text,
-            ticket_id=s.ticket_id,
+            ticket_id=f.ticket_id,
             kind=kind,
-            recipients=recipients(s, notify, pol),
+            recipients=recipients(f, notify, pol),
             severity=severity,
             subject=subject,
             body=body,
-            policy_ref={"id": pol.id, "version": ps.version},
+            policy_ref={"id": pol.id, "version": self.version},
             metric=metric,
-            cycle=c.cycle,
+            cycle=self.cycle,
             due_at=due_text,
-            agreement=agreement_ref(s),
-        )
-    )
+            agreement=agreement_ref(f.instance),
+        ).event
 
 
 def _escalate_ladder(
@@ -894,7 +904,7 @@ def _escalate_ladder(
     c: Clock,
     th: Threshold | None,
     at: int,
-    due_text: str | None,
+    due: int | None,
     pol: CompiledPolicy,
     ps: PolicySet,
     cmds: list[Command],
@@ -909,17 +919,12 @@ def _escalate_ladder(
     metric = c.metric
     target = pol.targets[metric]
     at_risk = c.breached_at_ms is None  # a step before the target (``after`` negative), or its ack timeout
+    wording: Wording
     if at_risk:
-        subject, body = at_risk_text(s, metric, step.level, target, due_text, target - c.elapsed_ms)
+        wording = AtRiskWording(metric, step.level, target, due, target - c.elapsed_ms)
     else:
-        subject, body = ladder_text(
-            s,
-            metric,
-            step.level,
-            target,
-            due_text,
-            c.elapsed_ms - target,
-            (pol.ack_timeout_ms or 0) if th is None else None,
+        wording = LadderWording(
+            metric, step.level, target, due, c.elapsed_ms - target, (pol.ack_timeout_ms or 0) if th is None else None
         )
     escalate(
         s,
@@ -936,10 +941,9 @@ def _escalate_ladder(
             c.cycle,
             c.fired[-1],
             step.notify,
-            due_text,
+            due,
             pol.requester_updates,
-            subject,
-            body,
+            wording,
         ),
         cmds,
     )
@@ -1020,7 +1024,6 @@ def _evaluate_triggers(s: TicketState, ps: PolicySet, at: int, cmds: list[Comman
                 if trig.requester_update is not None
                 else (pol.requester_updates if pol else False)
             )
-            subject, body = trigger_text(s, trig.level, trig.id, trig.kind, trig.reason)
             escalate(
                 s,
                 pol,
@@ -1038,8 +1041,7 @@ def _evaluate_triggers(s: TicketState, ps: PolicySet, at: int, cmds: list[Comman
                     trig.notify,
                     None,
                     requester_update,
-                    subject,
-                    body,
+                    TriggerWording(trig.level, trig.id, trig.kind, trig.reason),
                 ),
                 cmds,
             )

@@ -9,13 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from .envelopes import DeescalatedData, EscalationRequestedData
-from .messages import recipients, request_text, requester_update_text
-from .outputs import ESCALATIONS, Command, Emit, FirstEscalation, Ignored, StateCapped, cloud_event, notification
+from .messages import RequestWording, Wording, recipients, requester_update_text
+from .outputs import (
+    ESCALATIONS,
+    NOTIFICATIONS,
+    Command,
+    Deferred,
+    Emit,
+    FirstEscalation,
+    Ignored,
+    StateCapped,
+    cloud_event,
+    notification,
+)
 from .plan import CompiledPolicy, NotifyTarget, PolicySet, Requests
-from .state import MAX_OPEN_ESCALATIONS, EscalationRecord, TicketState
+from .state import MAX_OPEN_ESCALATIONS, EscalationRecord, TicketFacts, TicketState
 from .timefmt import format_ms
 
 __all__ = [
@@ -36,10 +47,11 @@ def prefix(s: TicketState) -> str:
     return s.ticket_id if s.instance is None else f"{s.ticket_id}:{s.instance}"
 
 
-def agreement_ref(s: TicketState) -> dict[str, str | None] | None:
-    if s.instance is None:
+def agreement_ref(instance: str | None) -> dict[str, str | None] | None:
+    """The ``agreement`` field of an agreement instance's outputs (``None``: the customer SLA's)."""
+    if instance is None:
         return None
-    agreement, _, group = s.instance.partition("@")
+    agreement, _, group = instance.partition("@")
     return {"id": agreement, "group": group or None}
 
 
@@ -56,10 +68,9 @@ class Escalation:
     cycle: int
     threshold: str
     notify: tuple[NotifyTarget, ...]
-    due_text: str | None
+    due_ms: int | None
     requester_update: bool
-    subject: str
-    body: str
+    wording: Wording  # subject and body, worded when the outputs are read
     requested_by: str | None = None  # a requested escalation: who asked, for which team, and why
     team: str | None = None
     note: str | None = None
@@ -75,10 +86,9 @@ class Escalation:
         cycle: int,
         threshold: str,
         notify: tuple[NotifyTarget, ...],
-        due_text: str | None,
+        due_ms: int | None,
         requester_update: bool,
-        subject: str,
-        body: str,
+        wording: Wording,
         requested_by: str | None = None,
         team: str | None = None,
         note: str | None = None,
@@ -92,10 +102,9 @@ class Escalation:
         self.cycle = cycle
         self.threshold = threshold
         self.notify = notify
-        self.due_text = due_text
+        self.due_ms = due_ms
         self.requester_update = requester_update
-        self.subject = subject
-        self.body = body
+        self.wording = wording
         self.requested_by = requested_by
         self.team = team
         self.note = note
@@ -121,92 +130,114 @@ def escalate(
     if s.instance is None and "escalated" not in s.flags:  # the ticket's first: timed for the metrics
         s.flags = (*s.flags, "escalated")
         cmds.append(FirstEscalation(s.ticket_id, esc.level, esc.reason, at - s.created_ms))
-    at_text = format_ms(at)
-    targets = recipients(s, esc.notify, pol)
-    agreement = agreement_ref(s)
-    subject = esc.subject if s.instance is None else f"[{s.instance}] {esc.subject}"
-    policy_ref = {"id": pol.id if pol else None, "version": ps.version}
-    cmds.append(
-        Emit(
-            ESCALATIONS,
-            s.ticket_id,
-            cloud_event(
-                "escalation.raised",
-                esc.id,
-                s.ticket_id,
-                at_text,
-                {
-                    "escalation_id": esc.id,
-                    "ticket_id": s.ticket_id,
-                    "level": esc.level,
-                    "kind": esc.kind,
-                    "reason": esc.reason,
-                    "metric": esc.metric,
-                    "trigger": esc.trigger,
-                    "cycle": esc.cycle,
-                    "threshold": esc.threshold,
-                    "policy": policy_ref,
-                    "targets": targets,
-                    "due_at": esc.due_text,
-                    "fired_at": at_text,
-                    "ticket": s.snapshot(),
-                    "incident_id": None,
-                    **({} if agreement is None else {"agreement": agreement}),
-                    **_request_fields(esc),
-                },
-            ),
-        )
-    )
-    cmds.append(
-        notification(
-            f"{esc.id}:notify",
-            s.ticket_id,
+    f = s.facts()
+    pol_id = pol.id if pol else None
+    cmds.append(Emit(ESCALATIONS, s.ticket_id, None, _Raised(f, esc, at, pol, pol_id, ps.version)))
+    cmds.append(Emit(NOTIFICATIONS, s.ticket_id, None, _EscalationNote(f, esc, at, pol, pol_id, ps.version)))
+    if esc.requester_update and s.requester_id is not None:
+        cmds.append(Emit(NOTIFICATIONS, s.ticket_id, None, _RequesterNote(f, esc, at, pol, pol_id, ps.version)))
+
+
+class _EscalationOutput(Deferred):
+    """One of the outputs of an escalation, worded when first read from the facts taken when it was raised."""
+
+    def __init__(
+        self, f: TicketFacts, esc: Escalation, at: int, pol: CompiledPolicy | None, pol_id: str | None, version: str
+    ) -> None:
+        self.f = f
+        self.esc = esc
+        self.at = at
+        self.pol = pol
+        self.pol_id = pol_id
+        self.version = version
+
+    def policy_ref(self) -> dict[str, str | None]:
+        return {"id": self.pol_id, "version": self.version}
+
+
+class _Raised(_EscalationOutput):
+    """``escalation.raised``."""
+
+    def build(self) -> dict[str, Any]:
+        f, esc = self.f, self.esc
+        at_text = format_ms(self.at)
+        agreement = agreement_ref(f.instance)
+        return cloud_event(
+            "escalation.raised",
+            esc.id,
+            f.ticket_id,
             at_text,
-            ticket_id=s.ticket_id,
+            {
+                "escalation_id": esc.id,
+                "ticket_id": f.ticket_id,
+                "level": esc.level,
+                "kind": esc.kind,
+                "reason": esc.reason,
+                "metric": esc.metric,
+                "trigger": esc.trigger,
+                "cycle": esc.cycle,
+                "threshold": esc.threshold,
+                "policy": self.policy_ref(),
+                "targets": recipients(f, esc.notify, self.pol),
+                "due_at": None if esc.due_ms is None else format_ms(esc.due_ms),
+                "fired_at": at_text,
+                "ticket": f.snapshot(),
+                "incident_id": None,
+                **({} if agreement is None else {"agreement": agreement}),
+                **_request_fields(esc),
+            },
+        )
+
+
+class _EscalationNote(_EscalationOutput):
+    """The notification of the people the escalation goes to."""
+
+    def build(self) -> dict[str, Any]:
+        f, esc = self.f, self.esc
+        subject, body = esc.wording.text(f)
+        return notification(
+            f"{esc.id}:notify",
+            f.ticket_id,
+            format_ms(self.at),
+            ticket_id=f.ticket_id,
             kind="escalation",
-            recipients=targets,
+            recipients=recipients(f, esc.notify, self.pol),
             severity="critical" if esc.level >= 2 else "high",
-            subject=subject,
-            body=esc.body,
-            policy_ref=policy_ref,
+            subject=subject if f.instance is None else f"[{f.instance}] {subject}",
+            body=body,
+            policy_ref=self.policy_ref(),
             escalation_id=esc.id,
             metric=esc.metric,
             cycle=esc.cycle,
-            due_at=esc.due_text,
-            agreement=agreement,
-        )
-    )
-    if esc.requester_update and s.requester_id is not None:
-        cmds.append(_requester_update(s, esc, at_text, policy_ref, agreement))
+            due_at=None if esc.due_ms is None else format_ms(esc.due_ms),
+            agreement=agreement_ref(f.instance),
+        ).event
 
 
-def _requester_update(
-    s: TicketState,
-    esc: Escalation,
-    at_text: str,
-    policy_ref: dict[str, str | None],
-    agreement: dict[str, str | None] | None,
-) -> Emit:
+class _RequesterNote(_EscalationOutput):
     """The requester's notification that their ticket was escalated."""
-    assert s.requester_id is not None
-    subject, body = requester_update_text(s.ticket_id)
-    return notification(
-        f"{esc.id}:requester",
-        s.ticket_id,
-        at_text,
-        ticket_id=s.ticket_id,
-        kind="requester_update",
-        recipients=[{"type": "requester", "id": s.requester_id}],
-        severity="info",
-        subject=subject,
-        body=body,
-        policy_ref=policy_ref,
-        escalation_id=esc.id,
-        metric=esc.metric,
-        cycle=esc.cycle,
-        due_at=esc.due_text,
-        agreement=agreement,
-    )
+
+    def build(self) -> dict[str, Any]:
+        f, esc = self.f, self.esc
+        assert f.requester_id is not None
+        subject, body = requester_update_text(f.ticket_id)
+        return notification(
+            f"{esc.id}:requester",
+            f.ticket_id,
+            format_ms(self.at),
+            ticket_id=f.ticket_id,
+            kind="requester_update",
+            recipients=[{"type": "requester", "id": f.requester_id}],
+            severity="info",
+            subject=subject,
+            body=body,
+            policy_ref=self.policy_ref(),
+            escalation_id=esc.id,
+            metric=esc.metric,
+            cycle=esc.cycle,
+            due_at=None if esc.due_ms is None else format_ms(esc.due_ms),
+            agreement=agreement_ref(f.instance),
+        ).event
 
 
 def cause_is(cause: str) -> Callable[[EscalationRecord], bool]:
@@ -257,7 +288,6 @@ def requested(
         step = next((st for st in pol.steps if st.level == level), None) if pol is not None else None
         notify = requests.notify.get(level) or (step.notify if step is not None else (NotifyTarget("assignee"),))
     note = None if data.reason is None else data.reason[:_NOTE_MAX]
-    subject, body = request_text(s, level, by, data.team, note)
     escalate(
         s,
         pol,
@@ -275,8 +305,7 @@ def requested(
             notify,
             None,
             pol.requester_updates if pol is not None else False,
-            subject,
-            body,
+            RequestWording(level, by, data.team, note),
             by,
             data.team,
             note,
@@ -316,7 +345,7 @@ def resolve(
 def _resolved_event(s: TicketState, rec: EscalationRecord, pol: CompiledPolicy | None) -> Emit:
     assert rec.resolved_ms is not None and rec.resolved is not None
     at_text = format_ms(rec.resolved_ms)
-    agreement = agreement_ref(s)
+    agreement = agreement_ref(s.instance)
     data: dict[str, object] = {
         "escalation_id": rec.id,
         "ticket_id": s.ticket_id,

@@ -436,7 +436,7 @@ def _escalate_member(rule: IncidentRule, incident_id: str, details: list[Any], a
     tid = s.ticket_id
     esc_id = f"{tid}:{incident_id}"
     at_text = format_ms(at)
-    targets = recipients(s, rule.escalate_notify, None)
+    targets = recipients(s.facts(), rule.escalate_notify, None)
     policy_ref = {"id": details[2], "version": version}
     level = rule.escalate_level
     raised = cloud_event(

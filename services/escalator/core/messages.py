@@ -10,10 +10,16 @@ from typing import Final
 
 from .durations import format_duration_ms
 from .plan import CompiledPolicy, NotifyTarget
-from .state import TicketState
+from .state import TicketFacts
+from .timefmt import format_ms
 
 __all__ = [
     "METRIC_TEXT",
+    "AtRiskWording",
+    "LadderWording",
+    "RequestWording",
+    "TriggerWording",
+    "Wording",
     "at_risk_text",
     "breach_text",
     "follow_up_text",
@@ -39,32 +45,32 @@ def _metric_text(metric: str) -> str:
     return text if text is not None else metric.replace("_", " ")
 
 
-def _ticket_line(s: TicketState) -> str:
-    return f"({s.priority}, group {s.group or '-'}"
+def _ticket_line(f: TicketFacts) -> str:
+    return f"({f.priority}, group {f.group or '-'}"
 
 
 def warning_text(
-    s: TicketState, metric: str, fraction: float, used_ms: int, target_ms: int, due_text: str | None
+    f: TicketFacts, metric: str, fraction: float, used_ms: int, target_ms: int, due_text: str | None
 ) -> tuple[str, str]:
     mtext = _metric_text(metric)
     target = format_duration_ms(target_ms)
     return (
-        f"SLA warning: ticket {s.ticket_id} {mtext} {fraction:.0%} of {target} used",
-        f"The {mtext} target of ticket {s.ticket_id} {_ticket_line(s)}) is due at {due_text}; "
+        f"SLA warning: ticket {f.ticket_id} {mtext} {fraction:.0%} of {target} used",
+        f"The {mtext} target of ticket {f.ticket_id} {_ticket_line(f)}) is due at {due_text}; "
         f"{format_duration_ms(used_ms)} of {target} open time used.",
     )
 
 
-def breach_text(s: TicketState, metric: str, target_ms: int, at_text: str) -> tuple[str, str]:
+def breach_text(f: TicketFacts, metric: str, target_ms: int, at_text: str) -> tuple[str, str]:
     mtext = _metric_text(metric)
     return (
-        f"SLA breached: ticket {s.ticket_id} {mtext} (target {format_duration_ms(target_ms)})",
-        f"The {mtext} target of ticket {s.ticket_id} {_ticket_line(s)}) was due at {at_text} and has not been met.",
+        f"SLA breached: ticket {f.ticket_id} {mtext} (target {format_duration_ms(target_ms)})",
+        f"The {mtext} target of ticket {f.ticket_id} {_ticket_line(f)}) was due at {at_text} and has not been met.",
     )
 
 
 def ladder_text(
-    s: TicketState,
+    f: TicketFacts,
     metric: str,
     level: int,
     target_ms: int,
@@ -80,48 +86,48 @@ def ladder_text(
         else f"overdue by {format_duration_ms(overdue_ms)}"
     )
     return (
-        f"Escalation L{level}: ticket {s.ticket_id} {mtext} {reason}",
-        f"Ticket {s.ticket_id} {_ticket_line(s)}, assignee {s.assignee or '-'}) missed its {mtext} target of "
+        f"Escalation L{level}: ticket {f.ticket_id} {mtext} {reason}",
+        f"Ticket {f.ticket_id} {_ticket_line(f)}, assignee {f.assignee or '-'}) missed its {mtext} target of "
         f"{format_duration_ms(target_ms)} (due {due_text}); {reason}.",
     )
 
 
 def at_risk_text(
-    s: TicketState, metric: str, level: int, target_ms: int, due_text: str | None, left_ms: int
+    f: TicketFacts, metric: str, level: int, target_ms: int, due_text: str | None, left_ms: int
 ) -> tuple[str, str]:
     """A ladder step before the target (``after`` negative): the target is not missed yet."""
     mtext = _metric_text(metric)
     left = format_duration_ms(left_ms)
     return (
-        f"Escalation L{level}: ticket {s.ticket_id} {mtext} at risk ({left} left)",
-        f"Ticket {s.ticket_id} {_ticket_line(s)}, assignee {s.assignee or '-'}) has {left} of open time left to "
+        f"Escalation L{level}: ticket {f.ticket_id} {mtext} at risk ({left} left)",
+        f"Ticket {f.ticket_id} {_ticket_line(f)}, assignee {f.assignee or '-'}) has {left} of open time left to "
         f"meet its {mtext} target of {format_duration_ms(target_ms)} (due {due_text}); escalated before it is missed.",
     )
 
 
-def trigger_text(s: TicketState, level: int, trigger_id: str, kind: str, reason: str) -> tuple[str, str]:
+def trigger_text(f: TicketFacts, level: int, trigger_id: str, kind: str, reason: str) -> tuple[str, str]:
     what = "requested escalation" if reason == "requester_request" else f"trigger {trigger_id}"
     return (
-        f"Escalation L{level}: ticket {s.ticket_id} ({what})",
-        f"Ticket {s.ticket_id} {_ticket_line(s)}, assignee {s.assignee or '-'}) was escalated by {what} ({kind}).",
+        f"Escalation L{level}: ticket {f.ticket_id} ({what})",
+        f"Ticket {f.ticket_id} {_ticket_line(f)}, assignee {f.assignee or '-'}) was escalated by {what} ({kind}).",
     )
 
 
-def request_text(s: TicketState, level: int, by: str, team: str | None, note: str | None) -> tuple[str, str]:
+def request_text(f: TicketFacts, level: int, by: str, team: str | None, note: str | None) -> tuple[str, str]:
     """A requested escalation: who asked, to which team (a functional escalation) or level, and why."""
     whom = f"the {team} team" if team is not None else f"level {level}"
     why = f": {note}" if note else ""
     return (
-        f"Escalation L{level}: ticket {s.ticket_id} (requested by the {by})",
-        f"Ticket {s.ticket_id} {_ticket_line(s)}, assignee {s.assignee or '-'}) was escalated to {whom} at the "
+        f"Escalation L{level}: ticket {f.ticket_id} (requested by the {by})",
+        f"Ticket {f.ticket_id} {_ticket_line(f)}, assignee {f.assignee or '-'}) was escalated to {whom} at the "
         f"{by}'s request{why}.",
     )
 
 
-def follow_up_text(s: TicketState) -> tuple[str, str]:
+def follow_up_text(f: TicketFacts) -> tuple[str, str]:
     return (
-        f"How did we do with your request {s.ticket_id}?",
-        f"Your request {s.ticket_id} was solved. We would like to know whether it was solved well: a rating of 1 to 5 "
+        f"How did we do with your request {f.ticket_id}?",
+        f"Your request {f.ticket_id} was solved. We would like to know whether it was solved well: a rating of 1 to 5 "
         "and a word on what we could do better help us improve.",
     )
 
@@ -134,7 +140,7 @@ def requester_update_text(ticket_id: str) -> tuple[str, str]:
     )
 
 
-def recipients(s: TicketState, targets: tuple[NotifyTarget, ...], pol: CompiledPolicy | None) -> list[dict[str, str]]:
+def recipients(f: TicketFacts, targets: tuple[NotifyTarget, ...], pol: CompiledPolicy | None) -> list[dict[str, str]]:
     """Concrete recipients. ``assignee`` falls back to the ticket's group; if nothing resolves, the first ladder
     step's static targets are used, so a notification is never addressed to nobody."""
     out: list[dict[str, str]] = []
@@ -142,16 +148,16 @@ def recipients(s: TicketState, targets: tuple[NotifyTarget, ...], pol: CompiledP
         r: dict[str, str] | None
         if t.type == "assignee":
             r = (
-                {"type": "user", "id": s.assignee}
-                if s.assignee
-                else {"type": "group", "id": s.group}
-                if s.group
+                {"type": "user", "id": f.assignee}
+                if f.assignee
+                else {"type": "group", "id": f.group}
+                if f.group
                 else None
             )
         elif t.type == "ticket_group":
-            r = {"type": "group", "id": s.group} if s.group else None
+            r = {"type": "group", "id": f.group} if f.group else None
         elif t.type == "requester":
-            r = {"type": "requester", "id": s.requester_id} if s.requester_id else None
+            r = {"type": "requester", "id": f.requester_id} if f.requester_id else None
         else:
             r = {"type": t.type, "id": t.id or ""}
         if r is not None and r not in out:
@@ -161,3 +167,73 @@ def recipients(s: TicketState, targets: tuple[NotifyTarget, ...], pol: CompiledP
     if not out:
         out = [{"type": "role", "id": "support"}]
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# An escalation's wording, kept as its facts until its outputs are read (worded once, when first published)
+
+
+def _due(due_ms: int | None) -> str | None:
+    return None if due_ms is None else format_ms(due_ms)
+
+
+class Wording:
+    """How an escalation reads: its subject and body, worded from the ticket's facts when first needed."""
+
+    def text(self, f: TicketFacts) -> tuple[str, str]:
+        raise NotImplementedError
+
+
+class LadderWording(Wording):
+    """A ladder step after the target (or, ``ack_timeout_ms`` given, an acknowledgement that timed out)."""
+
+    def __init__(
+        self, metric: str, level: int, target_ms: int, due_ms: int | None, overdue_ms: int, ack_timeout_ms: int | None
+    ) -> None:
+        self.metric = metric
+        self.level = level
+        self.target_ms = target_ms
+        self.due_ms = due_ms
+        self.overdue_ms = overdue_ms
+        self.ack_timeout_ms = ack_timeout_ms
+
+    def text(self, f: TicketFacts) -> tuple[str, str]:
+        return ladder_text(
+            f, self.metric, self.level, self.target_ms, _due(self.due_ms), self.overdue_ms, self.ack_timeout_ms
+        )
+
+
+class AtRiskWording(Wording):
+    """A ladder step before the target."""
+
+    def __init__(self, metric: str, level: int, target_ms: int, due_ms: int | None, left_ms: int) -> None:
+        self.metric = metric
+        self.level = level
+        self.target_ms = target_ms
+        self.due_ms = due_ms
+        self.left_ms = left_ms
+
+    def text(self, f: TicketFacts) -> tuple[str, str]:
+        return at_risk_text(f, self.metric, self.level, self.target_ms, _due(self.due_ms), self.left_ms)
+
+
+class TriggerWording(Wording):
+    def __init__(self, level: int, trigger_id: str, kind: str, reason: str) -> None:
+        self.level = level
+        self.trigger_id = trigger_id
+        self.kind = kind
+        self.reason = reason
+
+    def text(self, f: TicketFacts) -> tuple[str, str]:
+        return trigger_text(f, self.level, self.trigger_id, self.kind, self.reason)
+
+
+class RequestWording(Wording):
+    def __init__(self, level: int, by: str, team: str | None, note: str | None) -> None:
+        self.level = level
+        self.by = by
+        self.team = team
+        self.note = note
+
+    def text(self, f: TicketFacts) -> tuple[str, str]:
+        return request_text(f, self.level, self.by, self.team, self.note)

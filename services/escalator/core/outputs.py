@@ -30,6 +30,7 @@ __all__ = [
     "OUTPUT_TYPES",
     "ClockOutcome",
     "Command",
+    "Deferred",
     "Emit",
     "FirstEscalation",
     "Ignored",
@@ -58,21 +59,53 @@ OUTPUT_TYPES: Final = (
 _SCHEMAS: Final = {t: SCHEMA_URN.format(type=t) for t in OUTPUT_TYPES}
 
 
-@dataclass(slots=True, init=False)
+class Deferred:
+    """An output's content, kept as the facts it was decided on until the output is first read: the engine decides
+    what to emit per event, and the wording -- ids, texts, recipients, timestamps, the CloudEvent dict -- is built
+    once, when an adapter publishes it (a replay that only counts outputs never builds it)."""
+
+    def build(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
 class Emit:
-    channel: str  # ESCALATIONS | NOTIFICATIONS
-    key: str  # Kafka record key: the ticket id (incidents: the group value)
-    event: dict[str, Any]
+    """Publish one CloudEvent: ``channel`` (ESCALATIONS | NOTIFICATIONS), ``key`` (the Kafka record key: the ticket
+    id; incidents: the group value) and ``event``, the complete JSON-ready CloudEvent -- given, or built from a
+    :class:`Deferred` when first read (the same dict either way)."""
 
     def __init__(
         self,
         channel: str,
         key: str,
-        event: dict[str, Any],
+        event: dict[str, Any] | None = None,
+        deferred: Deferred | None = None,
     ) -> None:
+        assert (event is None) != (deferred is None)
         self.channel = channel
         self.key = key
-        self.event = event
+        self._event = event
+        self._deferred = deferred
+        self._trace: str | None = None
+
+    @property
+    def event(self) -> dict[str, Any]:
+        ev = self._event
+        if ev is None:
+            deferred = self._deferred
+            assert deferred is not None
+            ev = deferred.build()
+            if self._trace is not None:
+                ev["traceparent"] = self._trace
+            self._event = ev
+            self._deferred = None
+        return ev
+
+    def stamp(self, trace: str) -> None:
+        """Carry a W3C ``traceparent`` (the CloudEvents distributed-tracing extension)."""
+        if self._event is not None:
+            self._event["traceparent"] = trace
+        else:
+            self._trace = trace
 
     @property
     def id(self) -> str:
@@ -81,6 +114,17 @@ class Emit:
     @property
     def type(self) -> str:
         return str(self.event["type"])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Emit):
+            return NotImplemented
+        return self.channel == other.channel and self.key == other.key and self.event == other.event
+
+    def __hash__(self) -> int:  # a mutable value (as the dataclass it was): equal by content, not hashable
+        raise TypeError("unhashable type: 'Emit'")
+
+    def __repr__(self) -> str:
+        return f"Emit(channel={self.channel!r}, key={self.key!r}, event={self.event!r})"
 
 
 @dataclass(slots=True, init=False)

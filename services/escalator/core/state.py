@@ -28,6 +28,7 @@ __all__ = [
     "STATE_FORMAT",
     "Clock",
     "EscalationRecord",
+    "TicketFacts",
     "TicketState",
 ]
 
@@ -207,6 +208,56 @@ class EscalationRecord:
 
 
 @dataclass(slots=True, init=False)
+class TicketFacts:
+    """The ticket's facts an output quotes (its wording, recipients and snapshot), taken when the engine decides to
+    emit it: the output is worded later, when it is first read, from these values -- never from the state, which
+    the events that follow may change (in place)."""
+
+    ticket_id: str
+    instance: str | None
+    priority: str
+    status: str
+    group: str | None
+    assignee: str | None
+    requester_id: str | None
+    requester_tier: str
+    tags: tuple[str, ...]
+
+    def __init__(
+        self,
+        ticket_id: str,
+        instance: str | None,
+        priority: str,
+        status: str,
+        group: str | None,
+        assignee: str | None,
+        requester_id: str | None,
+        requester_tier: str,
+        tags: tuple[str, ...],
+    ) -> None:
+        self.ticket_id = ticket_id
+        self.instance = instance
+        self.priority = priority
+        self.status = status
+        self.group = group
+        self.assignee = assignee
+        self.requester_id = requester_id
+        self.requester_tier = requester_tier
+        self.tags = tags
+
+    def snapshot(self) -> dict[str, Any]:
+        """The ticket snapshot carried by escalations."""
+        return {
+            "priority": self.priority,
+            "status": self.status,
+            "group": self.group,
+            "assignee": self.assignee,
+            "requester_tier": self.requester_tier,
+            "tags": list(self.tags),
+        }
+
+
+@dataclass(slots=True, init=False)
 class TicketState:
     ticket_id: str
     created_ms: int
@@ -365,14 +416,21 @@ class TicketState:
 
     def snapshot(self) -> dict[str, Any]:
         """The ticket snapshot carried by escalations."""
-        return {
-            "priority": self.priority,
-            "status": self.status,
-            "group": self.group,
-            "assignee": self.assignee,
-            "requester_tier": self.requester_tier,
-            "tags": list(self.tags),
-        }
+        return self.facts().snapshot()
+
+    def facts(self) -> TicketFacts:
+        """What an output quotes of the ticket, as it is now."""
+        return TicketFacts(
+            self.ticket_id,
+            self.instance,
+            self.priority,
+            self.status,
+            self.group,
+            self.assignee,
+            self.requester_id,
+            self.requester_tier,
+            self.tags,
+        )
 
     def attribute(self, name: str) -> Any:
         """An attribute by policy name (``product``, ``requester_tier``, ``fields.region`` ...)."""
