@@ -239,3 +239,39 @@ def test_apply_never_mutates_its_input(events: list[Event]) -> None:
             _later, _ = advance(new_state, horizon(events), PS)
             assert orjson.dumps(state.to_dict()) == before
         state = new_state
+
+
+@SETTINGS
+@given(events=lifecycles(), data=st.data())
+def test_copy_on_write_never_alters_the_callers_state_and_in_place_gives_the_same(
+    events: list[Event], data: Any
+) -> None:
+    """The engine changes clocks in place on a state it owns: copy-on-write must leave every state it was given as it
+    was, and handing the state over (``in_place``, the simulator's mode) must give the same outputs and state."""
+    cow: TicketState | None = None
+    own: TicketState | None = None
+    cow_out: list[bytes] = []
+    own_out: list[bytes] = []
+    for e in events:
+        tick = data.draw(st.integers(min_value=0, max_value=3_600_000))
+        if cow is not None and own is not None:
+            before = cow.to_dict()
+            cow_next, cmds = advance(cow, e.time_ms - tick, PS)
+            assert cow.to_dict() == before
+            cow, cow_out = cow_next, cow_out + encoded(cmds)
+            own, cmds = advance(own, e.time_ms - tick, PS, in_place=True)
+            own_out += encoded(cmds)
+        before = None if cow is None else cow.to_dict()
+        cow_next, cmds = apply(cow, e, PS)
+        assert cow is None or cow.to_dict() == before
+        cow, cow_out = cow_next, cow_out + encoded(cmds)
+        own, cmds = apply(own, e, PS, in_place=True)
+        own_out += encoded(cmds)
+    assert cow is not None and own is not None
+    end = horizon(events)
+    before = cow.to_dict()
+    cow_next, cmds = advance(cow, end, PS)
+    assert cow.to_dict() == before
+    own, more = advance(own, end, PS, in_place=True)
+    assert own_out + encoded(more) == cow_out + encoded(cmds)
+    assert own.to_dict() == cow_next.to_dict()

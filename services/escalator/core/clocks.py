@@ -1,8 +1,8 @@
 """Clock arithmetic: how a metric's clock accumulates open time and when its next threshold falls due.
 
-A :class:`~escalator.core.state.Clock` is one cycle of one metric. It is immutable to the engine: every function
-here that changes a clock returns a fresh copy (except :func:`schedule`, which callers hand a fresh copy), so a
-ticket state's clocks can be shared between the state before and after an event.
+A :class:`~escalator.core.state.Clock` is one cycle of one metric, owned by one ticket state (``TicketState.clone``
+copies the clocks): the functions here change it in place -- the engine works on a state it owns, a copy in
+copy-on-write mode, so a caller's state is never altered.
 """
 
 from __future__ import annotations
@@ -52,8 +52,7 @@ def is_paused(s: TicketState, pol: CompiledPolicy | None, metric: str) -> bool:
 
 
 def checkpoint(c: Clock, at: int, pol: CompiledPolicy | None, paused: bool) -> Clock:
-    """A copy of a running clock with its open time accumulated up to ``at``."""
-    c = c.copy()
+    """Accumulate a running clock's open time up to ``at`` (in place; returns ``c``)."""
     if at > c.mark_ms:
         if not paused and pol is not None:
             c.elapsed_ms += pol.calendar.elapsed_ms(c.mark_ms, at)
@@ -68,10 +67,9 @@ def checkpoint_all(s: TicketState, at: int, pol: CompiledPolicy | None, status: 
     clocks = s.clocks
     per_metric = pol is not None and bool(pol.metric_pause)
     paused = paused_in(status, pol, "")
-    for m, c in list(clocks.items()):
-        # A clock already checkpointed at ``at`` (or later) would only be copied unchanged: keep sharing it.
+    for c in clocks.values():
         if c.phase == RUNNING and at > c.mark_ms:
-            clocks[m] = checkpoint(c, at, pol, paused_in(status, pol, m) if per_metric else paused)
+            checkpoint(c, at, pol, paused_in(status, pol, c.metric) if per_metric else paused)
 
 
 def start_cycle(s: TicketState, metric: str, at: int, pol: CompiledPolicy | None) -> None:
@@ -84,13 +82,9 @@ def reschedule_all(s: TicketState, pol: CompiledPolicy | None) -> None:
     clocks = s.clocks
     per_metric = pol is not None and bool(pol.metric_pause)
     paused = paused_in(s.status, pol, "")
-    for m, c in list(clocks.items()):
+    for c in clocks.values():
         if c.phase == RUNNING or c.next_at_ms is not None:
-            at, key = next_of(c, pol, paused_in(s.status, pol, m) if per_metric else paused)
-            if at != c.next_at_ms or key != c.next_key:  # unchanged: keep sharing the (immutable) clock
-                fresh = c.copy()
-                fresh.next_at_ms, fresh.next_key = at, key
-                clocks[m] = fresh
+            c.next_at_ms, c.next_key = next_of(c, pol, paused_in(s.status, pol, c.metric) if per_metric else paused)
 
 
 def _pending(c: Clock, pol: CompiledPolicy | None) -> tuple[int, str] | None:
@@ -121,7 +115,7 @@ def _pending(c: Clock, pol: CompiledPolicy | None) -> tuple[int, str] | None:
 
 
 def schedule(c: Clock, pol: CompiledPolicy | None, paused: bool) -> Clock:
-    """Set the cached next threshold instant of ``c`` (mutates ``c``: callers pass a fresh copy)."""
+    """Set the cached next threshold instant of ``c`` (in place; returns ``c``)."""
     c.next_at_ms, c.next_key = next_of(c, pol, paused)
     return c
 

@@ -444,15 +444,11 @@ def _set_status(s: TicketState, status: str, at: int, pol: CompiledPolicy | None
         s.closed_ms = None
         follow = s.clocks.get(FOLLOW_UP)
         if follow is not None and follow.phase == RUNNING:  # a reopen cancels the pending feedback request
-            follow = follow.copy()
             follow.phase, follow.ended_ms, follow.next_at_ms, follow.next_key = CANCELLED, at, None, None
-            s.clocks[FOLLOW_UP] = follow
-        for m, ended in list(s.clocks.items()):
+        for m, c in list(s.clocks.items()):
             mode = _reopen_mode(pol, m)
             if mode == "resume":
-                c = ended.copy()
                 c.phase, c.ended_ms, c.mark_ms = RUNNING, None, at
-                s.clocks[m] = c
             elif mode == "restart":
                 start_cycle(s, m, at, pol)
     reschedule_all(s, pol)

@@ -1,10 +1,11 @@
 """Per-ticket SLA state: the ticket's attributes, its metric clocks and trigger bookkeeping.
 
-State objects are treated as immutable by the engine: :func:`escalator.core.engine.apply` clones before it changes
-anything (containers are copied on write, clocks are replaced, never mutated in place), so a caller's state is never
-altered. ``to_dict``/``from_dict`` give a readable, versioned, JSON-ready form; ``to_row``/``from_row`` a positional
-one (no field names, seen ids stored once with their common prefix), about 45 % smaller, for the service's state
-store and changelog, where every byte is held per tracked ticket.
+The engine changes only a state it owns: :func:`escalator.core.engine.apply` clones before it changes anything
+(clocks are copied and then changed in place; other containers are replaced, never changed, so clones share them),
+unless the caller hands its state over (``in_place``), so a caller's state is never altered behind its back.
+``to_dict``/``from_dict`` give a readable, versioned, JSON-ready form; ``to_row``/``from_row`` a positional one (no
+field names, seen ids stored once with their common prefix), about 45 % smaller, for the service's state store and
+changelog, where every byte is held per tracked ticket.
 """
 
 from __future__ import annotations
@@ -375,7 +376,8 @@ class TicketState:
         self.timeline = timeline
 
     def clone(self) -> TicketState:
-        """A copy whose containers can be replaced freely (clocks are shared until replaced)."""
+        """A copy the engine may change: its clocks are copies (the engine changes a state's clocks in place), its
+        other containers are replaced, never changed, so they are shared."""
         return TicketState(
             self.ticket_id,
             self.created_ms,
@@ -398,7 +400,7 @@ class TicketState:
             self.escalation_requested,
             self.policy_id,
             self.policy_version,
-            dict(self.clocks),
+            {m: c.copy() for m, c in self.clocks.items()},
             self.triggers_on,
             self.trigger_fires,
             self.seen,
