@@ -170,7 +170,6 @@ def _document(
     value: bytes | None, headers: Mapping[str, bytes] | None, max_bytes: int
 ) -> tuple[dict[str, Any], str, str | None]:
     """Parse the record into the CloudEvent document; checks that come before schema validation."""
-    headers = headers or {}
     if value is None:
         raise DecodeError("invalid_json", "the record has no value")
     if len(value) > max_bytes:
@@ -179,8 +178,7 @@ def _document(
         body = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
         raise DecodeError("invalid_json", str(exc)) from None
-    binary_mode = "ce_specversion" in headers
-    if binary_mode:
+    if headers is not None and "ce_specversion" in headers:  # binary mode
         doc: dict[str, Any] = {}
         for name, raw in headers.items():
             if name.startswith("ce_"):
@@ -190,22 +188,29 @@ def _document(
             doc.setdefault("datacontenttype", ctype.split(";")[0].strip())
         doc["data"] = body
     else:
-        if not isinstance(body, dict):
+        if type(body) is not dict:
             raise DecodeError("not_an_object", f"expected a JSON object, got {type(body).__name__}")
         doc = body
-    event_id = doc.get("id") if isinstance(doc.get("id"), str) else None
+    event_id = doc.get("id")
+    if type(event_id) is not str:
+        event_id = None
     if doc.get("specversion") != "1.0":
         raise DecodeError(
             "unsupported_specversion", f"specversion must be '1.0', got {doc.get('specversion')!r}", event_id
         )
     etype = doc.get("type")
-    if not isinstance(etype, str) or etype not in ENVELOPES:
+    known = _TYPE_NAMES.get(etype) if type(etype) is str else None
+    if known is None:
         raise DecodeError(
             "unknown_type", f"unknown event type {etype!r}; expected one of {', '.join(EVENT_TYPES)}", event_id
         )
-    if etype == "ticket.escalation_requested" and doc.get("data") is None:
+    if known == "ticket.escalation_requested" and doc.get("data") is None:
         doc = {**doc, "data": {}}
-    return doc, etype, event_id
+    return doc, known, event_id
+
+
+#: Each event type's name, as one shared string: a decoded event holds it instead of the copy its record carried.
+_TYPE_NAMES: Final[dict[str, str]] = {name: name for name in ENVELOPES}
 
 
 def _model_event(doc: dict[str, Any], etype: str, event_id: str | None) -> Event:
@@ -277,8 +282,22 @@ def _validated_data(etype: str, data: object) -> EventData:
 def _memo_key(etype: str, data: object) -> tuple[object, ...] | None:
     """``(type, key, value type, value, ...)`` for a flat payload of a few short scalars, else ``None``. Value
     types are part of the key: ``True == 1`` and ``1 == 1.0`` in Python, not in the contract."""
-    if type(data) is not dict or len(data) > _MEMO_MAX_KEYS:
+    if type(data) is not dict:
         return None
+    n = len(data)
+    if n > _MEMO_MAX_KEYS:
+        return None
+    if n <= 2:  # most payloads (a status, a score, an author and a flag): the key built without a list
+        first: tuple[object, ...] | None = None
+        for k, v in data.items():
+            t = type(v)
+            if not (v is None or t is bool or t is int or (t is str and len(v) <= _MEMO_MAX_TEXT)):
+                return None
+            if first is None:
+                first = (etype, k, t, v)
+            else:
+                return (*first, k, t, v)
+        return first if first is not None else (etype,)
     parts: list[object] = [etype]
     for k, v in data.items():
         t = type(v)
