@@ -276,9 +276,10 @@ def _mutate(s: TicketState, event: Event, at: int, ps: PolicySet, cmds: list[Com
     data = event.data
     pol = effective_policy(s, ps)
     if type(data) is CommentedData:
-        if not data.public:
+        comment = data.__dict__  # two fields read: one hook call (see _take_attributes)
+        if not comment["public"]:
             return
-        if data.author == "agent":
+        if comment["author"] == "agent":
             s.agent_replies += 1
             s.unanswered = 0
             for m in ("first_response", "next_reply", "periodic_update"):
@@ -391,15 +392,19 @@ def _drop_oldest_ended(s: TicketState, cmds: list[Command]) -> None:
 
 
 def _take_attributes(s: TicketState, data: CreatedData) -> None:
-    """The attributes a ``ticket.created`` sets (status is handled by the caller)."""
-    s.priority = data.priority
-    s.requester_id = data.requester.id
-    s.requester_tier = data.requester.tier
-    s.requester_timezone = data.requester.timezone
-    s.group, s.assignee, s.channel = data.group, data.assignee, data.channel
-    s.product, s.category = data.product, data.category
-    s.tags = tuple(dict.fromkeys(data.tags))
-    s.fields = dict(data.fields)
+    """The attributes a ``ticket.created`` sets (status is handled by the caller). Read from the validated models'
+    field dicts: each attribute read on a pydantic model goes through its ``__getattr__`` hook, a dict read does
+    not (tests/unit/test_envelopes_fields.py checks that the dicts hold exactly the models' fields)."""
+    d = data.__dict__
+    r = d["requester"].__dict__
+    s.priority = d["priority"]
+    s.requester_id = r["id"]
+    s.requester_tier = r["tier"]
+    s.requester_timezone = r["timezone"]
+    s.group, s.assignee, s.channel = d["group"], d["assignee"], d["channel"]
+    s.product, s.category = d["product"], d["category"]
+    s.tags = tuple(dict.fromkeys(d["tags"]))
+    s.fields = dict(d["fields"])
 
 
 def _signal_incidents(s: TicketState, ps: PolicySet, at: int, cmds: list[Command]) -> None:
@@ -1004,12 +1009,12 @@ def _holds(c: Condition, s: TicketState) -> bool:
 def _evaluate_triggers(s: TicketState, ps: PolicySet, at: int, cmds: list[Command]) -> None:
     if not ps.triggers:
         return
-    pol = effective_policy(s, ps)
     on = s.triggers_on
     for trig in ps.triggers:
         holds = _holds(trig.when, s)
         active = trig.id in on
         if holds and not active:
+            pol = effective_policy(s, ps)  # looked up only when a trigger acts (most events change none)
             n = s.trigger_fires.get(trig.id, 0) + 1
             fires = dict(s.trigger_fires)
             fires[trig.id] = n
@@ -1044,7 +1049,7 @@ def _evaluate_triggers(s: TicketState, ps: PolicySet, at: int, cmds: list[Comman
         elif not holds and active:
             on = tuple(t for t in on if t != trig.id)
             if s.escalations:
-                resolve(s, pol, at, cmds, "trigger_cleared", cause_is(f"trigger:{trig.id}"))
+                resolve(s, effective_policy(s, ps), at, cmds, "trigger_cleared", cause_is(f"trigger:{trig.id}"))
     s.triggers_on = on
 
 
