@@ -114,6 +114,7 @@ __all__ = [
 SEEN_IDS_KEPT: Final = 64
 _METRIC_ORDER: Final = {m: i for i, m in enumerate(METRICS)}
 _BUILT_IN: Final = frozenset(METRICS)
+_DONE: Final = frozenset(DONE_STATUSES)  # tested per event: a set lookup, not a scan comparing texts
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -257,7 +258,7 @@ def new_ticket(event: Event, policy: PolicySet) -> TicketState:
 def _first_clocks(status: str, at: int) -> dict[str, Clock]:
     """The clocks a ticket (or an agreement instance) starts with: first response and resolution, running from
     ``at`` -- or already ended when it starts solved or closed."""
-    if status in DONE_STATUSES:
+    if status in _DONE:
         return {
             "first_response": Clock("first_response", 1, STOPPED, at, 0, at, ended_ms=at),
             "resolution": Clock("resolution", 1, ACHIEVED, at, 0, at, ended_ms=at),
@@ -284,11 +285,11 @@ def _mutate(s: TicketState, event: Event, at: int, ps: PolicySet, cmds: list[Com
             s.unanswered = 0
             for m in ("first_response", "next_reply", "periodic_update"):
                 _end(s, m, ACHIEVED, at, pol, cmds)
-            if s.status not in DONE_STATUSES:
+            if s.status not in _DONE:
                 start_cycle(s, "periodic_update", at, pol)
         else:
             s.unanswered += 1
-            if s.status not in DONE_STATUSES and not running(s, "next_reply") and not running(s, "first_response"):
+            if s.status not in _DONE and not running(s, "next_reply") and not running(s, "first_response"):
                 start_cycle(s, "next_reply", at, pol)
         return
     if type(data) is StatusChangedData:
@@ -427,7 +428,7 @@ def _set_status(s: TicketState, status: str, at: int, pol: CompiledPolicy | None
         return
     checkpoint_all(s, at, pol, old)
     s.status = status
-    if status in DONE_STATUSES:
+    if status in _DONE:
         if s.escalations:  # the ticket's end resolves them all (before its clocks end)
             resolve(s, pol, at, cmds, "ticket_solved" if status == "solved" else "ticket_closed", lambda r: True)
         _end(s, "resolution", ACHIEVED, at, pol, cmds)
@@ -442,7 +443,7 @@ def _set_status(s: TicketState, status: str, at: int, pol: CompiledPolicy | None
         s.escalation_requested = False
         if status == "closed":
             s.closed_ms = at
-    elif old in DONE_STATUSES:
+    elif old in _DONE:
         # Reopen: each clock does what its metric's on_reopen says; by default the resolution clock resumes the
         # same cycle with the open time it had, and the others stay as they ended.
         s.reopen_count += 1
@@ -475,7 +476,7 @@ def _evaluate_clocks(s: TicketState, ps: PolicySet, at: int, cmds: list[Command]
         starts = _holds(rule.start, s)
         c = s.clocks.get(name)
         running = c is not None and c.phase == RUNNING
-        if starts and mark not in flags and not running and s.status not in DONE_STATUSES:
+        if starts and mark not in flags and not running and s.status not in _DONE:
             start_cycle(s, name, at, pol)
             running = True
         if running and _holds(rule.stop, s):
@@ -744,7 +745,7 @@ def _return(inst: TicketState, s: TicketState, at: int, aps: PolicySet) -> None:
     base = select_policy(inst, aps)
     inst.policy_id = base.id if base else None
     pol = effective_policy(inst, aps)
-    if inst.status not in DONE_STATUSES:
+    if inst.status not in _DONE:
         for m in ("first_response", "resolution"):
             start_cycle(inst, m, at, pol)
     reschedule_all(inst, pol)
