@@ -451,10 +451,12 @@ def _set_status(s: TicketState, status: str, at: int, pol: CompiledPolicy | None
         follow = s.clocks.get(FOLLOW_UP)
         if follow is not None and follow.phase == RUNNING:  # a reopen cancels the pending feedback request
             follow.phase, follow.ended_ms, follow.next_at_ms, follow.next_key = CANCELLED, at, None, None
-        for m, c in list(s.clocks.items()):
+        for m, ended in list(s.clocks.items()):
             mode = _reopen_mode(pol, m)
             if mode == "resume":
+                c = ended.copy()  # an ended clock may be shared with the state this one was cloned from
                 c.phase, c.ended_ms, c.mark_ms = RUNNING, None, at
+                s.clocks[m] = c
             elif mode == "restart":
                 start_cycle(s, m, at, pol)
     reschedule_all(s, pol)
