@@ -171,7 +171,7 @@ def apply(
     s.trace = event.traceparent
     if s.trace is not None:
         _stamp(cmds, s.trace)
-    seen = (*s.seen, key)
+    seen = s.seen + (key,)  # a concatenation: a star-unpacked tuple is built through a list
     s.seen = seen if len(seen) <= SEEN_IDS_KEPT else seen[-SEEN_IDS_KEPT:]
     return s, cmds
 
@@ -486,7 +486,7 @@ def _evaluate_clocks(s: TicketState, ps: PolicySet, at: int, cmds: list[Command]
         elif running and rule.cancel is not None and _holds(rule.cancel, s):
             _end(s, name, CANCELLED, at, pol, cmds)
         if starts and mark not in flags:
-            flags = (*flags, mark)
+            flags = flags + (mark,)
         elif not starts and mark in flags:
             flags = tuple(f for f in flags if f != mark)
     s.flags = flags
@@ -539,7 +539,7 @@ def _acknowledge(
             continue
         paused = is_paused(s, pol, m)
         c = checkpoint(c, at, pol, paused)
-        c.acks = (*c.acks, c.elapsed_ms)
+        c.acks = c.acks + (c.elapsed_ms,)
         s.clocks[m] = schedule(c, pol, paused)
         if s.escalations:
             acknowledged(s, f"clock:{m}:{c.cycle}", data.by, at)
@@ -787,13 +787,13 @@ def _fire(s: TicketState, c: Clock, pol: CompiledPolicy | None, ps: PolicySet, c
     paused = is_paused(s, pol, c.metric)
     # Accumulate open time up to the firing instant so later thresholds are planned from here.
     c = checkpoint(c, at, pol, paused)
-    c.fired = (*c.fired, key)
+    c.fired = c.fired + (key,)
     if key == "breach":
         c.breached_at_ms = at
     due = due_at(c, pol, paused)
     th = _threshold(pol, c.metric, key)
     if pol.catch_up_latest and th is not None and _superseded(c, th, pol):
-        c.skipped = (*c.skipped, key)
+        c.skipped = c.skipped + (key,)
         cmds.append(ThresholdSkipped(s.ticket_id, c.metric, c.cycle, key, at, pol.id))
     elif th is not None and th.kind == "follow":
         cmds.append(_follow_up(s, c, at, pol, ps))
@@ -1022,7 +1022,7 @@ def _evaluate_triggers(s: TicketState, ps: PolicySet, at: int, cmds: list[Comman
             fires = dict(s.trigger_fires)
             fires[trig.id] = n
             s.trigger_fires = fires
-            on = (*on, trig.id)
+            on = on + (trig.id,)
             requester_update = (
                 trig.requester_update
                 if trig.requester_update is not None
@@ -1057,4 +1057,4 @@ def _evaluate_triggers(s: TicketState, ps: PolicySet, at: int, cmds: list[Comman
 
 
 def _add_flag(flags: tuple[str, ...], flag: str) -> tuple[str, ...]:
-    return flags if flag in flags else (*flags, flag)
+    return flags if flag in flags else flags + (flag,)

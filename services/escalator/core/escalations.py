@@ -128,7 +128,7 @@ def escalate(
             cmds.append(StateCapped(s.ticket_id, "escalations"))
         s.escalations = records
     if s.instance is None and "escalated" not in s.flags:  # the ticket's first: timed for the metrics
-        s.flags = (*s.flags, "escalated")
+        s.flags = s.flags + ("escalated",)
         cmds.append(FirstEscalation(s.ticket_id, esc.level, esc.reason, at - s.created_ms))
     f = s.facts()
     pol_id = pol.id if pol else None
