@@ -71,12 +71,18 @@ def _parse_utc(text: str) -> int:
         if len(_hour_ms) >= _PARSED_LIMIT:
             _hour_ms.clear()
         _hour_ms[hour_text] = base
-    minute = _digits(text, 14, 16)
-    second = _digits(text, 17, 19)
-    if minute < 0 or minute > 59 or second < 0 or second > 59:
+    m1, m2, s1, s2 = ord(text[14]) - 48, ord(text[15]) - 48, ord(text[17]) - 48, ord(text[18]) - 48
+    if not (0 <= m1 <= 5 and 0 <= m2 <= 9 and 0 <= s1 <= 5 and 0 <= s2 <= 9):
         return -1
     ms = 0
-    if n > 20:
+    if n == 24:  # the usual form: milliseconds, ``.sssZ``
+        if text[19] != ".":
+            return -1
+        f1, f2, f3 = ord(text[20]) - 48, ord(text[21]) - 48, ord(text[22]) - 48
+        if not (0 <= f1 <= 9 and 0 <= f2 <= 9 and 0 <= f3 <= 9):
+            return -1
+        ms = f1 * 100 + f2 * 10 + f3
+    elif n > 20:
         if text[19] != "." or n < 22 or n > 30:
             return -1
         frac = _digits(text, 20, n - 1)
@@ -86,7 +92,7 @@ def _parse_utc(text: str) -> int:
         ms = frac // _TEN_POWERS[digits - 3] if digits > 3 else frac * _TEN_POWERS[3 - digits]
     elif n != 20:
         return -1
-    return base + (minute * 60 + second) * 1000 + ms
+    return base + ((m1 * 10 + m2) * 60 + s1 * 10 + s2) * 1000 + ms
 
 
 def _hour_start_ms(text: str) -> int:
