@@ -14,12 +14,16 @@ In one run:
   its own benchmark script, checked out in a temporary git worktree), so "N x today" is measured in the same
   sitting (``--today ''`` skips it, e.g. outside a git clone).
 
-Usage: python bench/core_bench.py [--tickets N] [--no-wire] [--today REV] [--out bench/results/core.json]
+The compiled core and "today" run in alternate rounds (``--rounds``, 3), each figure the best of its rounds, so that
+both see the same spells of a shared machine's load.
+
+Usage: python bench/core_bench.py [--tickets N] [--rounds N] [--no-wire] [--today REV] [--out bench/results/core.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import heapq
 import os
 import platform
@@ -28,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -113,6 +118,7 @@ def measure(tickets: int, repeat: int) -> dict[str, object]:
         "core_in_place_events_per_s": round(n / min(in_place_times)),
         "core_in_place_agreements_events_per_s": round(n / min(v2_times)),
         "decode_plus_core_events_per_s": round(n / (best_decode + best_core)),
+        "decode_plus_core_in_place_events_per_s": round(n / (best_decode + min(in_place_times))),
         "core_seconds_runs": [round(t, 3) for t in core_times],
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
@@ -131,9 +137,9 @@ def child(build: str, tickets: int, repeat: int) -> dict[str, object]:
 TODAY_REV = "dd57097^"
 
 
-def today(rev: str, tickets: int, repeat: int) -> dict[str, object] | None:
-    """The issue's "today": ``rev``'s own core benchmark in a temporary worktree (plain Python), or ``None`` when
-    this is not a git clone with that commit."""
+@contextlib.contextmanager
+def today_tree(rev: str) -> Iterator[Path | None]:
+    """``rev`` checked out in a temporary git worktree (``None`` when this is not a git clone with that commit)."""
     with tempfile.TemporaryDirectory(prefix="core-bench-today-") as tmp:
         tree = Path(tmp) / "tree"
         added = subprocess.run(
@@ -144,17 +150,36 @@ def today(rev: str, tickets: int, repeat: int) -> dict[str, object] | None:
         )
         if added.returncode != 0:
             print(f"(no 'today' baseline: {added.stderr.strip() or 'git worktree failed'})")
-            return None
+            yield None
+            return
         try:
-            env = {**os.environ, "PYTHONPATH": str(tree / "services")}
-            out = Path(tmp) / "today.json"
-            cmd = [sys.executable, str(tree / "bench" / "core_bench.py"), "--tickets", str(tickets)]
-            subprocess.run([*cmd, "--repeat", str(repeat), "--out", str(out)], env=env, check=True, timeout=1800)
-            return dict(orjson.loads(out.read_bytes()))
+            yield tree
         finally:
             subprocess.run(
                 ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False, capture_output=True
             )
+
+
+def today(tree: Path, tickets: int, repeat: int) -> dict[str, object]:
+    """The issue's "today": the baseline's own core benchmark, run from its worktree (plain Python)."""
+    env = {**os.environ, "PYTHONPATH": str(tree / "services")}
+    out = tree.parent / "today.json"
+    cmd = [sys.executable, str(tree / "bench" / "core_bench.py"), "--tickets", str(tickets)]
+    subprocess.run(
+        [*cmd, "--repeat", str(repeat), "--out", str(out)], env=env, check=True, timeout=1800, capture_output=True
+    )
+    return dict(orjson.loads(out.read_bytes()))
+
+
+def best(runs: list[dict[str, object]]) -> dict[str, object]:
+    """Each throughput at its best over the rounds (the least disturbed sitting of a shared machine)."""
+    out = dict(runs[0])
+    for r in runs[1:]:
+        for k, v in r.items():
+            if k.endswith("_per_s") and isinstance(v, int) and v > int(out[k]):  # type: ignore[call-overload]
+                out[k] = v
+    out["rounds"] = len(runs)
+    return out
 
 
 def raw_loop(events: int, tickets: int) -> float:
@@ -188,13 +213,24 @@ def main() -> int:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-wire", action="store_true", help="skip the raw aiokafka loop (no broker)")
     parser.add_argument("--today", default=TODAY_REV, help="the baseline commit ('' to skip)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternate rounds of the compiled core and the baseline")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "core.json"))
     args = parser.parse_args()
     if args.child:
         print(orjson.dumps(measure(args.tickets, args.repeat)).decode(), flush=True)
         return 0
-    builds = {b: child(b, args.tickets, args.repeat) for b in ("pure-python", "compiled")}
-    compiled, plain = builds["compiled"], builds["pure-python"]
+    # The compiled core and the baseline run in alternate rounds, each in its own process, and each figure is the
+    # best of its rounds: both see the same spells of a shared machine's load.
+    plain = child("pure-python", args.tickets, args.repeat)
+    compiled_runs: list[dict[str, object]] = []
+    today_runs: list[dict[str, object]] = []
+    with today_tree(args.today) if args.today else contextlib.nullcontext() as tree:
+        for _ in range(args.rounds):
+            compiled_runs.append(child("compiled", args.tickets, args.repeat))
+            if tree is not None:
+                today_runs.append(today(tree, args.tickets, args.repeat))
+    compiled = best(compiled_runs)
+    builds = {"pure-python": plain, "compiled": compiled}
     result: dict[str, object] = {
         "benchmark": "core",
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -210,28 +246,36 @@ def main() -> int:
         print(
             f"{b:12s} core {r['core_events_per_s']:,} events/s copy-on-write, {r['core_in_place_events_per_s']:,} in "
             f"place ({r['core_in_place_agreements_events_per_s']:,} with examples/ola-policy.yaml); decode "
-            f"{r['decode_events_per_s']:,}; decode+core {r['decode_plus_core_events_per_s']:,} "
-            f"({r['events']:,} events, {r['tickets']:,} tickets)"
+            f"{r['decode_events_per_s']:,}; decode+core {r['decode_plus_core_events_per_s']:,}, in place "
+            f"{r['decode_plus_core_in_place_events_per_s']:,} ({r['events']:,} events, {r['tickets']:,} tickets)"
         )
     if compiled["build"] != "compiled":
         print("(no compiled core is installed: both runs used the plain modules)")
-    base = today(args.today, args.tickets, args.repeat) if args.today else None
-    if base is not None:
+    if today_runs:
+        base = best(today_runs)
         result["today"] = {"rev": args.today, **base}
         result["compiled_over_today"] = {
             k: round(int(compiled[k]) / int(base[k]), 2)  # type: ignore[call-overload]
             for k in ("decode_events_per_s", "core_events_per_s", "core_in_place_events_per_s")
         }
         print(
-            f"today ({args.today}, plain): core {base['core_in_place_events_per_s']:,} in place; compiled now: "
+            f"today ({args.today}, plain, best of {len(today_runs)} rounds): core "
+            f"{base['core_in_place_events_per_s']:,} in place; compiled now (best of {len(compiled_runs)}): "
             f"{result['compiled_over_today']}"
         )
     if not args.no_wire:
         raw = raw_loop(int(compiled["events"]), args.tickets)  # type: ignore[call-overload]
         result["raw_aiokafka_events_per_s"] = round(raw)
         result["decode_plus_core_over_raw"] = round(int(compiled["decode_plus_core_events_per_s"]) / raw, 2)  # type: ignore[call-overload]
-        ratio = result["decode_plus_core_over_raw"]
-        print(f"raw aiokafka consume->produce loop: {raw:,.0f} events/s; decode+core / raw: {ratio}")
+        result["decode_plus_core_in_place_over_raw"] = round(
+            int(compiled["decode_plus_core_in_place_events_per_s"]) / raw,  # type: ignore[call-overload]
+            2,
+        )
+        ratio, in_place = result["decode_plus_core_over_raw"], result["decode_plus_core_in_place_over_raw"]
+        print(
+            f"raw aiokafka consume->produce loop: {raw:,.0f} events/s; decode+core / raw: {ratio} "
+            f"(copy-on-write, the worker's mode), {in_place} (in place, the simulator's)"
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")

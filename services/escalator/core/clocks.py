@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Final
 
 from .plan import CompiledPolicy
-from .state import RUNNING, Clock, TicketState
+from .state import NO_THRESHOLD, RUNNING, Clock, TicketState
 from .vocabulary import DEFAULT_PAUSE_ON
 
 __all__ = [
@@ -83,7 +83,7 @@ def reschedule_all(s: TicketState, pol: CompiledPolicy | None) -> None:
     per_metric = pol is not None and bool(pol.metric_pause)
     paused = paused_in(s.status, pol, "")
     for c in clocks.values():
-        if c.phase == RUNNING or c.next_at_ms is not None:
+        if c.phase == RUNNING or c.next_at_ms != NO_THRESHOLD:
             c.next_at_ms, c.next_key = next_of(c, pol, paused_in(s.status, pol, c.metric) if per_metric else paused)
 
 
@@ -120,16 +120,17 @@ def schedule(c: Clock, pol: CompiledPolicy | None, paused: bool) -> Clock:
     return c
 
 
-def next_of(c: Clock, pol: CompiledPolicy | None, paused: bool) -> tuple[int | None, str | None]:
-    """The next threshold of ``c`` as (instant, key); the instant is ``None`` while paused."""
+def next_of(c: Clock, pol: CompiledPolicy | None, paused: bool) -> tuple[int, str | None]:
+    """The next threshold of ``c`` as (instant, key); the instant is ``NO_THRESHOLD`` while paused (and when there is
+    none, with no key)."""
     nxt = _pending(c, pol)
     if nxt is None:
-        return None, None
+        return NO_THRESHOLD, None
     offset, key = nxt
     if offset <= c.elapsed_ms:
         return c.mark_ms, key
     if paused:
-        return None, key
+        return NO_THRESHOLD, key
     assert pol is not None
     return pol.calendar.add_open_ms(c.mark_ms, offset - c.elapsed_ms), key
 
@@ -151,6 +152,6 @@ def next_at(s: TicketState) -> int | None:
     best: int | None = None
     for c in s.clocks.values():
         t = c.next_at_ms
-        if t is not None and (best is None or t < best):
+        if t != NO_THRESHOLD and (best is None or t < best):
             best = t
     return best

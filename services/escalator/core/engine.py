@@ -88,6 +88,7 @@ from .state import (
     MAX_FIELDS,
     MAX_INSTANCES,
     MAX_TAGS,
+    NO_THRESHOLD,
     RUNNING,
     STOPPED,
     Clock,
@@ -450,7 +451,7 @@ def _set_status(s: TicketState, status: str, at: int, pol: CompiledPolicy | None
         s.closed_ms = None
         follow = s.clocks.get(FOLLOW_UP)
         if follow is not None and follow.phase == RUNNING:  # a reopen cancels the pending feedback request
-            follow.phase, follow.ended_ms, follow.next_at_ms, follow.next_key = CANCELLED, at, None, None
+            follow.phase, follow.ended_ms, follow.next_at_ms, follow.next_key = CANCELLED, at, NO_THRESHOLD, None
         for m, ended in list(s.clocks.items()):
             mode = _reopen_mode(pol, m)
             if mode == "resume":
@@ -498,7 +499,7 @@ def _end(s: TicketState, metric: str, phase: str, at: int, pol: CompiledPolicy |
     if c is None or c.phase != RUNNING:
         return
     c = checkpoint(c, at, pol, is_paused(s, pol, metric))
-    c.phase, c.ended_ms, c.next_at_ms, c.next_key = phase, at, None, None
+    c.phase, c.ended_ms, c.next_at_ms, c.next_key = phase, at, NO_THRESHOLD, None
     s.clocks[metric] = c
     if s.escalations:
         reason = "clock_achieved" if phase == ACHIEVED else "clock_stopped"
@@ -768,7 +769,7 @@ def _fire_due(s: TicketState, ps: PolicySet, limit: int, inclusive: bool, cmds: 
         best = 0
         for c in s.clocks.values():
             t = c.next_at_ms
-            if t is None:
+            if t == NO_THRESHOLD:
                 continue
             if chosen is None or t < best or (t == best and order.get(c.metric, 99) < order.get(chosen.metric, 99)):
                 chosen, best = c, t
@@ -782,7 +783,7 @@ def _fire_due(s: TicketState, ps: PolicySet, limit: int, inclusive: bool, cmds: 
 def _fire(s: TicketState, c: Clock, pol: CompiledPolicy | None, ps: PolicySet, cmds: list[Command]) -> None:
     """Fire the clock's next threshold at its instant: a warning, the breach, a ladder step (or a repeat of the
     last one), or an acknowledgement that timed out (the next level up)."""
-    assert pol is not None and c.next_at_ms is not None and c.next_key is not None
+    assert pol is not None and c.next_at_ms != NO_THRESHOLD and c.next_key is not None
     at, key = c.next_at_ms, c.next_key
     paused = is_paused(s, pol, c.metric)
     # Accumulate open time up to the firing instant so later thresholds are planned from here.

@@ -23,6 +23,7 @@ __all__ = [
     "MAX_INSTANCES",
     "MAX_OPEN_ESCALATIONS",
     "MAX_TAGS",
+    "NO_THRESHOLD",
     "PHASES",
     "ROW_FORMAT",
     "STATE_FIELDS",
@@ -47,6 +48,9 @@ RUNNING: Final = "running"
 ACHIEVED: Final = "achieved"
 STOPPED: Final = "stopped"
 CANCELLED: Final = "cancelled"
+#: ``Clock.next_at_ms`` when the clock has no next threshold (paused, ended, or every threshold fired): far outside
+#: any instant (the year -73 million), and in the compiled core's unboxed integer range.
+NO_THRESHOLD: Final = -(1 << 61)
 
 
 @dataclass(slots=True, init=False)
@@ -69,7 +73,7 @@ class Clock:
     ended_ms: int | None = None
     acks: tuple[int, ...] = ()  # elapsed_ms at each acknowledgement of this cycle's escalations
     level: int = 0  # highest escalation level raised in this cycle
-    next_at_ms: int | None = None
+    next_at_ms: int = NO_THRESHOLD  # NO_THRESHOLD: none (a plain int: the compiled core reads it without unboxing)
     next_key: str | None = None
     skipped: tuple[str, ...] = ()  # thresholds passed over by ``catch_up: latest`` (also in ``fired``)
 
@@ -86,7 +90,7 @@ class Clock:
         ended_ms: int | None = None,
         acks: tuple[int, ...] = (),
         level: int = 0,
-        next_at_ms: int | None = None,
+        next_at_ms: int = NO_THRESHOLD,
         next_key: str | None = None,
         skipped: tuple[str, ...] = (),
     ) -> None:
@@ -138,7 +142,7 @@ class Clock:
             self.ended_ms,
             list(self.acks),
             self.level,
-            self.next_at_ms,
+            None if self.next_at_ms == NO_THRESHOLD else self.next_at_ms,
             self.next_key,
         ]
         if self.skipped:
@@ -149,7 +153,20 @@ class Clock:
     def from_list(cls, v: list[Any]) -> Clock:
         skipped = tuple(v[13]) if len(v) > 13 else ()
         return cls(
-            v[0], v[1], v[2], v[3], v[4], v[5], tuple(v[6]), v[7], v[8], tuple(v[9]), v[10], v[11], v[12], skipped
+            v[0],
+            v[1],
+            v[2],
+            v[3],
+            v[4],
+            v[5],
+            tuple(v[6]),
+            v[7],
+            v[8],
+            tuple(v[9]),
+            v[10],
+            NO_THRESHOLD if v[11] is None else v[11],
+            v[12],
+            skipped,
         )
 
 
@@ -213,7 +230,7 @@ def _owned_clocks(clocks: dict[str, Clock]) -> dict[str, Clock]:
     running clock replaced by a copy of its own."""
     out = dict(clocks)
     for m, c in clocks.items():
-        if c.phase == RUNNING or c.next_at_ms is not None:
+        if c.phase == RUNNING or c.next_at_ms != NO_THRESHOLD:
             out[m] = c.copy()
     return out
 

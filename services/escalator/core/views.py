@@ -5,7 +5,7 @@ from __future__ import annotations
 from .clocks import due_at, is_paused, next_at
 from .engine import effective_policy, rebase, sync_instance
 from .plan import PolicySet
-from .state import RUNNING, EscalationRecord, TicketState
+from .state import NO_THRESHOLD, RUNNING, EscalationRecord, TicketState
 from .timefmt import format_ms
 from .vocabulary import METRICS
 
@@ -47,7 +47,7 @@ def upcoming(state: TicketState, policy: PolicySet, until_ms: int) -> list[dict[
             sets.append(inst)
     for t in sets:
         for c in t.clocks.values():
-            if c.next_at_ms is not None and c.next_at_ms <= until_ms and c.next_key is not None:
+            if c.next_at_ms != NO_THRESHOLD and c.next_at_ms <= until_ms and c.next_key is not None:
                 rows.append((c.next_at_ms, c.metric, c.next_key, t.instance))
     return [
         {
@@ -92,7 +92,7 @@ def _view(s: TicketState, policy: PolicySet, now_ms: int) -> dict[str, object]:
                 "thresholds_fired": list(c.fired),
                 "thresholds_skipped": list(c.skipped),
                 "next_threshold": c.next_key,
-                "next_at": None if c.next_at_ms is None else format_ms(c.next_at_ms),
+                "next_at": None if c.next_at_ms == NO_THRESHOLD else format_ms(c.next_at_ms),
                 "escalation_level": c.level,
                 "acknowledged": bool(c.acks),
             }
