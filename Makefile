@@ -79,6 +79,9 @@ bench-instructions: setup ## the core and the decoder under callgrind: instructi
 	valgrind --tool=callgrind --callgrind-out-file=bench/results/callgrind.core \
 		--toggle-collect=CPyPy_engine___apply --toggle-collect=CPyPy_engine___advance \
 		--toggle-collect=CPyPy_engine___next_deadline $(PY) bench/core_instructions.py core 1000 2>&1 | grep Collected
+	valgrind --tool=callgrind --callgrind-out-file=bench/results/callgrind.core-copy \
+		--toggle-collect=CPyPy_engine___apply --toggle-collect=CPyPy_engine___advance \
+		--toggle-collect=CPyPy_engine___next_deadline $(PY) bench/core_instructions.py core-copy 1000 2>&1 | grep Collected
 	valgrind --tool=callgrind --callgrind-out-file=bench/results/callgrind.decode \
 		--toggle-collect=CPyPy_events___decode_record $(PY) bench/core_instructions.py decode 1000 2>&1 | grep Collected
 

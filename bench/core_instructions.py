@@ -7,6 +7,8 @@
     valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.decode \\
         --toggle-collect=CPyPy_events___decode_record python bench/core_instructions.py decode 1000
 
+``core-copy`` runs the same loop copy-on-write (the worker's mode: ``apply``/``advance`` clone the state first).
+
 (the ``CPyPy_*`` names are the compiled core's entry points: run it against the compiled build). The core run is
 the simulator's loop -- apply per event, advance for every deadline that falls due, in place -- over
 ``escalator.synth`` lifecycles with examples/policy.yaml; callgrind counts only what runs inside those functions.
@@ -28,7 +30,7 @@ from escalator.core import advance, apply, decode_record, load_policy_text, next
 from escalator.synth import lifecycle_events  # noqa: E402
 
 
-def core(events: list[object], policy: object) -> None:
+def core(events: list[object], policy: object, in_place: bool = True) -> None:
     table: dict[str, object] = {}
     armed: dict[str, int] = {}
     heap: list[tuple[int, str]] = []
@@ -39,14 +41,14 @@ def core(events: list[object], policy: object) -> None:
             if armed.get(tid) != due:
                 continue
             del armed[tid]
-            st, _ = advance(table[tid], due, policy, in_place=True)  # type: ignore[arg-type]
+            st, _ = advance(table[tid], due, policy, in_place=in_place)  # type: ignore[arg-type]
             table[tid] = st
             nd = next_deadline(st, policy)  # type: ignore[arg-type]
             if nd is not None:
                 armed[tid] = nd
                 heapq.heappush(heap, (nd, tid))
         tid = e.ticket_id  # type: ignore[attr-defined]
-        st, _ = apply(table.get(tid), e, policy, in_place=True)  # type: ignore[arg-type]
+        st, _ = apply(table.get(tid), e, policy, in_place=in_place)  # type: ignore[arg-type]
         table[tid] = st
         nd = next_deadline(st, policy)  # type: ignore[arg-type]
         if nd is not None and armed.get(tid) != nd:
@@ -60,8 +62,8 @@ def main() -> int:
     policy = load_policy_text((ROOT / "examples" / "policy.yaml").read_text(), "examples/policy.yaml")
     raw = [orjson.dumps(e) for e in lifecycle_events(tickets, seed=11)]
     events = [decode_record(r) for r in raw]
-    if what == "core":
-        core(events, policy)  # type: ignore[arg-type]
+    if what in ("core", "core-copy"):
+        core(events, policy, in_place=what == "core")  # type: ignore[arg-type]
     print(f"{len(events)} events")
     return 0
 
