@@ -21,6 +21,7 @@ from escalator.core import (
     observe,
     window_key,
 )
+from escalator.core.engine import apply, next_deadline, rebase, replan_at
 from escalator.core.versions import (
     NEW_TICKETS,
     OPEN_TICKETS,
@@ -87,6 +88,19 @@ def test_an_open_tickets_version_replans_open_tickets_at_its_instant() -> None:
     stamped = {c.id: c.event["data"]["policy"]["version"] for c in emits if isinstance(c, Emit)}
     assert stamped["T1:first_response:1:breach"] == PS.version
     assert stamped["T1:resolution:1:breach"] == TIGHT.version
+
+
+def test_a_replan_forgets_the_next_deadline_noted_before_it() -> None:
+    """apply/advance note the ticket's next threshold instant; a version switch (or a rebase) re-plans the clocks
+    and must not leave the old instant for next_deadline (the live worker would wake the ticket too late)."""
+    s, _ = apply(None, created("2026-11-23T09:00:00Z"), PS)
+    assert next_deadline(s, PS) == ms("2026-11-23T09:07:30Z")  # noted: first response 50 % of 15m
+    replan_at(s, ms("2026-11-23T10:00:00Z"), PS, TIGHT, [])
+    walked = next_deadline(TicketState.from_row(orjson.loads(orjson.dumps(s.to_row()))), TIGHT)
+    assert next_deadline(s, TIGHT) == walked == ms("2026-11-23T10:00:00Z")  # resolution: 1h of 2h, overdue
+    s, _ = apply(None, created("2026-11-23T09:00:00Z"), PS)
+    rebase(s, TIGHT)
+    assert next_deadline(s, TIGHT) == ms("2026-11-23T09:02:30Z")  # first response 50 % of 5m
 
 
 def test_fired_thresholds_stay_fired_and_a_looser_version_moves_the_rest_later() -> None:

@@ -275,3 +275,30 @@ def test_copy_on_write_never_alters_the_callers_state_and_in_place_gives_the_sam
     own, more = advance(own, end, PS, in_place=True)
     assert own_out + encoded(more) == cow_out + encoded(cmds)
     assert own.to_dict() == cow_next.to_dict()
+
+
+def _walked(s: TicketState, policy: Any) -> int | None:
+    """The next deadline found by walking the clocks (a state read back from its stored form has no noted one)."""
+    return next_deadline(TicketState.from_row(orjson.loads(orjson.dumps(s.to_row()))), policy)
+
+
+@SETTINGS
+@given(events=lifecycles(), data=st.data())
+def test_the_next_deadline_noted_by_apply_and_advance_is_the_one_the_clocks_give(
+    events: list[Event], data: Any
+) -> None:
+    """apply/advance note the ticket's next threshold instant from their last pass over its clocks (so that
+    next_deadline need not walk them again): it must always be the instant a walk finds -- with the example policy
+    (no agreements: the noted instant is used) and the v2 one (agreement instances: it is not)."""
+    policy = data.draw(st.sampled_from([example_policy(), PS]))
+    state: TicketState | None = None
+    for e in events:
+        if state is not None:
+            tick = data.draw(st.integers(min_value=0, max_value=3_600_000))
+            state, _ = advance(state, e.time_ms - tick, policy, in_place=data.draw(st.booleans()))
+            assert next_deadline(state, policy) == _walked(state, policy)
+        state, _ = apply(state, e, policy, in_place=data.draw(st.booleans()))
+        assert next_deadline(state, policy) == _walked(state, policy)
+    assert state is not None
+    state, _ = advance(state, horizon(events), policy)
+    assert next_deadline(state, policy) == _walked(state, policy)

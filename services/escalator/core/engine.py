@@ -89,6 +89,7 @@ from .state import (
     MAX_INSTANCES,
     MAX_TAGS,
     NO_THRESHOLD,
+    NOT_NOTED,
     RUNNING,
     STOPPED,
     Clock,
@@ -166,7 +167,7 @@ def apply(
     if policy.agreements:
         _agreements_event(s, event, at, policy, state is None, group_before, cmds)
     _evaluate_triggers(s, policy, at, cmds)
-    _fire_all_due(s, policy, at, True, cmds)
+    s.next_hint = _fire_all_due(s, policy, at, True, cmds)  # nothing below changes a clock
     s.watermark_ms = at
     s.last_event_ms = event.time_ms if event.time_ms > s.last_event_ms else s.last_event_ms
     s.trace = event.traceparent
@@ -183,7 +184,7 @@ def advance(
     """Fire every threshold due at or before ``now_ms``, each at its own logical instant, in time order.
     ``in_place`` as for :func:`apply`."""
     if state.policy_version == policy.version:
-        nxt = _next_any(state)
+        nxt = _noted_next(state)
         if nxt is None or nxt > now_ms:
             return state, []
     s = state if in_place else state.clone()
@@ -191,7 +192,7 @@ def advance(
     if policy.agreements:
         _sync_instances(s, policy)
     cmds: list[Command] = []
-    _fire_all_due(s, policy, now_ms, True, cmds)
+    s.next_hint = _fire_all_due(s, policy, now_ms, True, cmds)
     if s.trace is not None:
         _stamp(cmds, s.trace)
     return s, cmds
@@ -218,7 +219,15 @@ def next_deadline(state: TicketState, policy: PolicySet) -> int | None:
         s = state.clone()
         rebase(s, policy)
         return _next_any(s)
-    return _next_any(state)
+    return _noted_next(state)
+
+
+def _noted_next(s: TicketState) -> int | None:
+    """:func:`_next_any`, as the last apply/advance noted it when it did (``TicketState.next_hint``)."""
+    hint = s.next_hint
+    if hint == NOT_NOTED:
+        return _next_any(s)
+    return None if hint == NO_THRESHOLD else hint
 
 
 def effective_policy(state: TicketState, policy: PolicySet) -> CompiledPolicy | None:
@@ -569,6 +578,7 @@ def rebase(s: TicketState, ps: PolicySet) -> None:
     agreements' too (an instance of an agreement the new file no longer has is dropped)."""
     if s.policy_version == ps.version:
         return
+    s.next_hint = NOT_NOTED
     s.policy_version = ps.version
     base = select_policy(s, ps)
     s.policy_id = base.id if base else None
@@ -590,6 +600,7 @@ def replan_at(s: TicketState, at: int, old: PolicySet | None, new: PolicySet, cm
     checkpointed at ``at`` on ``old``'s calendar (elapsed time kept), then re-planned under ``new`` (thresholds
     fired stay fired; those now overdue fall due at ``at``). Without ``old`` (a version this process does not hold)
     the clocks are re-planned as after a restart with a new file (:func:`rebase`). The watermark moves to ``at``."""
+    s.next_hint = NOT_NOTED
     if old is not None and s.policy_version == old.version and old.version != new.version:
         if old.agreements:
             _sync_instances(s, old)
@@ -661,12 +672,12 @@ def _next_any(s: TicketState) -> int | None:
     return best
 
 
-def _fire_all_due(s: TicketState, ps: PolicySet, limit: int, inclusive: bool, cmds: list[Command]) -> None:
+def _fire_all_due(s: TicketState, ps: PolicySet, limit: int, inclusive: bool, cmds: list[Command]) -> int:
     """:func:`_fire_due` over the SLA and every running agreement instance, in time order (at one instant: the
-    SLA first, then the agreements in declaration order)."""
+    SLA first, then the agreements in declaration order). Returns the ticket's next threshold instant after them
+    (``NO_THRESHOLD``: none), or ``NOT_NOTED`` when it has agreement instances (they are not all walked here)."""
     if not s.agreements:
-        _fire_due(s, ps, limit, inclusive, cmds)
-        return
+        return _fire_due(s, ps, limit, inclusive, cmds)
     sets = [(s, ps), *_active(s, ps)]
     while True:
         chosen: tuple[TicketState, PolicySet] | None = None
@@ -676,7 +687,7 @@ def _fire_all_due(s: TicketState, ps: PolicySet, limit: int, inclusive: bool, cm
             if nt is not None and (chosen is None or nt < best):
                 chosen, best = (t, tps), nt
         if chosen is None or best > limit or (best == limit and not inclusive):
-            return
+            return NOT_NOTED
         _fire_due(chosen[0], chosen[1], best, True, cmds)
 
 
@@ -759,9 +770,9 @@ def _return(inst: TicketState, s: TicketState, at: int, aps: PolicySet) -> None:
 # Firing thresholds
 
 
-def _fire_due(s: TicketState, ps: PolicySet, limit: int, inclusive: bool, cmds: list[Command]) -> None:
+def _fire_due(s: TicketState, ps: PolicySet, limit: int, inclusive: bool, cmds: list[Command]) -> int:
     """Fire every threshold due before ``limit`` (or at it, when ``inclusive``), earliest first; ties go in metric
-    order, then plan order."""
+    order, then plan order. Returns the next threshold instant left (``NO_THRESHOLD``: none)."""
     pol: CompiledPolicy | None = None
     order = ps.metric_order if ps.clock_rules else _METRIC_ORDER
     while True:
@@ -773,8 +784,10 @@ def _fire_due(s: TicketState, ps: PolicySet, limit: int, inclusive: bool, cmds: 
                 continue
             if chosen is None or t < best or (t == best and order.get(c.metric, 99) < order.get(chosen.metric, 99)):
                 chosen, best = c, t
-        if chosen is None or best > limit or (best == limit and not inclusive):
-            return
+        if chosen is None:
+            return NO_THRESHOLD
+        if best > limit or (best == limit and not inclusive):
+            return best
         if pol is None:
             pol = effective_policy(s, ps)
         _fire(s, chosen, pol, ps, cmds)

@@ -23,6 +23,7 @@ __all__ = [
     "MAX_INSTANCES",
     "MAX_OPEN_ESCALATIONS",
     "MAX_TAGS",
+    "NOT_NOTED",
     "NO_THRESHOLD",
     "PHASES",
     "ROW_FORMAT",
@@ -51,6 +52,8 @@ CANCELLED: Final = "cancelled"
 #: ``Clock.next_at_ms`` when the clock has no next threshold (paused, ended, or every threshold fired): far outside
 #: any instant (the year -73 million), and in the compiled core's unboxed integer range.
 NO_THRESHOLD: Final = -(1 << 61)
+#: ``TicketState.next_hint`` when the engine has not noted the ticket's next threshold instant.
+NOT_NOTED: Final = NO_THRESHOLD + 1
 
 
 @dataclass(slots=True, init=False)
@@ -327,6 +330,10 @@ class TicketState:
     # the worker's record of applied events and outputs, the most recent few: one compact JSON entry per line
     # (core/timeline.py; one string, so storing a state neither parses nor rebuilds the entries)
     timeline: str = ""
+    # Not part of the state (never stored, compared or copied): the instant of the ticket's next threshold as the
+    # engine's last pass over its clocks found it at the end of apply/advance (NO_THRESHOLD: none), so that
+    # next_deadline need not walk the clocks again; NOT_NOTED after anything else changed the clocks.
+    next_hint: int = field(default=NOT_NOTED, compare=False, repr=False)
 
     def __init__(
         self,
@@ -401,6 +408,7 @@ class TicketState:
         self.escalations = escalations if escalations is not None else []
         self.trace = trace
         self.timeline = timeline
+        self.next_hint = NOT_NOTED
 
     def clone(self) -> TicketState:
         """A copy the engine may change. The engine changes a running clock in place (one with a next threshold is
