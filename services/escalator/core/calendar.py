@@ -115,15 +115,18 @@ class Calendar:
         total = 0
         ordinal = _EPOCH_ORDINAL + start_ms // _DAY_MS - 1  # _first_ordinal(start_ms), inlined (hot path)
         last = _EPOCH_ORDINAL + end_ms // _DAY_MS + 1  # _last_ordinal(end_ms)
+        base = (ordinal - _EPOCH_ORDINAL) * _DAY_MS
         while ordinal <= last:
-            day = self._day_at(ordinal)
-            for s, e in day:
+            for s_off, e_off in self._day_at(ordinal):
+                e = base + e_off
                 if e <= start_ms:
                     continue
+                s = base + s_off
                 if s >= end_ms:
                     return total
                 total += (e if e < end_ms else end_ms) - (s if s > start_ms else start_ms)
             ordinal += 1
+            base += _DAY_MS
         return total
 
     def add_open_ms(self, start_ms: int, duration_ms: int) -> int:
@@ -134,17 +137,20 @@ class Calendar:
             return start_ms + duration_ms
         remaining = duration_ms
         ordinal = _EPOCH_ORDINAL + start_ms // _DAY_MS - 1  # _first_ordinal(start_ms), inlined (hot path)
+        base = (ordinal - _EPOCH_ORDINAL) * _DAY_MS
         for _ in range(_MAX_SEARCH_DAYS):
-            day = self._day_at(ordinal)
-            for s, e in day:
+            for s_off, e_off in self._day_at(ordinal):
+                e = base + e_off
                 if e <= start_ms:
                     continue
+                s = base + s_off
                 begin = s if s > start_ms else start_ms
                 available = e - begin
                 if remaining <= available:
                     return begin + remaining
                 remaining -= available
             ordinal += 1
+            base += _DAY_MS
         raise ValueError(f"calendar {self.name!r}: no open time found within {_MAX_SEARCH_DAYS} days")
 
     def is_open(self, at_ms: int) -> bool:
@@ -170,17 +176,23 @@ class Calendar:
 
     # -- internals -------------------------------------------------------------------------------------------
     def _day_at(self, ordinal: int) -> tuple[Interval, ...]:
+        """The day's open intervals as offsets from the UTC start of its ordinal day (small integers: the compiled
+        loops read them without unboxing epoch milliseconds; a zone's local day may start a day before or after)."""
         i = ordinal - self._window_base
         if 0 <= i < len(self._window):
             day = self._window[i]
             if day is None:
-                day = self._window[i] = self._day(ordinal)
+                day = self._window[i] = self._relative(ordinal)
             return day
         if not self._window:
             self._window_base = ordinal - _WINDOW_DAYS // 4
             self._window = [None] * _WINDOW_DAYS
             return self._day_at(ordinal)
-        return self._day(ordinal)
+        return self._relative(ordinal)
+
+    def _relative(self, ordinal: int) -> tuple[Interval, ...]:
+        base = (ordinal - _EPOCH_ORDINAL) * _DAY_MS
+        return tuple((s - base, e - base) for s, e in self._day(ordinal))
 
     def _day(self, ordinal: int) -> tuple[Interval, ...]:
         cached = self._day_cache.get(ordinal)
