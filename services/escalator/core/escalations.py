@@ -154,6 +154,30 @@ class _EscalationOutput(Deferred):
     def policy_ref(self) -> dict[str, str | None]:
         return {"id": self.pol_id, "version": self.version}
 
+    def due_text(self) -> str | None:
+        return None if self.esc.due_ms is None else format_ms(self.esc.due_ms)
+
+    def note(self, suffix: str, kind: str, to: list[dict[str, str]], severity: str, subject: str, body: str) -> Emit:
+        """A ``notification.requested`` about the escalation (its id is the escalation's plus ``suffix``)."""
+        f, esc = self.f, self.esc
+        return notification(
+            f"{esc.id}:{suffix}",
+            f.ticket_id,
+            format_ms(self.at),
+            ticket_id=f.ticket_id,
+            kind=kind,
+            recipients=to,
+            severity=severity,
+            subject=subject,
+            body=body,
+            policy_ref=self.policy_ref(),
+            escalation_id=esc.id,
+            metric=esc.metric,
+            cycle=esc.cycle,
+            due_at=self.due_text(),
+            agreement=agreement_ref(f.instance),
+        )
+
 
 class _Raised(_EscalationOutput):
     """``escalation.raised``."""
@@ -179,7 +203,7 @@ class _Raised(_EscalationOutput):
                 "threshold": esc.threshold,
                 "policy": self.policy_ref(),
                 "targets": recipients(f, esc.notify, self.pol),
-                "due_at": None if esc.due_ms is None else format_ms(esc.due_ms),
+                "due_at": self.due_text(),
                 "fired_at": at_text,
                 "ticket": f.snapshot(),
                 "incident_id": None,
@@ -195,49 +219,21 @@ class _EscalationNote(_EscalationOutput):
     def build(self) -> dict[str, Any]:
         f, esc = self.f, self.esc
         subject, body = esc.wording.text(f)
-        return notification(
-            f"{esc.id}:notify",
-            f.ticket_id,
-            format_ms(self.at),
-            ticket_id=f.ticket_id,
-            kind="escalation",
-            recipients=recipients(f, esc.notify, self.pol),
-            severity="critical" if esc.level >= 2 else "high",
-            subject=subject if f.instance is None else f"[{f.instance}] {subject}",
-            body=body,
-            policy_ref=self.policy_ref(),
-            escalation_id=esc.id,
-            metric=esc.metric,
-            cycle=esc.cycle,
-            due_at=None if esc.due_ms is None else format_ms(esc.due_ms),
-            agreement=agreement_ref(f.instance),
-        ).event
+        if f.instance is not None:
+            subject = f"[{f.instance}] {subject}"
+        to = recipients(f, esc.notify, self.pol)
+        return self.note("notify", "escalation", to, "critical" if esc.level >= 2 else "high", subject, body).event
 
 
 class _RequesterNote(_EscalationOutput):
     """The requester's notification that their ticket was escalated."""
 
     def build(self) -> dict[str, Any]:
-        f, esc = self.f, self.esc
+        f = self.f
         assert f.requester_id is not None
         subject, body = requester_update_text(f.ticket_id)
-        return notification(
-            f"{esc.id}:requester",
-            f.ticket_id,
-            format_ms(self.at),
-            ticket_id=f.ticket_id,
-            kind="requester_update",
-            recipients=[{"type": "requester", "id": f.requester_id}],
-            severity="info",
-            subject=subject,
-            body=body,
-            policy_ref=self.policy_ref(),
-            escalation_id=esc.id,
-            metric=esc.metric,
-            cycle=esc.cycle,
-            due_at=None if esc.due_ms is None else format_ms(esc.due_ms),
-            agreement=agreement_ref(f.instance),
-        ).event
+        to = [{"type": "requester", "id": f.requester_id}]
+        return self.note("requester", "requester_update", to, "info", subject, body).event
 
 
 def cause_is(cause: str) -> Callable[[EscalationRecord], bool]:
