@@ -83,7 +83,7 @@ def reschedule_all(s: TicketState, pol: CompiledPolicy | None) -> None:
     per_metric = pol is not None and bool(pol.metric_pause)
     paused = paused_in(s.status, pol, "")
     for c in clocks.values():
-        if c.phase == RUNNING or c.next_at_ms != NO_THRESHOLD:
+        if c.planned():
             c.next_at_ms, c.next_key = next_of(c, pol, paused_in(s.status, pol, c.metric) if per_metric else paused)
 
 

@@ -51,6 +51,7 @@ from .escalations import (
     cause_is,
     deescalate,
     escalate,
+    id_prefix,
     prefix,
     requested,
     resolve,
@@ -96,7 +97,7 @@ from .state import (
     TicketFacts,
     TicketState,
 )
-from .timefmt import format_ms
+from .timefmt import format_ms, format_ms_or_none
 from .vocabulary import DONE_STATUSES, FOLLOW_UP, METRICS, REQUESTERS
 
 __all__ = [
@@ -888,19 +889,17 @@ class _ThresholdNote(Deferred):
         f, th, pol, metric = self.f, self.th, self.pol, self.metric
         target = pol.targets[metric]
         at_text = format_ms(self.at)
-        due_text = None if self.due is None else format_ms(self.due)
+        due_text = format_ms_or_none(self.due)
         if th.kind == "warn":
             kind, severity, notify = "sla_warning", "warning", pol.warn_notify
             subject, body = warning_text(f, metric, th.fraction, th.offset_ms, target, due_text)
         else:
             kind, severity, notify = "sla_breach", "high", pol.breach_notify
             subject, body = breach_text(f, metric, target, at_text)
-        pre = f.ticket_id
         if f.instance is not None:
             subject = f"[{f.instance}] {subject}"
-            pre = f"{pre}:{f.instance}"
         return notification(
-            f"{pre}:{metric}:{self.cycle}:{th.key}",
+            f"{id_prefix(f.ticket_id, f.instance)}:{metric}:{self.cycle}:{th.key}",
             f.ticket_id,
             at_text,
             ticket_id=f.ticket_id,

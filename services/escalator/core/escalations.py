@@ -27,7 +27,7 @@ from .outputs import (
 )
 from .plan import CompiledPolicy, NotifyTarget, PolicySet, Requests
 from .state import MAX_OPEN_ESCALATIONS, EscalationRecord, TicketFacts, TicketState
-from .timefmt import format_ms
+from .timefmt import format_ms, format_ms_or_none
 
 __all__ = [
     "Escalation",
@@ -36,6 +36,7 @@ __all__ = [
     "cause_is",
     "deescalate",
     "escalate",
+    "id_prefix",
     "prefix",
     "requested",
     "resolve",
@@ -44,7 +45,12 @@ __all__ = [
 
 def prefix(s: TicketState) -> str:
     """The start of the ids of a clock set's outputs: the ticket id, or ``{ticket}:{instance}``."""
-    return s.ticket_id if s.instance is None else f"{s.ticket_id}:{s.instance}"
+    return id_prefix(s.ticket_id, s.instance)
+
+
+def id_prefix(ticket_id: str, instance: str | None) -> str:
+    """:func:`prefix` of a ticket (or an agreement instance of it) given by its id and instance key."""
+    return ticket_id if instance is None else f"{ticket_id}:{instance}"
 
 
 def agreement_ref(instance: str | None) -> dict[str, str | None] | None:
@@ -155,7 +161,7 @@ class _EscalationOutput(Deferred):
         return {"id": self.pol_id, "version": self.version}
 
     def due_text(self) -> str | None:
-        return None if self.esc.due_ms is None else format_ms(self.esc.due_ms)
+        return format_ms_or_none(self.esc.due_ms)
 
     def note(self, suffix: str, kind: str, to: list[dict[str, str]], severity: str, subject: str, body: str) -> Emit:
         """A ``notification.requested`` about the escalation (its id is the escalation's plus ``suffix``)."""
@@ -351,7 +357,7 @@ def _resolved_event(s: TicketState, rec: EscalationRecord, pol: CompiledPolicy |
         "fired_at": at_text,
         "open_ms": rec.resolved_ms - rec.raised_ms,
         "acknowledged_by": rec.acked_by,
-        "acknowledged_at": None if rec.acked_ms is None else format_ms(rec.acked_ms),
+        "acknowledged_at": format_ms_or_none(rec.acked_ms),
         "by": rec.resolved_by,
         "policy": {"id": pol.id if pol is not None else s.policy_id, "version": s.policy_version},
     }

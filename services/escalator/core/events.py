@@ -291,7 +291,7 @@ def _memo_key(etype: str, data: object) -> tuple[object, ...] | None:
         first: tuple[object, ...] | None = None
         for k, v in data.items():
             t = type(v)
-            if not (v is None or t is bool or t is int or (t is str and len(v) <= _MEMO_MAX_TEXT)):
+            if not _memo_value(v):
                 return None
             if first is None:
                 first = (etype, k, t, v)
@@ -301,12 +301,19 @@ def _memo_key(etype: str, data: object) -> tuple[object, ...] | None:
     parts: list[object] = [etype]
     for k, v in data.items():
         t = type(v)
-        if not (v is None or t is bool or t is int or (t is str and len(v) <= _MEMO_MAX_TEXT)):
+        if not _memo_value(v):
             return None
         parts.append(k)
         parts.append(t)
         parts.append(v)
     return tuple(parts)
+
+
+def _memo_value(v: object) -> bool:
+    """A value a memo key can hold: ``None``, a bool, an int or a short text (exact types)."""
+    if type(v) is str:
+        return len(v) <= _MEMO_MAX_TEXT
+    return v is None or type(v) is bool or type(v) is int
 
 
 def _check_key(key: bytes, subject: str, event_id: str | None) -> None:

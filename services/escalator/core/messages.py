@@ -11,7 +11,7 @@ from typing import Final
 from .durations import format_duration_ms
 from .plan import CompiledPolicy, NotifyTarget
 from .state import TicketFacts
-from .timefmt import format_ms
+from .timefmt import format_ms_or_none
 
 __all__ = [
     "METRIC_TEXT",
@@ -173,10 +173,6 @@ def recipients(f: TicketFacts, targets: tuple[NotifyTarget, ...], pol: CompiledP
 # An escalation's wording, kept as its facts until its outputs are read (worded once, when first published)
 
 
-def _due(due_ms: int | None) -> str | None:
-    return None if due_ms is None else format_ms(due_ms)
-
-
 class Wording:
     """How an escalation reads: its subject and body, worded from the ticket's facts when first needed."""
 
@@ -199,7 +195,13 @@ class LadderWording(Wording):
 
     def text(self, f: TicketFacts) -> tuple[str, str]:
         return ladder_text(
-            f, self.metric, self.level, self.target_ms, _due(self.due_ms), self.overdue_ms, self.ack_timeout_ms
+            f,
+            self.metric,
+            self.level,
+            self.target_ms,
+            format_ms_or_none(self.due_ms),
+            self.overdue_ms,
+            self.ack_timeout_ms,
         )
 
 
@@ -214,7 +216,7 @@ class AtRiskWording(Wording):
         self.left_ms = left_ms
 
     def text(self, f: TicketFacts) -> tuple[str, str]:
-        return at_risk_text(f, self.metric, self.level, self.target_ms, _due(self.due_ms), self.left_ms)
+        return at_risk_text(f, self.metric, self.level, self.target_ms, format_ms_or_none(self.due_ms), self.left_ms)
 
 
 class TriggerWording(Wording):

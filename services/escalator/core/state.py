@@ -112,6 +112,11 @@ class Clock:
         self.next_key = next_key
         self.skipped = skipped
 
+    def planned(self) -> bool:
+        """Running, or holding a next threshold: the clocks the engine re-plans and changes in place (an ended one
+        is changed only by a reopen, which copies it first)."""
+        return self.phase == RUNNING or self.next_at_ms != NO_THRESHOLD
+
     def copy(self) -> Clock:
         return Clock(
             self.metric,
@@ -230,10 +235,10 @@ class EscalationRecord:
 
 def _owned_clocks(clocks: dict[str, Clock]) -> dict[str, Clock]:
     """A clone's clocks: the dict copied whole (one copy of its table, cheaper than filling a new one), then each
-    running clock replaced by a copy of its own."""
+    clock the engine may change in place replaced by a copy of its own."""
     out = dict(clocks)
     for m, c in clocks.items():
-        if c.phase == RUNNING or c.next_at_ms != NO_THRESHOLD:
+        if c.planned():
             out[m] = c.copy()
     return out
 

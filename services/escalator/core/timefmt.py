@@ -10,7 +10,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Final
 
-__all__ = ["format_ms", "parse_rfc3339_ms"]
+__all__ = ["format_ms", "format_ms_or_none", "parse_rfc3339_ms"]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
@@ -187,6 +187,11 @@ def format_ms(ms: int) -> str:
             _recent.clear()
         text = _recent[ms] = _format(ms)
     return text
+
+
+def format_ms_or_none(ms: int | None) -> str | None:
+    """:func:`format_ms`, or ``None`` for no instant (an output's optional time fields)."""
+    return None if ms is None else format_ms(ms)
 
 
 def _format(ms: int) -> str:
