@@ -149,7 +149,9 @@ def apply(
         at = event.time_ms if event.time_ms > s.watermark_ms else s.watermark_ms
         if policy.agreements:
             _sync_instances(s, policy)
-        _fire_all_due(s, policy, at, False, cmds)
+        hint = s.next_hint  # the last apply/advance's next instant: nothing falls due before ``at`` unless it does
+        if hint == NOT_NOTED or (hint != NO_THRESHOLD and hint < at):
+            _fire_all_due(s, policy, at, False, cmds)
         if type(event.data) is CreatedData:
             s.flags = _add_flag(s.flags, "created_late" if "implicit" in s.flags else "duplicate_created")
             s.flags = tuple(f for f in s.flags if f != "implicit")

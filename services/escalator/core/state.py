@@ -335,9 +335,10 @@ class TicketState:
     # the worker's record of applied events and outputs, the most recent few: one compact JSON entry per line
     # (core/timeline.py; one string, so storing a state neither parses nor rebuilds the entries)
     timeline: str = ""
-    # Not part of the state (never stored, compared or copied): the instant of the ticket's next threshold as the
-    # engine's last pass over its clocks found it at the end of apply/advance (NO_THRESHOLD: none), so that
-    # next_deadline need not walk the clocks again; NOT_NOTED after anything else changed the clocks.
+    # Not part of the state (never stored or compared; a clone, whose clocks are equal, keeps it): the instant of the
+    # ticket's next threshold as the engine's last pass over its clocks found it at the end of apply/advance
+    # (NO_THRESHOLD: none), so that next_deadline and the next apply need not walk the clocks again; NOT_NOTED after
+    # anything else changed the clocks.
     next_hint: int = field(default=NOT_NOTED, compare=False, repr=False)
 
     def __init__(
@@ -420,7 +421,7 @@ class TicketState:
         running), so those are copied; an ended clock is changed only by a reopen, which copies it first, so ended
         clocks are shared, as are the containers the engine replaces instead of changing (fields, tags, escalation
         records...). The clocks and agreements dicts are new: the engine adds to them."""
-        return TicketState(
+        copy = TicketState(
             self.ticket_id,
             self.created_ms,
             self.priority,
@@ -457,6 +458,8 @@ class TicketState:
             self.trace,
             self.timeline,
         )
+        copy.next_hint = self.next_hint
+        return copy
 
     def snapshot(self) -> dict[str, Any]:
         """The ticket snapshot carried by escalations."""
