@@ -6,8 +6,10 @@ from __future__ import annotations
 import inspect
 
 import orjson
+from hypothesis import given
+from hypothesis import strategies as st
 
-from escalator.core.state import Clock, EscalationRecord, TicketState
+from escalator.core.state import Clock, EscalationRecord, TicketState, has_text
 
 
 def _every_field_set() -> TicketState:
@@ -131,3 +133,14 @@ def test_state_fields_names_every_field_in_order() -> None:
     from escalator.core.state import STATE_FIELDS
 
     assert list(STATE_FIELDS) == _fields(TicketState)
+
+
+@given(st.lists(st.text(max_size=6), max_size=8), st.text(max_size=6))
+def test_has_text_is_in_for_texts(texts: list[str], text: str) -> None:
+    """The compiled core's ``in`` for a ticket's seen ids, fired thresholds and flags agrees with Python's, for
+    texts equal by value but not the same object too (a stored state's texts are never the engine's)."""
+    items = tuple(texts)
+    assert has_text(items, text) == (text in items)
+    assert has_text(items, "".join([text, ""])) == (text in items)
+    if texts:
+        assert has_text(items, "".join(list(texts[-1])))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Final
 
 from .plan import CompiledPolicy
-from .state import NO_THRESHOLD, RUNNING, Clock, TicketState
+from .state import NO_THRESHOLD, RUNNING, Clock, TicketState, has_text
 from .vocabulary import DEFAULT_PAUSE_ON
 
 __all__ = [
@@ -98,14 +98,14 @@ def _pending(c: Clock, pol: CompiledPolicy | None) -> tuple[int, str] | None:
     halted = bool(c.acks)
     fired = c.fired
     for th in plan:
-        if th.key in fired or (halted and th.kind == "esc"):
+        if has_text(fired, th.key) or (halted and th.kind == "esc"):
             continue
         best = (th.offset_ms, th.key)
         break
     if pol.ack_timeout_ms is not None:
         for n, ack_elapsed in enumerate(c.acks, 1):
             key = f"ack{n}"
-            if key in fired:
+            if has_text(fired, key):
                 continue
             offset = ack_elapsed + pol.ack_timeout_ms
             if best is None or offset < best[0]:

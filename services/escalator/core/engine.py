@@ -96,6 +96,7 @@ from .state import (
     Clock,
     TicketFacts,
     TicketState,
+    has_text,
 )
 from .timefmt import format_ms, format_ms_or_none
 from .vocabulary import DONE_STATUSES, FOLLOW_UP, METRICS, REQUESTERS
@@ -134,7 +135,7 @@ def apply(
     The commands are the same either way.
     """
     key = event.dedup_key
-    if state is not None and key in state.seen:
+    if state is not None and has_text(state.seen, key):
         return state, [Ignored(event.id, "duplicate")]
     cmds: list[Command] = []
     was_implicit = False
@@ -142,7 +143,7 @@ def apply(
         s = new_ticket(event, policy)
         at = event.time_ms
     else:
-        was_implicit = "implicit" in state.flags  # read before ``s`` (which may be ``state``) changes
+        was_implicit = has_text(state.flags, "implicit")  # read before ``s`` (which may be ``state``) changes
         s = state if in_place else state.clone()
         if s.policy_version != policy.version:
             rebase(s, policy)
@@ -996,10 +997,19 @@ def _matches(m: Matcher, s: TicketState) -> bool:
     for name, allowed in m.attributes:
         if _attribute(s, name) not in allowed:
             return False
-    if m.tags_any is not None and m.tags_any.isdisjoint(s.tags):
-        return False
-    if m.tags_all is not None and not m.tags_all.issubset(s.tags):
-        return False
+    tags_any = m.tags_any
+    if tags_any is not None:  # loops, not ``isdisjoint``/``issubset``: no method looked up by name per event
+        for tag in s.tags:
+            if tag in tags_any:
+                break
+        else:
+            return False
+    tags_all = m.tags_all
+    if tags_all is not None:
+        have = s.tags
+        for tag in tags_all:
+            if tag not in have:
+                return False
     for name, values in m.fields:
         if name not in s.fields or s.fields[name] not in values:
             return False
@@ -1030,7 +1040,7 @@ def _evaluate_triggers(s: TicketState, ps: PolicySet, at: int, cmds: list[Comman
     on = s.triggers_on
     for trig in ps.triggers:
         holds = _holds(trig.when, s)
-        active = trig.id in on
+        active = has_text(on, trig.id)
         if holds and not active:
             pol = effective_policy(s, ps)  # looked up only when a trigger acts (most events change none)
             n = s.trigger_fires.get(trig.id, 0) + 1
@@ -1072,4 +1082,4 @@ def _evaluate_triggers(s: TicketState, ps: PolicySet, at: int, cmds: list[Comman
 
 
 def _add_flag(flags: tuple[str, ...], flag: str) -> tuple[str, ...]:
-    return flags if flag in flags else flags + (flag,)
+    return flags if has_text(flags, flag) else flags + (flag,)

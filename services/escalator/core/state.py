@@ -33,6 +33,7 @@ __all__ = [
     "EscalationRecord",
     "TicketFacts",
     "TicketState",
+    "has_text",
 ]
 
 STATE_FORMAT: Final = 1
@@ -231,6 +232,16 @@ class EscalationRecord:
     @classmethod
     def from_list(cls, v: list[Any]) -> EscalationRecord:
         return cls(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8])
+
+
+def has_text(texts: tuple[str, ...], text: str) -> bool:
+    """``text in texts``, each compared as text (compiled: a length test and a memcmp; a tuple's ``in`` goes through
+    Python's rich comparison item by item). For the per-event tests of a ticket's seen ids, fired thresholds and
+    flags."""
+    for t in texts:
+        if t == text:
+            return True
+    return False
 
 
 def _owned_clocks(clocks: dict[str, Clock]) -> dict[str, Clock]:

@@ -30,7 +30,7 @@ from .engine import advance, apply, next_deadline, replan_at, stamp_trace
 from .events import Event
 from .outputs import Command
 from .plan import PolicySet
-from .state import RUNNING, TicketState
+from .state import RUNNING, TicketState, has_text
 from .vocabulary import APPLIES_TO
 
 __all__ = [
@@ -187,7 +187,7 @@ def apply_versioned(
         return apply(state, event, single, in_place=in_place)
     if state is None:
         return apply(None, event, versions.for_new(event.time_ms))
-    if event.dedup_key in state.seen:
+    if has_text(state.seen, event.dedup_key):
         return apply(state, event, versions.base.policies)  # a duplicate: ignored, nothing moves
     s = state if in_place else state.clone()
     at = event.time_ms if event.time_ms > s.watermark_ms else s.watermark_ms
