@@ -140,3 +140,5 @@ joined_count  # unused variable (services/escalator/core/output_models.py)
 detected_at  # unused variable (services/escalator/core/output_models.py)
 _._names_one  # unused method (pydantic model_validator in services/escalator/core/envelopes.py)
 format_version  # unused variable (services/escalator/policy_versions.py:44): a pydantic field of the policy-version record
+# the decoder fast route's struct: read positionally by msgspec.structs.astuple in core/events.py
+tracestate  # unused variable (services/escalator/core/envelopes.py)

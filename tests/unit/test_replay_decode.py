@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from escalator.core.events import DecodeError, decode_record, decode_record_reference
+from escalator.core.envelopes import TicketStatusChanged, WireEnvelope
+from escalator.core.events import DecodeError, _wire_event, decode_record, decode_record_reference
 from escalator.synth import lifecycle_events
 
 BASE = list(lifecycle_events(40, seed=3))
@@ -151,3 +152,90 @@ def test_memoised_payloads_keep_the_contract(etype: str, payloads: list[dict[str
     for data in payloads + payloads[::-1]:
         raw = orjson.dumps({**BASE[0], "type": etype, "data": data})
         assert outcome(decode_record, raw, None) == outcome(decode_record_reference, raw, None), data
+
+
+# Records written byte by byte, for the fast route's reader (msgspec: the envelope into a struct, ``data`` kept
+# raw): what it skips unread (unknown attributes, an earlier duplicate ``data``, a raw ``data``) is where it could
+# take a record the models' route refuses. Each must decode the same as the reference.
+_HEAD = b'{"specversion":"1.0","id":"e-1","source":"s","type":"ticket.status_changed","time":"2026-11-22T10:00:00Z"'
+_HEAD += b',"subject":"T-1"'
+WIRE_EDGES: list[bytes] = [
+    _HEAD + b',"data":{"status":"open"}}',
+    _HEAD + b',"data" : { "status" : "open" } }',
+    _HEAD + b',\n\t"data":{"status":"open"}\r\n}  ',
+    _HEAD + b',"data":{"status":"open"}}\x0c',
+    b"\xef\xbb\xbf" + _HEAD + b',"data":{"status":"open"}}',
+    _HEAD + b',"data":{"status":"open"}}x',
+    _HEAD + b',"data":1e999,"data":{"status":"open"}}',
+    _HEAD + b',"data":{"status":"open"},"data":{"status":"pending"}}',
+    _HEAD + b',"data":1e999,"d\\u0061ta":{"status":"open"}}',
+    _HEAD + b',"d\\u0061ta":{"status":"open"}}',
+    _HEAD + b',"data":{"status":"open","x":1e999}}',
+    _HEAD + b',"data":{"status":"open","x":123456789012345678901234567890}}',
+    _HEAD + b',"data":{"status":"open"},"ext":1e999}',
+    _HEAD + b',"data":{"status":"open"},"ext":"\xff"}',
+    _HEAD + b',"data":{"status":"open"},"\xff":1}',
+    _HEAD + b',"data":{"status":"open"},"ext":"\\ud800"}',
+    _HEAD + b',"data":{"status":"\\ud800"}}',
+    _HEAD + b',"data":{"status":"\\u006fpen"}}',
+    _HEAD + b',"data":{"status":"open"},"ext":NaN}',
+    _HEAD + b',"data":{"status":"open"},"ext":' + b"[" * 2000 + b"]" * 2000 + b"}",
+    _HEAD + b',"data":' + b"[" * 2000 + b"]" * 2000 + b"}",
+    _HEAD + b',"data":null}',
+    _HEAD.replace(b"ticket.status_changed", b"ticket.escalation_requested") + b',"data":null}',
+    _HEAD + b',"data":"open"}',
+    _HEAD + b',"data":{"status":"open"},"id":5}',
+    _HEAD + b',"data":{"status":"open"},"id":"e-2"}',
+    _HEAD + b',"data":{"status":"open"},"subject":"T-2"}',
+    _HEAD + b',"data":{"status":"open"},"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}',
+    _HEAD + b',"data":{"status":"open"},"traceparent":7}',
+    _HEAD + b',"data":{"status":"open"},"tracestate":null}',
+    _HEAD + b',"data":{"status":"open"},"datacontenttype":"text/plain"}',
+    _HEAD + b',"data":{"status":"open"},"dataschema":null}',
+    _HEAD.replace(b'"1.0"', b'"1.1"') + b',"data":{"status":"open"}}',
+    _HEAD.replace(b"ticket.status_changed", b"ticket.nope") + b',"data":{"status":"open"}}',
+    _HEAD.replace(b'"e-1"', b'""') + b',"data":{"status":"open"}}',
+    _HEAD.replace(b'"T-1"', b'"data"') + b',"data":{"status":"open"}}',
+    _HEAD.replace(b"10:00:00Z", b"25:00:00Z") + b',"data":{"status":"open"}}',
+    _HEAD + b"}",
+    b"[]",
+    b"",
+]
+
+
+def test_fast_route_edges_decode_as_the_models_route() -> None:
+    for raw in WIRE_EDGES + WIRE_EDGES:  # twice: the second time through the memo of raw payloads
+        for key in (None, b"T-1", b"T-2"):
+            assert outcome(decode_record, raw, key) == outcome(decode_record_reference, raw, key), (raw[-80:], key)
+
+
+def test_fast_route_is_taken_for_plain_records_and_refused_where_it_could_differ() -> None:
+    """The edges above pass through the fast route where it applies (else that test would prove nothing)."""
+    assert _wire_event(WIRE_EDGES[0]) is not None
+    assert _wire_event(WIRE_EDGES[1]) is not None
+    for doc in BASE:
+        raw = orjson.dumps(doc)
+        if doc.get("data") is not None and outcome(decode_record_reference, raw, None)[0] == "ok":
+            assert _wire_event(raw) is not None, doc
+    for raw in WIRE_EDGES[6:10] + WIRE_EDGES[12:16]:
+        assert _wire_event(raw) is None, raw
+
+
+def test_wire_envelope_reads_the_envelope_attributes_in_the_order_the_decoder_unpacks() -> None:
+    """``_wire_event`` unpacks the struct positionally; its attributes are the envelope model's own (plus the
+    tracing extensions), so the fast route never takes an attribute the models do not know of as theirs."""
+    assert WireEnvelope.__struct_fields__ == (
+        "specversion",
+        "id",
+        "source",
+        "type",
+        "time",
+        "subject",
+        "data",
+        "datacontenttype",
+        "dataschema",
+        "traceparent",
+        "tracestate",
+    )
+    model_fields = set(TicketStatusChanged.model_fields)
+    assert set(WireEnvelope.__struct_fields__) - {"traceparent", "tracestate"} == model_fields
