@@ -123,3 +123,19 @@ def test_data_violations(etype: str, data: dict[str, Any], detail: str) -> None:
     with pytest.raises(DecodeError) as info:
         decode_record(orjson.dumps(envelope(etype, "2026-11-20T10:00:00Z", "T", data)))
     assert info.value.reason == "schema_violation" and detail in info.value.detail
+
+
+def test_an_events_kind_names_the_class_of_its_data() -> None:
+    """The engine dispatches on ``Event.kind``, not on ``type(event.data)``: every data class of the contract has a
+    kind of its own, set whichever way the event is built."""
+    from escalator.core.envelopes import ENVELOPES
+    from escalator.core.events import KIND_OTHER, Event
+
+    kinds = set()
+    for name, model in ENVELOPES.items():
+        data_class = model.model_fields["data"].annotation
+        event = Event("e-1", "s", name, 0, "T-1", data_class.model_construct())  # type: ignore[union-attr]
+        kinds.add(event.kind)
+    assert len(kinds) == len(ENVELOPES)
+    assert KIND_OTHER not in kinds
+    assert Event("e-1", "s", "ticket.rated", 0, "T-1", object()).kind == KIND_OTHER  # type: ignore[arg-type]

@@ -38,7 +38,7 @@ def parse_duration_ms(value: object) -> int:
     return total
 
 
-_formatted: dict[int, str] = {}
+_formatted: Final[dict[int, str]] = {}
 
 
 def format_duration_ms(ms: int) -> str:

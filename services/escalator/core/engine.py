@@ -20,7 +20,7 @@ Time rules (see docs/engine.md):
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from .clocks import (
     checkpoint,
@@ -34,7 +34,6 @@ from .clocks import (
     start_cycle,
 )
 from .envelopes import (
-    CommentedData,
     CreatedData,
     DeescalatedData,
     EscalationAcknowledgedData,
@@ -56,7 +55,17 @@ from .escalations import (
     requested,
     resolve,
 )
-from .events import Event
+from .events import (
+    KIND_COMMENTED,
+    KIND_CREATED,
+    KIND_DEESCALATED,
+    KIND_ESCALATION_ACKNOWLEDGED,
+    KIND_ESCALATION_REQUESTED,
+    KIND_RATED,
+    KIND_STATUS_CHANGED,
+    KIND_UPDATED,
+    Event,
+)
 from .messages import (
     AtRiskWording,
     LadderWording,
@@ -153,10 +162,10 @@ def apply(
         hint = s.next_hint  # the last apply/advance's next instant: nothing falls due before ``at`` unless it does
         if hint == NOT_NOTED or (hint != NO_THRESHOLD and hint < at):
             _fire_all_due(s, policy, at, False, cmds)
-        if type(event.data) is CreatedData:
+        if event.kind == KIND_CREATED:
             s.flags = _add_flag(s.flags, "created_late" if "implicit" in s.flags else "duplicate_created")
             s.flags = tuple(f for f in s.flags if f != "implicit")
-    created = type(event.data) is CreatedData
+    created = event.kind == KIND_CREATED
     group_before = None if state is None else s.group
     if state is None and created:
         _signal_incidents(s, policy, at, cmds)
@@ -164,7 +173,7 @@ def apply(
         if created and "created_late" in s.flags and was_implicit:
             _signal_incidents(s, policy, at, cmds)
         _mutate(s, event, at, policy, cmds)
-    if created or type(event.data) is UpdatedData:  # only these change tags and fields
+    if created or event.kind == KIND_UPDATED:  # only these change tags and fields
         _cap_attributes(s, cmds)
     if policy.clock_rules:
         _evaluate_clocks(s, policy, at, cmds)
@@ -251,8 +260,8 @@ def new_ticket(event: Event, policy: PolicySet) -> TicketState:
     """The state of a ticket first seen in ``event``: from ``ticket.created``, or implicit (flagged) otherwise."""
     at = event.time_ms
     s = TicketState(ticket_id=event.ticket_id, created_ms=at, watermark_ms=at, last_event_ms=at)
-    data = event.data
-    if type(data) is CreatedData:
+    if event.kind == KIND_CREATED:
+        data = cast(CreatedData, event.data)
         _take_attributes(s, data)
         s.status = data.status
     else:
@@ -289,8 +298,9 @@ def _first_clocks(status: str, at: int) -> dict[str, Clock]:
 
 def _mutate(s: TicketState, event: Event, at: int, ps: PolicySet, cmds: list[Command]) -> None:
     data = event.data
+    kind = event.kind  # the class of ``data`` (the casts below are for the type checker; they cost nothing)
     pol = effective_policy(s, ps)
-    if type(data) is CommentedData:
+    if kind == KIND_COMMENTED:
         comment = data.__dict__  # two fields read: one hook call (see _take_attributes)
         if not comment["public"]:
             return
@@ -306,39 +316,41 @@ def _mutate(s: TicketState, event: Event, at: int, ps: PolicySet, cmds: list[Com
             if s.status not in _DONE and not running(s, "next_reply") and not running(s, "first_response"):
                 start_cycle(s, "next_reply", at, pol)
         return
-    if type(data) is StatusChangedData:
-        _set_status(s, data.status, at, pol, cmds)
+    if kind == KIND_STATUS_CHANGED:
+        _set_status(s, cast(StatusChangedData, data).status, at, pol, cmds)
         return
-    if type(data) is UpdatedData:
-        _update(s, data.changes, at, ps, pol)
+    if kind == KIND_UPDATED:
+        _update(s, cast(UpdatedData, data).changes, at, ps, pol)
         return
-    if type(data) is CreatedData:
+    if kind == KIND_CREATED:
+        created = cast(CreatedData, data)
         s.created_ms = min(s.created_ms, event.time_ms)
-        _take_attributes(s, data)
-        if data.status != s.status and "duplicate_created" not in s.flags:
-            _set_status(s, data.status, at, pol, cmds)
+        _take_attributes(s, created)
+        if created.status != s.status and "duplicate_created" not in s.flags:
+            _set_status(s, created.status, at, pol, cmds)
         _reselect(s, ps, at, pol)
         return
-    if type(data) is RatedData:
-        s.rating = data.score
+    if kind == KIND_RATED:
+        s.rating = cast(RatedData, data).score
         return
-    if type(data) is EscalationAcknowledgedData:
+    if kind == KIND_ESCALATION_ACKNOWLEDGED:
         s.escalation_requested = False
-        _acknowledge(s, data, at, pol, cmds)
+        _acknowledge(s, cast(EscalationAcknowledgedData, data), at, pol, cmds)
         return
-    if type(data) is DeescalatedData:
-        deescalate(s, data, event.id, at, pol, cmds)
+    if kind == KIND_DEESCALATED:
+        deescalate(s, cast(DeescalatedData, data), event.id, at, pol, cmds)
         return
     # ticket.escalation_requested: with a ``requests:`` section a request by requester|agent|manager|system is an
     # escalation of its own; any other (older-style, free-text ``by``) sets the flag the triggers test, as before
+    request = cast(EscalationRequestedData, data)
     if (
         ps.requests is not None
-        and type(data) is EscalationRequestedData
-        and data.by is not None
-        and data.by in REQUESTERS
+        and kind == KIND_ESCALATION_REQUESTED
+        and request.by is not None
+        and request.by in REQUESTERS
     ):
         if s.instance is None:
-            requested(s, data, ps, ps.requests, at, pol, cmds)
+            requested(s, request, ps, ps.requests, at, pol, cmds)
         return
     s.escalation_requested = True
 

@@ -10,7 +10,7 @@ raises :class:`DecodeError` with a machine-readable ``reason`` (used for the dea
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, get_args
 
 import msgspec
@@ -25,8 +25,17 @@ from .envelopes import (
     MAX_TEXT,
     VALIDATORS,
     WIRE_DECODER,
+    CommentedData,
+    CreatedData,
+    DeescalatedData,
     DlqReason,
+    EscalationAcknowledgedData,
+    EscalationRequestedData,
     EventData,
+    IncidentResolvedData,
+    RatedData,
+    StatusChangedData,
+    UpdatedData,
 )
 from .timefmt import parse_rfc3339_ms
 
@@ -40,6 +49,42 @@ __all__ = [
 ]
 
 
+#: An event's kind: the class of its data as a small integer, set when the event is built, for the engine to
+#: dispatch on (compiled code reaches an interpreted module's class through a dict lookup at each use; a native
+#: integer attribute is one load). ``KIND_OTHER``: data of no class below.
+KIND_OTHER: Final = 0
+KIND_CREATED: Final = 1
+KIND_UPDATED: Final = 2
+KIND_COMMENTED: Final = 3
+KIND_STATUS_CHANGED: Final = 4
+KIND_ESCALATION_REQUESTED: Final = 5
+KIND_ESCALATION_ACKNOWLEDGED: Final = 6
+KIND_RATED: Final = 7
+KIND_DEESCALATED: Final = 8
+KIND_INCIDENT_RESOLVED: Final = 9
+_KIND_OF: Final[dict[type, int]] = {
+    CreatedData: KIND_CREATED,
+    UpdatedData: KIND_UPDATED,
+    CommentedData: KIND_COMMENTED,
+    StatusChangedData: KIND_STATUS_CHANGED,
+    EscalationRequestedData: KIND_ESCALATION_REQUESTED,
+    EscalationAcknowledgedData: KIND_ESCALATION_ACKNOWLEDGED,
+    RatedData: KIND_RATED,
+    DeescalatedData: KIND_DEESCALATED,
+    IncidentResolvedData: KIND_INCIDENT_RESOLVED,
+}
+
+
+#: The interpreted envelopes module's constants the decoder reads per record, held in compiled statics (a name
+#: imported from it is looked up in this module's dict at each use).
+_MAX_TEXT: Final = MAX_TEXT
+_WIRE: Final = WIRE_DECODER
+
+
+def _kind_of(data: object) -> int:
+    return _KIND_OF.get(type(data), KIND_OTHER)
+
+
 @dataclass(slots=True, init=False)
 class Event:
     """A decoded, validated ticket event as the engine sees it."""
@@ -51,6 +96,7 @@ class Event:
     ticket_id: str
     data: EventData
     traceparent: str | None = None  # the CloudEvents distributed-tracing extension, when valid (W3C trace context)
+    kind: int = field(default=KIND_OTHER, compare=False, repr=False)  # derived from ``data``: see KIND_OTHER
 
     def __init__(
         self,
@@ -69,6 +115,7 @@ class Event:
         self.ticket_id = ticket_id
         self.data = data
         self.traceparent = traceparent
+        self.kind = _kind_of(data)  # (``type`` is a parameter here)
 
     @property
     def dedup_key(self) -> str:
@@ -243,9 +290,9 @@ def _fast_event(doc: dict[str, Any], etype: str) -> Event | None:
         or type(source) is not str
         or type(subject) is not str
         or type(time_text) is not str
-        or not 0 < len(event_id) <= MAX_TEXT
-        or not 0 < len(source) <= MAX_TEXT
-        or not 0 < len(subject) <= MAX_TEXT
+        or not 0 < len(event_id) <= _MAX_TEXT
+        or not 0 < len(source) <= _MAX_TEXT
+        or not 0 < len(subject) <= _MAX_TEXT
         or "data" not in doc
     ):
         return None
@@ -276,7 +323,7 @@ def _wire_event(value: bytes) -> Event | None:
     if value.find(92) >= 0 and b"\\u" in value:  # a backslash (rare): is it a \u escape?
         return None
     try:
-        env = WIRE_DECODER.decode(value)
+        env = _WIRE.decode(value)
     except (msgspec.DecodeError, RecursionError):  # a ValidationError is a DecodeError
         return None
     # the attributes in one call, in the struct's order (cheaper than reading them one by one from compiled code)
@@ -289,9 +336,9 @@ def _wire_event(value: bytes) -> Event | None:
     if etype is None:
         return None
     if (
-        not 0 < len(event_id) <= MAX_TEXT
-        or not 0 < len(source) <= MAX_TEXT
-        or not 0 < len(subject) <= MAX_TEXT
+        not 0 < len(event_id) <= _MAX_TEXT
+        or not 0 < len(source) <= _MAX_TEXT
+        or not 0 < len(subject) <= _MAX_TEXT
         or (ctype is not None and ctype != "application/json")
     ):
         return None
@@ -329,7 +376,7 @@ def _raw_data(etype: str, raw: bytes) -> EventData | None:
 #: Validated ``data`` models of small flat payloads (``{"status": "open"}``, ``{"author": "agent", "public": true}``
 #: ...), which make up most of a ticket's events. The models are frozen, so one instance serves every event whose
 #: payload has the same keys, value types and values; pydantic still validates each distinct payload once.
-_validated: dict[tuple[object, ...], EventData] = {}
+_validated: Final[dict[tuple[object, ...], EventData]] = {}
 _VALIDATED_LIMIT: Final = 4096
 _MEMO_MAX_KEYS: Final = 4
 _MEMO_MAX_TEXT: Final = 64

@@ -19,10 +19,10 @@ _RFC3339: Final = re.compile(
 )
 
 
-_parsed: dict[str, int] = {}
+_parsed: Final[dict[str, int]] = {}
 _PARSED_LIMIT: Final = 8192
 _DAYS_IN_MONTH: Final = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-_ordinals: dict[tuple[int, int, int], int] = {}
+_ordinals: Final[dict[tuple[int, int, int], int]] = {}
 
 
 def parse_rfc3339_ms(text: str) -> int:
@@ -107,7 +107,7 @@ def _hour_start_ms(text: str) -> int:
     return (_epoch_days(year, month, day) * 24 + hour) * 3_600_000
 
 
-_hour_ms: dict[str, int] = {}
+_hour_ms: Final[dict[str, int]] = {}
 _TEN_POWERS: Final = tuple(10**i for i in range(7))  # not a literal: mypyc would rebuild a Final tuple literal per use
 
 
@@ -173,10 +173,10 @@ def _parse_slow(m: re.Match[str], text: str) -> int:
 
 
 _DAY_MS: Final = 86_400_000
-_day_text: dict[int, str] = {}
+_day_text: Final[dict[int, str]] = {}
 
 
-_recent: dict[int, str] = {}
+_recent: Final[dict[int, str]] = {}
 
 
 def format_ms(ms: int) -> str:

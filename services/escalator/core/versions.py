@@ -25,6 +25,7 @@ With a single entry every function here is exactly the engine's (the same output
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Final
 
 from .engine import advance, apply, next_deadline, replan_at, stamp_trace
 from .events import Event
@@ -44,7 +45,7 @@ __all__ = [
     "policies_in_use",
 ]
 
-OPEN_TICKETS = APPLIES_TO[0]
+OPEN_TICKETS: Final = APPLIES_TO[0]
 NEW_TICKETS = APPLIES_TO[1]
 
 
