@@ -149,3 +149,14 @@ def test_elapsed_then_add_reaches_no_later(cal: Calendar, a: int, span: int) -> 
     b = a + span
     d = cal.elapsed_ms(a, b)
     assert cal.add_open_ms(a, d) <= b
+
+
+@settings(max_examples=300, deadline=None)
+@given(cal=calendars, mark=instants, left=durations, step=durations)
+def test_a_plan_survives_a_checkpoint_before_it(cal: Calendar, mark: int, left: int, step: int) -> None:
+    """What ``clocks.reschedule_paused`` relies on to keep a running clock's next threshold through a status change:
+    planned from its mark with ``left`` open time to go, or from any checkpoint ``at`` up to that instant with what
+    is left then, the threshold is the same instant."""
+    due = cal.add_open_ms(mark, left)
+    at = min(mark + step, due)
+    assert cal.add_open_ms(at, left - cal.elapsed_ms(mark, at)) == due

@@ -302,3 +302,36 @@ def test_the_next_deadline_noted_by_apply_and_advance_is_the_one_the_clocks_give
     assert state is not None
     state, _ = advance(state, horizon(events), policy)
     assert next_deadline(state, policy) == _walked(state, policy)
+
+
+def _stale_clocks(s: TicketState, policy: Any) -> list[str]:
+    """The clocks (the ticket's and its agreement instances') whose cached next threshold is not the one their
+    state gives now: the engine keeps every planned clock's (instant, key) current, and re-plans only the clocks
+    an event could have moved."""
+    from escalator.core.clocks import is_paused, next_of
+    from escalator.core.engine import effective_policy
+
+    sets = [(s, policy)]
+    by_id = {a.id: a.policies for a in policy.agreements}
+    sets += [(inst, by_id[key.split("@", 1)[0]]) for key, inst in s.agreements.items()]
+    stale = []
+    for t, ps in sets:
+        pol = effective_policy(t, ps)
+        for c in t.clocks.values():
+            if c.planned() and (c.next_at_ms, c.next_key) != next_of(c, pol, is_paused(t, pol, c.metric)):
+                stale.append(f"{t.instance or 'ticket'}:{c.metric}")
+    return stale
+
+
+@SETTINGS
+@given(events=lifecycles(), data=st.data())
+def test_every_planned_clock_holds_its_current_next_threshold(events: list[Event], data: Any) -> None:
+    policy = data.draw(st.sampled_from([example_policy(), PS]))
+    state: TicketState | None = None
+    for e in events:
+        if state is not None:
+            tick = data.draw(st.integers(min_value=0, max_value=3_600_000))
+            state, _ = advance(state, e.time_ms - tick, policy, in_place=True)
+            assert _stale_clocks(state, policy) == []
+        state, _ = apply(state, e, policy, in_place=data.draw(st.booleans()))
+        assert _stale_clocks(state, policy) == [], e.type

@@ -22,6 +22,7 @@ __all__ = [
     "next_of",
     "paused_in",
     "reschedule_all",
+    "reschedule_paused",
     "running",
     "schedule",
     "start_cycle",
@@ -85,6 +86,29 @@ def reschedule_all(s: TicketState, pol: CompiledPolicy | None) -> None:
     for c in clocks.values():
         if c.planned():
             c.next_at_ms, c.next_key = next_of(c, pol, paused_in(s.status, pol, c.metric) if per_metric else paused)
+
+
+def reschedule_paused(s: TicketState, pol: CompiledPolicy | None, old_status: str, at: int) -> None:
+    """:func:`reschedule_all` after a status change at ``at`` that neither ends nor reopens the ticket, once every
+    running clock was checkpointed at ``at``. A clock running unpaused before and after keeps its next threshold:
+    with ``d`` the open time it had left from its mark ``m``, the threshold is the earliest ``t`` with
+    ``elapsed(m, t) == d``; as ``elapsed(m, t) == elapsed(m, at) + elapsed(at, t)``, that is still the earliest
+    ``t >= at`` with ``elapsed(at, t) == d - elapsed(m, at)`` -- what a re-plan from the checkpoint finds -- as
+    long as it was not before ``at`` (thresholds before ``at`` fired before the event). The clocks the change
+    pauses or resumes are re-planned."""
+    status = s.status
+    for c in s.clocks.values():
+        if not c.planned():
+            continue
+        paused = paused_in(status, pol, c.metric)
+        if (
+            not paused
+            and c.phase == RUNNING
+            and not paused_in(old_status, pol, c.metric)
+            and (c.next_at_ms == NO_THRESHOLD or c.next_at_ms >= at)
+        ):
+            continue
+        c.next_at_ms, c.next_key = next_of(c, pol, paused)
 
 
 def _pending(c: Clock, pol: CompiledPolicy | None) -> tuple[int, str] | None:

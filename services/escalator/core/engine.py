@@ -29,6 +29,7 @@ from .clocks import (
     is_paused,
     next_at,
     reschedule_all,
+    reschedule_paused,
     running,
     schedule,
     start_cycle,
@@ -485,6 +486,9 @@ def _set_status(s: TicketState, status: str, at: int, pol: CompiledPolicy | None
                 s.clocks[m] = c
             elif mode == "restart":
                 start_cycle(s, m, at, pol)
+    else:  # neither an end nor a reopen: only the clocks it pauses or resumes move
+        reschedule_paused(s, pol, old, at)
+        return
     reschedule_all(s, pol)
 
 
