@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from escalator.core.envelopes import TicketStatusChanged, WireEnvelope
-from escalator.core.events import DecodeError, _wire_event, decode_record, decode_record_reference
+from escalator.core.envelopes import WIRE_DECODER, TicketStatusChanged, WireEnvelope
+from escalator.core.events import DecodeError, _compact_size, _wire_event, decode_record, decode_record_reference
 from escalator.synth import lifecycle_events
 
 BASE = list(lifecycle_events(40, seed=3))
@@ -239,3 +240,26 @@ def test_wire_envelope_reads_the_envelope_attributes_in_the_order_the_decoder_un
     )
     model_fields = set(TicketStatusChanged.model_fields)
     assert set(WireEnvelope.__struct_fields__) - {"traceparent", "tracestate"} == model_fields
+
+
+def test_a_compact_record_measures_its_own_length() -> None:
+    """The fast route trusts a record without scanning it when its length is that of its attributes written
+    compactly; orjson writes exactly that form (with every optional attribute too), anything longer is scanned."""
+    extra = {
+        "datacontenttype": "application/json",
+        "dataschema": "urn:x",
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "tracestate": "a=b",
+    }
+    for doc in BASE[:12]:
+        for more in ({}, extra):
+            raw = orjson.dumps({**doc, **more})
+            env = WIRE_DECODER.decode(raw)
+            assert len(raw) == _compact_size(
+                *msgspec.structs.astuple(env)[:6], bytes(env.data), *msgspec.structs.astuple(env)[7:]
+            )
+            spaced = raw.replace(b'":', b'": ', 1)
+            env = WIRE_DECODER.decode(spaced)
+            assert len(spaced) > _compact_size(
+                *msgspec.structs.astuple(env)[:6], bytes(env.data), *msgspec.structs.astuple(env)[7:]
+            )

@@ -313,23 +313,25 @@ def _fast_event(doc: dict[str, Any], etype: str) -> Event | None:
 def _wire_event(value: bytes) -> Event | None:
     """The fast route of a structured-mode record: the envelope read straight from its bytes by msgspec
     (:class:`~escalator.core.envelopes.WireEnvelope`), ``data`` validated from its raw JSON (memoised for small flat
-    payloads). Taken only where it cannot disagree with the route through the models (orjson, then pydantic):
-    ASCII records (msgspec does not check the UTF-8 of what it skips) without ``\\u`` escapes and with one
-    ``data`` attribute (an earlier duplicate, plain or escaped, would be skipped unread), no attribute but the
-    envelope's own (the struct refuses others). Anything else, and any record it does not accept, returns
-    ``None``: the models' route decides, and words the error."""
-    if not value.isascii() or value.count(b'"data"') != 1:
-        return None
-    if value.find(92) >= 0 and b"\\u" in value:  # a backslash (rare): is it a \u escape?
-        return None
+    payloads). The struct refuses any attribute but the envelope's own; what msgspec skips unread is then only an
+    earlier duplicate ``data`` (plain, or spelled with ``\\u`` escapes), where it checks neither UTF-8 nor number
+    ranges as orjson does. So the route is taken only for a record that cannot hold one: a compact record (its
+    length is exactly that of its attributes written without whitespace or escapes, so nothing else is in it),
+    or else an ASCII one with one plain ``data`` and no ``\\u`` escape. Anything else, and any record it does not
+    accept, returns ``None``: the route through the models (orjson, then pydantic) decides, and words the error."""
     try:
         env = _WIRE.decode(value)
     except (msgspec.DecodeError, RecursionError):  # a ValidationError is a DecodeError
         return None
     # the attributes in one call, in the struct's order (cheaper than reading them one by one from compiled code)
-    specversion, event_id, source, type_text, time_text, subject, raw, ctype, _schema, traceparent, _state = (
+    specversion, event_id, source, type_text, time_text, subject, raw, ctype, schema, traceparent, tracestate = (
         msgspec.structs.astuple(env)
     )
+    data_bytes = bytes(raw)
+    if len(value) != _compact_size(
+        specversion, event_id, source, type_text, time_text, subject, data_bytes, ctype, schema, traceparent, tracestate
+    ) and (not value.isascii() or value.count(b'"data"') != 1 or (value.find(92) >= 0 and b"\\u" in value)):
+        return None
     if specversion != "1.0":
         return None
     etype = _TYPE_NAMES.get(type_text)
@@ -344,12 +346,41 @@ def _wire_event(value: bytes) -> Event | None:
         return None
     try:
         time_ms = parse_rfc3339_ms(time_text)
-        data = _raw_data(etype, bytes(raw))
+        data = _raw_data(etype, data_bytes)
     except (ValueError, ValidationError):  # orjson's JSONDecodeError is a ValueError, as is pydantic's error
         return None
     if data is None:
         return None
     return Event(event_id, source, etype, time_ms, subject, data, trace_context(traceparent))
+
+
+def _compact_size(
+    specversion: str,
+    event_id: str,
+    source: str,
+    type_text: str,
+    time_text: str,
+    subject: str,
+    data: bytes,
+    ctype: str | None,
+    schema: str | None,
+    traceparent: str | None,
+    tracestate: str | None,
+) -> int:
+    """The length of the shortest JSON text of these attributes: ``{"specversion":"…",…,"data":…}`` without
+    whitespace or escapes (a text's length in characters is its length in bytes only when it is ASCII; any escape,
+    whitespace, repeated or escaped key, or non-ASCII character makes a record of these values longer)."""
+    size = 79 + len(specversion) + len(event_id) + len(source) + len(type_text) + len(time_text) + len(subject)
+    size += len(data)
+    if ctype is not None:
+        size += 21 + len(ctype)  # ,"datacontenttype":"…"
+    if schema is not None:
+        size += 16 + len(schema)  # ,"dataschema":"…"
+    if traceparent is not None:
+        size += 17 + len(traceparent)  # ,"traceparent":"…"
+    if tracestate is not None:
+        size += 16 + len(tracestate)  # ,"tracestate":"…"
+    return size
 
 
 #: The fast route's validated ``data`` of small flat payloads, per event type, by their raw JSON: a payload seen
