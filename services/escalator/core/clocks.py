@@ -111,33 +111,6 @@ def reschedule_paused(s: TicketState, pol: CompiledPolicy | None, old_status: st
         c.next_at_ms, c.next_key = next_of(c, pol, paused)
 
 
-def _pending(c: Clock, pol: CompiledPolicy | None) -> tuple[int, str] | None:
-    """The next unfired threshold of a running clock as (open-time offset, key)."""
-    if c.phase != RUNNING or pol is None:
-        return None
-    plan = pol.plans.get(c.metric)
-    if plan is None:
-        return None
-    best: tuple[int, str] | None = None
-    halted = bool(c.acks)
-    fired = c.fired
-    for th in plan:
-        if has_text(fired, th.key) or (halted and th.kind == "esc"):
-            continue
-        best = (th.offset_ms, th.key)
-        break
-    if pol.ack_timeout_ms is not None:
-        for n, ack_elapsed in enumerate(c.acks, 1):
-            key = f"ack{n}"
-            if has_text(fired, key):
-                continue
-            offset = ack_elapsed + pol.ack_timeout_ms
-            if best is None or offset < best[0]:
-                best = (offset, key)
-            break
-    return best
-
-
 def schedule(c: Clock, pol: CompiledPolicy | None, paused: bool) -> Clock:
     """Set the cached next threshold instant of ``c`` (in place; returns ``c``)."""
     c.next_at_ms, c.next_key = next_of(c, pol, paused)
@@ -145,17 +118,38 @@ def schedule(c: Clock, pol: CompiledPolicy | None, paused: bool) -> Clock:
 
 
 def next_of(c: Clock, pol: CompiledPolicy | None, paused: bool) -> tuple[int, str | None]:
-    """The next threshold of ``c`` as (instant, key); the instant is ``NO_THRESHOLD`` while paused (and when there is
-    none, with no key)."""
-    nxt = _pending(c, pol)
-    if nxt is None:
+    """The next threshold of ``c`` as (instant, key): its next unfired planned threshold or acknowledgement timeout
+    (the earlier, by open time); the instant is ``NO_THRESHOLD`` while paused (and when there is none, with no
+    key)."""
+    if c.phase != RUNNING or pol is None:
         return NO_THRESHOLD, None
-    offset, key = nxt
+    plan = pol.plans.get(c.metric)
+    if plan is None:
+        return NO_THRESHOLD, None
+    offset = 0
+    key: str | None = None
+    halted = bool(c.acks)
+    fired = c.fired
+    for th in plan:
+        if has_text(fired, th.key) or (halted and th.kind == "esc"):
+            continue
+        offset, key = th.offset_ms, th.key
+        break
+    if pol.ack_timeout_ms is not None:
+        for n, ack_elapsed in enumerate(c.acks, 1):
+            ack_key = f"ack{n}"
+            if has_text(fired, ack_key):
+                continue
+            ack_offset = ack_elapsed + pol.ack_timeout_ms
+            if key is None or ack_offset < offset:
+                offset, key = ack_offset, ack_key
+            break
+    if key is None:
+        return NO_THRESHOLD, None
     if offset <= c.elapsed_ms:
         return c.mark_ms, key
     if paused:
         return NO_THRESHOLD, key
-    assert pol is not None
     return pol.calendar.add_open_ms(c.mark_ms, offset - c.elapsed_ms), key
 
 

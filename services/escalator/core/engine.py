@@ -300,12 +300,12 @@ def _first_clocks(status: str, at: int) -> dict[str, Clock]:
 def _mutate(s: TicketState, event: Event, at: int, ps: PolicySet, cmds: list[Command]) -> None:
     data = event.data
     kind = event.kind  # the class of ``data`` (the casts below are for the type checker; they cost nothing)
-    pol = effective_policy(s, ps)
     if kind == KIND_COMMENTED:
         comment = data.__dict__  # two fields read: one hook call (see _take_attributes)
         if not comment["public"]:
             return
         if comment["author"] == "agent":
+            pol = effective_policy(s, ps)
             s.agent_replies += 1
             s.unanswered = 0
             for m in ("first_response", "next_reply", "periodic_update"):
@@ -315,8 +315,12 @@ def _mutate(s: TicketState, event: Event, at: int, ps: PolicySet, cmds: list[Com
         else:
             s.unanswered += 1
             if s.status not in _DONE and not running(s, "next_reply") and not running(s, "first_response"):
-                start_cycle(s, "next_reply", at, pol)
+                start_cycle(s, "next_reply", at, effective_policy(s, ps))
         return
+    if kind == KIND_RATED:  # (the policy is looked up only where it is used: most events are these few)
+        s.rating = cast(RatedData, data).score
+        return
+    pol = effective_policy(s, ps)
     if kind == KIND_STATUS_CHANGED:
         _set_status(s, cast(StatusChangedData, data).status, at, pol, cmds)
         return
@@ -330,9 +334,6 @@ def _mutate(s: TicketState, event: Event, at: int, ps: PolicySet, cmds: list[Com
         if created.status != s.status and "duplicate_created" not in s.flags:
             _set_status(s, created.status, at, pol, cmds)
         _reselect(s, ps, at, pol)
-        return
-    if kind == KIND_RATED:
-        s.rating = cast(RatedData, data).score
         return
     if kind == KIND_ESCALATION_ACKNOWLEDGED:
         s.escalation_requested = False
@@ -431,8 +432,10 @@ def _take_attributes(s: TicketState, data: CreatedData) -> None:
     s.requester_timezone = r["timezone"]
     s.group, s.assignee, s.channel = d["group"], d["assignee"], d["channel"]
     s.product, s.category = d["product"], d["category"]
-    s.tags = tuple(dict.fromkeys(d["tags"]))
-    s.fields = dict(d["fields"])
+    tags = d["tags"]
+    s.tags = tuple(dict.fromkeys(tags)) if tags else ()
+    fields = d["fields"]
+    s.fields = dict(fields) if fields else {}
 
 
 def _signal_incidents(s: TicketState, ps: PolicySet, at: int, cmds: list[Command]) -> None:
@@ -462,9 +465,8 @@ def _set_status(s: TicketState, status: str, at: int, pol: CompiledPolicy | None
         _end(s, "first_response", STOPPED, at, pol, cmds)
         _end(s, "next_reply", STOPPED, at, pol, cmds)
         _end(s, "periodic_update", CANCELLED, at, pol, cmds)
-        for m in list(s.clocks):
-            if m not in _BUILT_IN and m != FOLLOW_UP:  # a defined metric's clock stops with the ticket
-                _end(s, m, STOPPED, at, pol, cmds)
+        for m in [m for m in s.clocks if m not in _BUILT_IN and m != FOLLOW_UP]:
+            _end(s, m, STOPPED, at, pol, cmds)  # a defined metric's clock stops with the ticket
         if status == "solved" and pol is not None and pol.follow_up is not None:
             start_cycle(s, FOLLOW_UP, at, pol)  # the feedback request, in ``after`` of open time
         s.escalation_requested = False
