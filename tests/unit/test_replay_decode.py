@@ -263,3 +263,19 @@ def test_a_compact_record_measures_its_own_length() -> None:
             assert len(spaced) > _compact_size(
                 *msgspec.structs.astuple(env)[:6], bytes(env.data), *msgspec.structs.astuple(env)[7:]
             )
+
+
+def test_types_kept_out_of_the_payload_memo_never_have_a_flat_payload() -> None:
+    """The fast route neither looks up nor keeps a ``ticket.created``'s or ``ticket.updated``'s payload in its memo:
+    each has a required attribute that is an object, so no valid payload of theirs is a small flat one."""
+    from pydantic import BaseModel
+
+    from escalator.core.envelopes import ENVELOPES
+    from escalator.core.events import _NEVER_FLAT
+
+    for etype in _NEVER_FLAT:
+        data_model = ENVELOPES[etype].model_fields["data"].annotation
+        assert any(
+            f.is_required() and isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel)
+            for f in data_model.model_fields.values()  # type: ignore[union-attr]
+        ), etype

@@ -383,21 +383,28 @@ def _compact_size(
     return size
 
 
-#: The fast route's validated ``data`` of small flat payloads, per event type, by their raw JSON: a payload seen
-#: before (``{"status":"open"}``...) is neither parsed nor validated again (the models are frozen; one serves all).
-_raw_validated: Final[dict[str, dict[bytes, EventData]]] = {name: {} for name in ENVELOPES}
+#: Event types whose valid payload always holds an object (a ticket's requester, the changes): never a small flat
+#: payload, so never looked up in or added to the memo (hashing a ticket's unique payload would be wasted).
+_NEVER_FLAT: Final = frozenset({"ticket.created", "ticket.updated"})
+#: The fast route's validated ``data`` of small flat payloads, per event type (``None``: a type in _NEVER_FLAT), by
+#: their raw JSON: a payload seen before (``{"status":"open"}``...) is neither parsed nor validated again (the models
+#: are frozen; one serves all).
+_raw_validated: Final[dict[str, dict[bytes, EventData] | None]] = {
+    name: None if name in _NEVER_FLAT else {} for name in ENVELOPES
+}
 
 
 def _raw_data(etype: str, raw: bytes) -> EventData | None:
     memo = _raw_validated[etype]
-    hit = memo.get(raw)
-    if hit is not None:
-        return hit
+    if memo is not None:
+        hit = memo.get(raw)
+        if hit is not None:
+            return hit
     data = orjson.loads(raw)
     if data is None:  # ``"data": null`` (a request without a body): the models' route says what it means
         return None
     validated: EventData = DATA_VALIDATORS[etype].validate_python(data)
-    if _memo_key(etype, data) is not None:  # the payloads the value-keyed memo below would keep
+    if memo is not None and _memo_key(etype, data) is not None:  # what the value-keyed memo below keeps
         if len(memo) >= _VALIDATED_LIMIT:
             memo.clear()
         memo[raw] = validated
