@@ -164,14 +164,14 @@ def apply(
         if hint == NOT_NOTED or (hint != NO_THRESHOLD and hint < at):
             _fire_all_due(s, policy, at, False, cmds)
         if event.kind == KIND_CREATED:
-            s.flags = _add_flag(s.flags, "created_late" if "implicit" in s.flags else "duplicate_created")
+            s.flags = _add_flag(s.flags, "created_late" if has_text(s.flags, "implicit") else "duplicate_created")
             s.flags = tuple(f for f in s.flags if f != "implicit")
     created = event.kind == KIND_CREATED
     group_before = None if state is None else s.group
     if state is None and created:
         _signal_incidents(s, policy, at, cmds)
     else:
-        if created and "created_late" in s.flags and was_implicit:
+        if created and has_text(s.flags, "created_late") and was_implicit:
             _signal_incidents(s, policy, at, cmds)
         _mutate(s, event, at, policy, cmds)
     if created or event.kind == KIND_UPDATED:  # only these change tags and fields
@@ -331,7 +331,7 @@ def _mutate(s: TicketState, event: Event, at: int, ps: PolicySet, cmds: list[Com
         created = cast(CreatedData, data)
         s.created_ms = min(s.created_ms, event.time_ms)
         _take_attributes(s, created)
-        if created.status != s.status and "duplicate_created" not in s.flags:
+        if created.status != s.status and not has_text(s.flags, "duplicate_created"):
             _set_status(s, created.status, at, pol, cmds)
         _reselect(s, ps, at, pol)
         return
@@ -510,16 +510,16 @@ def _evaluate_clocks(s: TicketState, ps: PolicySet, at: int, cmds: list[Command]
         starts = _holds(rule.start, s)
         c = s.clocks.get(name)
         running = c is not None and c.phase == RUNNING
-        if starts and mark not in flags and not running and s.status not in _DONE:
+        if starts and not has_text(flags, mark) and not running and s.status not in _DONE:
             start_cycle(s, name, at, pol)
             running = True
         if running and _holds(rule.stop, s):
             _end(s, name, ACHIEVED, at, pol, cmds)
         elif running and rule.cancel is not None and _holds(rule.cancel, s):
             _end(s, name, CANCELLED, at, pol, cmds)
-        if starts and mark not in flags:
+        if starts and not has_text(flags, mark):
             flags = flags + (mark,)
-        elif not starts and mark in flags:
+        elif not starts and has_text(flags, mark):
             flags = tuple(f for f in flags if f != mark)
     s.flags = flags
 
@@ -1026,7 +1026,7 @@ def _matches(m: Matcher, s: TicketState) -> bool:
     if tags_all is not None:
         have = s.tags
         for tag in tags_all:
-            if tag not in have:
+            if not has_text(have, tag):
                 return False
     for name, values in m.fields:
         if name not in s.fields or s.fields[name] not in values:

@@ -26,7 +26,7 @@ from .outputs import (
     notification,
 )
 from .plan import CompiledPolicy, NotifyTarget, PolicySet, Requests
-from .state import MAX_OPEN_ESCALATIONS, EscalationRecord, TicketFacts, TicketState
+from .state import MAX_OPEN_ESCALATIONS, EscalationRecord, TicketFacts, TicketState, has_text
 from .timefmt import format_ms, format_ms_or_none
 
 __all__ = [
@@ -133,7 +133,7 @@ def escalate(
             records.remove(oldest)
             cmds.append(StateCapped(s.ticket_id, "escalations"))
         s.escalations = records
-    if s.instance is None and "escalated" not in s.flags:  # the ticket's first: timed for the metrics
+    if s.instance is None and not has_text(s.flags, "escalated"):  # the ticket's first: timed for the metrics
         s.flags = s.flags + ("escalated",)
         cmds.append(FirstEscalation(s.ticket_id, esc.level, esc.reason, at - s.created_ms))
     f = s.facts()

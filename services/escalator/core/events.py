@@ -276,6 +276,11 @@ def _model_event(doc: dict[str, Any], etype: str, event_id: str | None) -> Event
     return event_from_envelope(env)
 
 
+def _texts_fit(event_id: str, source: str, subject: str) -> bool:
+    """The envelope model's bounds on the id, source and subject (``NonEmpty``: 1 to MAX_TEXT characters)."""
+    return 0 < len(event_id) <= _MAX_TEXT and 0 < len(source) <= _MAX_TEXT and 0 < len(subject) <= _MAX_TEXT
+
+
 def _fast_event(doc: dict[str, Any], etype: str) -> Event | None:
     """The envelope model's checks written out by hand, and only the ``data`` model validated by pydantic (building
     the envelope model costs more than validating the data). Accepts only documents the envelope model accepts, and
@@ -290,9 +295,7 @@ def _fast_event(doc: dict[str, Any], etype: str) -> Event | None:
         or type(source) is not str
         or type(subject) is not str
         or type(time_text) is not str
-        or not 0 < len(event_id) <= _MAX_TEXT
-        or not 0 < len(source) <= _MAX_TEXT
-        or not 0 < len(subject) <= _MAX_TEXT
+        or not _texts_fit(event_id, source, subject)
         or "data" not in doc
     ):
         return None
@@ -337,12 +340,7 @@ def _wire_event(value: bytes) -> Event | None:
     etype = _TYPE_NAMES.get(type_text)
     if etype is None:
         return None
-    if (
-        not 0 < len(event_id) <= _MAX_TEXT
-        or not 0 < len(source) <= _MAX_TEXT
-        or not 0 < len(subject) <= _MAX_TEXT
-        or (ctype is not None and ctype != "application/json")
-    ):
+    if not _texts_fit(event_id, source, subject) or (ctype is not None and ctype != "application/json"):
         return None
     try:
         time_ms = parse_rfc3339_ms(time_text)

@@ -6,7 +6,7 @@ from .clocks import due_at, is_paused, next_at
 from .engine import effective_policy, rebase, sync_instance
 from .plan import PolicySet
 from .state import NO_THRESHOLD, RUNNING, EscalationRecord, TicketState
-from .timefmt import format_ms
+from .timefmt import format_ms, format_ms_or_none
 from .vocabulary import METRICS
 
 __all__ = ["describe", "upcoming"]
@@ -86,9 +86,9 @@ def _view(s: TicketState, policy: PolicySet, now_ms: int) -> dict[str, object]:
                 "status": "paused" if (c.phase == RUNNING and paused) else c.phase,
                 "elapsed_seconds": elapsed / 1000,
                 "target_seconds": None if target is None else target / 1000,
-                "due_at": None if due is None else format_ms(due),
+                "due_at": format_ms_or_none(due),
                 "breached": c.breached_at_ms is not None,
-                "breached_at": None if c.breached_at_ms is None else format_ms(c.breached_at_ms),
+                "breached_at": format_ms_or_none(c.breached_at_ms),
                 "thresholds_fired": list(c.fired),
                 "thresholds_skipped": list(c.skipped),
                 "next_threshold": c.next_key,
@@ -110,7 +110,7 @@ def _view(s: TicketState, policy: PolicySet, now_ms: int) -> dict[str, object]:
         "triggers_active": list(s.triggers_on),
         "flags": list(s.flags),
         "clocks": clocks,
-        "next_deadline": None if upcoming is None else format_ms(upcoming),
+        "next_deadline": format_ms_or_none(upcoming),
         "escalations": [_escalation(e) for e in s.escalations],
     }
 
@@ -123,8 +123,8 @@ def _escalation(e: EscalationRecord) -> dict[str, object]:
         "status": "open" if e.resolved_ms is None else "resolved",
         "raised_at": format_ms(e.raised_ms),
         "acknowledged_by": e.acked_by,
-        "acknowledged_at": None if e.acked_ms is None else format_ms(e.acked_ms),
-        "resolved_at": None if e.resolved_ms is None else format_ms(e.resolved_ms),
+        "acknowledged_at": format_ms_or_none(e.acked_ms),
+        "resolved_at": format_ms_or_none(e.resolved_ms),
         "resolution": e.resolved,
         "resolved_by": e.resolved_by,
     }

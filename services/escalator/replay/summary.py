@@ -27,6 +27,7 @@ from typing import Literal, NotRequired, TypedDict
 
 from ..core import METRICS, ClockOutcome, Command, Emit, Event, Ignored, PolicySet, format_ms
 from ..core.state import RUNNING
+from ..core.timefmt import format_ms_or_none
 from .simulate import Reject, Simulator
 
 __all__ = [
@@ -529,9 +530,9 @@ class Summary:
                 "event_types": dict(sorted(self.event_types.items())),
             },
             "period": {
-                "first_event": None if self.first_ms is None else format_ms(self.first_ms),
-                "last_event": None if self.last_ms is None else format_ms(self.last_ms),
-                "end": None if self.end_ms is None else format_ms(self.end_ms),
+                "first_event": format_ms_or_none(self.first_ms),
+                "last_event": format_ms_or_none(self.last_ms),
+                "end": format_ms_or_none(self.end_ms),
             },
             "tickets": self.tickets,
             "metrics": _ordered(metrics),

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..core import PolicyError, PolicySet, format_ms
+from ..core.timefmt import format_ms_or_none
 from ..core.versions import OPEN_TICKETS, PolicyVersion, PolicyVersions
 from ..policy_file import load_policy_file
 from ..policy_versions import PolicyRecordError, decode_policy_record
@@ -227,9 +228,9 @@ class PolicyFeed:
                 {
                     "version": v.version,
                     "source": v.label,
-                    "effective_from": None if v.effective_ms is None else format_ms(v.effective_ms),
+                    "effective_from": format_ms_or_none(v.effective_ms),
                     "applies_to": v.applies_to,
-                    "published_at": None if v.published_ms is None else format_ms(v.published_ms),
+                    "published_at": format_ms_or_none(v.published_ms),
                     "state": _state(v, id(v) in in_force, now),
                     "open_tickets": int(open_by_version.get(v.version, 0)),
                 }
