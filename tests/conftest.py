@@ -9,6 +9,16 @@ import pytest
 from escalator.broker import tansu_compat
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _shared_empties_stay_empty() -> Iterator[None]:
+    """New ticket states share three empty containers (the engine replaces a state's fields, trigger counts and
+    escalation records, never changes them): a change to one anywhere in the suite would show in every state."""
+    from escalator.core import state
+
+    yield
+    assert state._NO_FIELDS == {} and state._NO_FIRES == {} and state._NO_ESCALATIONS == []
+
+
 @pytest.fixture
 def compat_off() -> Iterator[None]:
     """Run the test without the workarounds in this process, restoring the previous state afterwards."""

@@ -142,3 +142,4 @@ _._names_one  # unused method (pydantic model_validator in services/escalator/co
 format_version  # unused variable (services/escalator/policy_versions.py:44): a pydantic field of the policy-version record
 # the decoder fast route's struct: read positionally by msgspec.structs.astuple in core/events.py
 tracestate  # unused variable (services/escalator/core/envelopes.py)
+_shared_empties_stay_empty  # unused function (tests/conftest.py:12: an autouse pytest fixture)

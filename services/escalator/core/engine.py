@@ -91,6 +91,7 @@ from .outputs import (
 )
 from .plan import CompiledPolicy, Condition, Matcher, PolicySet, Threshold
 from .state import (
+    _NO_FIELDS,
     ACHIEVED,
     CANCELLED,
     MAX_ACKS,
@@ -435,7 +436,7 @@ def _take_attributes(s: TicketState, data: CreatedData) -> None:
     tags = d["tags"]
     s.tags = tuple(dict.fromkeys(tags)) if tags else ()
     fields = d["fields"]
-    s.fields = dict(fields) if fields else {}
+    s.fields = dict(fields) if fields else _NO_FIELDS
 
 
 def _signal_incidents(s: TicketState, ps: PolicySet, at: int, cmds: list[Command]) -> None:
