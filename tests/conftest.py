@@ -16,7 +16,7 @@ def _shared_empties_stay_empty() -> Iterator[None]:
     from escalator.core import state
 
     yield
-    assert state._NO_FIELDS == {} and state._NO_FIRES == {} and state._NO_ESCALATIONS == []
+    assert state.NO_FIELDS == {} and state.NO_FIRES == {} and state.NO_ESCALATIONS == []
 
 
 @pytest.fixture

@@ -91,7 +91,6 @@ from .outputs import (
 )
 from .plan import CompiledPolicy, Condition, Matcher, PolicySet, Threshold
 from .state import (
-    _NO_FIELDS,
     ACHIEVED,
     CANCELLED,
     MAX_ACKS,
@@ -100,6 +99,7 @@ from .state import (
     MAX_FIELDS,
     MAX_INSTANCES,
     MAX_TAGS,
+    NO_FIELDS,
     NO_THRESHOLD,
     NOT_NOTED,
     RUNNING,
@@ -436,7 +436,7 @@ def _take_attributes(s: TicketState, data: CreatedData) -> None:
     tags = d["tags"]
     s.tags = tuple(dict.fromkeys(tags)) if tags else ()
     fields = d["fields"]
-    s.fields = dict(fields) if fields else _NO_FIELDS
+    s.fields = dict(fields) if fields else NO_FIELDS
 
 
 def _signal_incidents(s: TicketState, ps: PolicySet, at: int, cmds: list[Command]) -> None:

@@ -24,6 +24,9 @@ __all__ = [
     "MAX_OPEN_ESCALATIONS",
     "MAX_TAGS",
     "NOT_NOTED",
+    "NO_ESCALATIONS",
+    "NO_FIELDS",
+    "NO_FIRES",
     "NO_THRESHOLD",
     "PHASES",
     "ROW_FORMAT",
@@ -248,9 +251,9 @@ def has_text(texts: tuple[str, ...], text: str) -> bool:
 # replaces a ticket's fields, trigger counts and escalation records and never changes them (tests/conftest.py checks
 # that these stay empty through the whole suite). Each state holding its own three empties cost three allocations
 # per ticket and three more objects for the collector to walk.
-_NO_FIELDS: Final[dict[str, Any]] = {}
-_NO_FIRES: Final[dict[str, int]] = {}
-_NO_ESCALATIONS: Final[list[EscalationRecord]] = []
+NO_FIELDS: Final[dict[str, Any]] = {}
+NO_FIRES: Final[dict[str, int]] = {}
+NO_ESCALATIONS: Final[list[EscalationRecord]] = []
 
 
 def _owned_clocks(clocks: dict[str, Clock]) -> dict[str, Clock]:
@@ -411,7 +414,7 @@ class TicketState:
         self.product = product
         self.category = category
         self.tags = tags
-        self.fields = fields if fields is not None else _NO_FIELDS
+        self.fields = fields if fields is not None else NO_FIELDS
         self.reopen_count = reopen_count
         self.reassignment_count = reassignment_count
         self.unanswered = unanswered
@@ -422,7 +425,7 @@ class TicketState:
         self.policy_version = policy_version
         self.clocks = clocks if clocks is not None else {}
         self.triggers_on = triggers_on
-        self.trigger_fires = trigger_fires if trigger_fires is not None else _NO_FIRES
+        self.trigger_fires = trigger_fires if trigger_fires is not None else NO_FIRES
         self.seen = seen
         self.watermark_ms = watermark_ms
         self.closed_ms = closed_ms
@@ -431,7 +434,7 @@ class TicketState:
         self.requester_timezone = requester_timezone
         self.agreements = agreements if agreements is not None else {}
         self.instance = instance
-        self.escalations = escalations if escalations is not None else _NO_ESCALATIONS
+        self.escalations = escalations if escalations is not None else NO_ESCALATIONS
         self.trace = trace
         self.timeline = timeline
         self.next_hint = NOT_NOTED
