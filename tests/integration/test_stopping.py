@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ from typing import Any
 import pytest
 
 from escalator.broker.embedded import EmbeddedBroker
-from tests.integration.workers import ROOT, Deployment, event_record, free_port, produce
+from tests.integration.workers import ROOT, Deployment, event_record, free_port_block, produce
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.broker
@@ -62,8 +63,9 @@ def kill_left_over(pids: list[int]) -> None:
 def dev(kafka: Any, tmp_path: Path, **streams: Any) -> Iterator[subprocess.Popen[bytes]]:
     """``escalator dev`` on the test broker, its children listed and stopped by PID at the end whatever happened."""
     env = {**os.environ, **kafka.env(), "ESCALATOR_APP_ID": f"dev{time.monotonic_ns() % 10**9}"}
+    port = free_port_block(4)  # dev serves --web-port and the three ports after it
     proc = subprocess.Popen(
-        [sys.executable, "-m", "escalator", "dev", "--run-dir", str(tmp_path / "run"), "--web-port", str(free_port())],
+        [sys.executable, "-m", "escalator", "dev", "--run-dir", str(tmp_path / "run"), "--web-port", str(port)],
         cwd=ROOT,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -88,6 +90,30 @@ def wait_for_children(proc: subprocess.Popen[bytes], count: int) -> list[int]:
         return kids if len(kids) >= count else []
 
     return wait_until(started, 120, f"escalator dev to start {count} children", interval=0.2)
+
+
+def test_dev_names_a_taken_port_and_starts_nothing(kafka: Any, tmp_path: Path) -> None:
+    """dev serves four consecutive ports; one taken (here the relay's SMTP sink, --web-port + 3) is one clear error
+    before any process starts -- not a relay that dies a minute in and takes the demo down with it."""
+    first = free_port_block(4)
+    env = {**os.environ, **kafka.env()}
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", first + 3))
+        holder.listen()
+        done = subprocess.run(
+            [sys.executable, "-m", "escalator", "dev", "--run-dir", str(tmp_path / "run"), "--web-port", str(first)],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"{first + 3} (the relay's local SMTP sink, --web-port + 3)" in done.stderr, done.stderr
+    assert "nothing was started" in done.stderr and f"{first} (" not in done.stderr, done.stderr
+    assert "broker" not in done.stdout and not (tmp_path / "run" / "worker.log").exists(), done.stdout
 
 
 def test_the_children_of_dev_die_when_it_is_killed(kafka: Any, tmp_path: Path) -> None:

@@ -21,12 +21,18 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from ..broker.select import BrokerChoice
 
-__all__ = ["register", "run"]
+__all__ = ["PORT_ROLES", "busy_ports", "register", "run"]
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", default="examples/demo-policy.yaml", help="policy file for the worker")
-    parser.add_argument("--web-port", type=int, default=int(os.environ.get("ESCALATOR_WEB_PORT", "6066")))
+    parser.add_argument(
+        "--web-port",
+        type=int,
+        default=int(os.environ.get("ESCALATOR_WEB_PORT", "6066")),
+        help="the worker's HTTP port; the next three serve the relay's metrics and its local HTTP and SMTP sinks "
+        "(default 6066: 6066-6069, all on 127.0.0.1)",
+    )
     parser.add_argument(
         "--duration", type=float, default=None, help="stop after this many seconds (default: run until Ctrl-C)"
     )
@@ -120,6 +126,32 @@ def _stop(proc: subprocess.Popen[bytes] | None, name: str, timeout: float = 20.0
         proc.wait(timeout=5)
 
 
+#: What each port of ``dev`` serves, by its offset from ``--web-port`` (see :func:`_spawn_relay`).
+PORT_ROLES = (
+    "the worker's HTTP endpoints",
+    "the notify relay's metrics",
+    "the relay's local HTTP sink (Slack, webhooks, PagerDuty)",
+    "the relay's local SMTP sink",
+)
+
+
+def busy_ports(web_port: int, host: str = "127.0.0.1") -> list[str]:
+    """The ports ``dev`` needs that something else holds now, each named with its role (empty: all free).
+    Checked before anything starts, so that a taken port is one clear line instead of a child that exits."""
+    import socket
+
+    busy = []
+    for offset, role in enumerate(PORT_ROLES):
+        port = web_port + offset
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind: TIME_WAIT is free
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                busy.append(f"{port} ({role}, --web-port + {offset}): {exc.strerror or exc}")
+    return busy
+
+
 def _spawn_relay(env: dict[str, str], run_dir: Path, web_port: int) -> subprocess.Popen[bytes]:
     """``escalator notify`` delivering to its local sink (HTTP on web_port + 2, SMTP on + 3), which prints one
     "delivered" line per delivery on this terminal; the relay's own log goes to ``notify.log``."""
@@ -142,6 +174,15 @@ def run(args: argparse.Namespace) -> int:
     from ..settings import Settings
 
     load_policy_file(args.policy)  # fail fast, naming file/line/field
+    busy = busy_ports(args.web_port)
+    if busy:
+        print(
+            "error: escalator dev needs four consecutive ports from --web-port on 127.0.0.1, and these are taken:\n  "
+            + "\n  ".join(busy)
+            + "\nchoose another --web-port (or ESCALATOR_WEB_PORT); nothing was started",
+            file=sys.stderr,
+        )
+        return 2
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
