@@ -152,6 +152,18 @@ def busy_ports(web_port: int, host: str = "127.0.0.1") -> list[str]:
     return busy
 
 
+def _ports_taken(web_port: int) -> bool:
+    busy = busy_ports(web_port)
+    if busy:
+        print(
+            "error: escalator dev needs four consecutive ports from --web-port on 127.0.0.1, and these are taken:\n  "
+            + "\n  ".join(busy)
+            + "\nchoose another --web-port (or ESCALATOR_WEB_PORT); nothing was started",
+            file=sys.stderr,
+        )
+    return bool(busy)
+
+
 def _spawn_relay(env: dict[str, str], run_dir: Path, web_port: int) -> subprocess.Popen[bytes]:
     """``escalator notify`` delivering to its local sink (HTTP on web_port + 2, SMTP on + 3), which prints one
     "delivered" line per delivery on this terminal; the relay's own log goes to ``notify.log``."""
@@ -174,14 +186,7 @@ def run(args: argparse.Namespace) -> int:
     from ..settings import Settings
 
     load_policy_file(args.policy)  # fail fast, naming file/line/field
-    busy = busy_ports(args.web_port)
-    if busy:
-        print(
-            "error: escalator dev needs four consecutive ports from --web-port on 127.0.0.1, and these are taken:\n  "
-            + "\n  ".join(busy)
-            + "\nchoose another --web-port (or ESCALATOR_WEB_PORT); nothing was started",
-            file=sys.stderr,
-        )
+    if _ports_taken(args.web_port):
         return 2
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
