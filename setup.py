@@ -34,6 +34,7 @@ COMPILED = [
     "services/escalator/core/timeline.py",  # the worker records every event and output in it
     "services/escalator/core/events.py",  # the decoder (its pydantic models live in envelopes.py, interpreted)
     "services/escalator/core/outputs.py",  # the commands and output builders (models: output_models.py)
+    "services/escalator/replay/simulate.py",  # the event-time driver of replays: the deadline heap around the core
 ]
 
 

@@ -50,6 +50,7 @@ COMPILED_MODULES = (
     "escalator.core.timeline",
     "escalator.core.events",
     "escalator.core.outputs",
+    "escalator.replay.simulate",
 )
 _HERE = Path(__file__).resolve().parent
 #: The build's record of the sources it compiled (written by setup.py beside the extensions).
