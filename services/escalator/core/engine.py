@@ -108,6 +108,7 @@ from .state import (
     TicketFacts,
     TicketState,
     has_text,
+    owned_agreements,
 )
 from .timefmt import format_ms, format_ms_or_none
 from .vocabulary import DONE_STATUSES, FOLLOW_UP, METRICS, REQUESTERS
@@ -724,7 +725,7 @@ def _agreements_event(
         if not ag.per_group:
             inst = s.agreements.get(ag.id)
             if inst is None:
-                s.agreements[ag.id] = inst = _new_instance(s, ag.id, aps, at)
+                owned_agreements(s)[ag.id] = inst = _new_instance(s, ag.id, aps, at)
             elif not new:
                 _mutate(inst, event, at, aps, cmds)
                 sync_instance(inst, s)
@@ -749,7 +750,7 @@ def _agreements_event(
         if inst is None:
             if len(s.agreements) >= MAX_INSTANCES:
                 _drop_oldest_ended(s, cmds)
-            s.agreements[key] = inst = _new_instance(s, key, aps, at)
+            owned_agreements(s)[key] = inst = _new_instance(s, key, aps, at)
         elif "left" in inst.flags:
             _return(inst, s, at, aps)
         if aps.clock_rules:

@@ -24,6 +24,7 @@ __all__ = [
     "MAX_OPEN_ESCALATIONS",
     "MAX_TAGS",
     "NOT_NOTED",
+    "NO_AGREEMENTS",
     "NO_ESCALATIONS",
     "NO_FIELDS",
     "NO_FIRES",
@@ -37,6 +38,7 @@ __all__ = [
     "TicketFacts",
     "TicketState",
     "has_text",
+    "owned_agreements",
 ]
 
 STATE_FORMAT: Final = 1
@@ -254,6 +256,17 @@ def has_text(texts: tuple[str, ...], text: str) -> bool:
 NO_FIELDS: Final[dict[str, Any]] = {}
 NO_FIRES: Final[dict[str, int]] = {}
 NO_ESCALATIONS: Final[list[EscalationRecord]] = []
+#: Agreement instances: a ticket without agreements (most of them) holds this one; the engine gives a state a dict
+#: of its own (``owned_agreements``) before it adds an instance, and removes one only from a dict that has it.
+NO_AGREEMENTS: Final[dict[str, TicketState]] = {}
+
+
+def owned_agreements(s: TicketState) -> dict[str, TicketState]:
+    """The state's agreement instances as a dict it alone holds, ready to be added to."""
+    agreements = s.agreements
+    if agreements is NO_AGREEMENTS:
+        agreements = s.agreements = {}
+    return agreements
 
 
 def _owned_clocks(clocks: dict[str, Clock]) -> dict[str, Clock]:
@@ -432,7 +445,7 @@ class TicketState:
         self.last_event_ms = last_event_ms
         self.flags = flags
         self.requester_timezone = requester_timezone
-        self.agreements = agreements if agreements is not None else {}
+        self.agreements = agreements if agreements is not None else NO_AGREEMENTS
         self.instance = instance
         self.escalations = escalations if escalations is not None else NO_ESCALATIONS
         self.trace = trace
@@ -475,7 +488,7 @@ class TicketState:
             self.last_event_ms,
             self.flags,
             self.requester_timezone,
-            {k: a.clone() for k, a in self.agreements.items()} if self.agreements else {},
+            {k: a.clone() for k, a in self.agreements.items()} if self.agreements else NO_AGREEMENTS,
             self.instance,
             self.escalations,
             self.trace,
@@ -657,7 +670,7 @@ class TicketState:
                 inst.watermark_ms, inst.flags = v[4], tuple(v[5])
                 if len(v) > 6:
                     inst.escalations = [EscalationRecord.from_list(x) for x in v[6]]
-                s.agreements[v[0]] = inst
+                owned_agreements(s)[v[0]] = inst
         if len(r) > 33:
             s.escalations = [EscalationRecord.from_list(x) for x in r[33]]
         if len(r) > 34:
