@@ -10,6 +10,10 @@ In one run:
 * the raw aiokafka consume -> produce loop of ``bench/service_bench.py`` on an embedded broker (or
   KAFKA_BOOTSTRAP_SERVERS), the same number of events: what decode + core have to keep up with.
 
+* the replay simulator (``bench/simulator_run.py``: ``Simulator.feed`` per event, then ``finish`` -- the deadline heap,
+  incident windows and the core in place, what ``escalator simulate`` runs) of this tree and of "today", on the same
+  events written to a file, each decoded by its own tree;
+
 * "today": the core as it was when issue 14 was filed (the last commit before the compiled core, plain Python, with
   its own benchmark script, checked out in a temporary git worktree), so "N x today" is measured in the same
   sitting (``--today ''`` skips it, e.g. outside a git clone).
@@ -171,6 +175,19 @@ def today(tree: Path, tickets: int, repeat: int) -> dict[str, object]:
     return dict(orjson.loads(out.read_bytes()))
 
 
+def simulator(tree: Path, events_file: Path, repeat: int) -> dict[str, object]:
+    """The replay simulator of ``tree`` (this one: compiled, or the "today" worktree: plain) over the same events:
+    ``bench/simulator_run.py`` in its own process, events/s of ``Simulator.feed`` + ``finish``."""
+    env = {k: v for k, v in os.environ.items() if k != "ESCALATOR_PURE_PYTHON"}
+    env["PYTHONPATH"] = str(tree / "services")
+    policy = tree / "examples" / "policy.yaml"
+    cmd = [sys.executable, str(ROOT / "bench" / "simulator_run.py"), str(events_file), str(policy)]
+    done = subprocess.run(
+        [*cmd, "--repeat", str(repeat)], env=env, capture_output=True, text=True, check=True, timeout=1800
+    )
+    return dict(orjson.loads(done.stdout.strip().splitlines()[-1]))
+
+
 def best(runs: list[dict[str, object]]) -> dict[str, object]:
     """Each throughput at its best over the rounds (the least disturbed sitting of a shared machine)."""
     out = dict(runs[0])
@@ -224,11 +241,20 @@ def main() -> int:
     plain = child("pure-python", args.tickets, args.repeat)
     compiled_runs: list[dict[str, object]] = []
     today_runs: list[dict[str, object]] = []
-    with today_tree(args.today) if args.today else contextlib.nullcontext() as tree:
+    sim_runs: list[dict[str, object]] = []  # the replay simulator, this tree's
+    sim_today_runs: list[dict[str, object]] = []  # and the "today" worktree's, over the same events
+    with (
+        today_tree(args.today) if args.today else contextlib.nullcontext() as tree,
+        tempfile.TemporaryDirectory(prefix="core-bench-events-") as tmp,
+    ):
+        events_file = Path(tmp) / "events.jsonl"
+        events_file.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in lifecycle_events(args.tickets, seed=11)))
         for _ in range(args.rounds):
             compiled_runs.append(child("compiled", args.tickets, args.repeat))
+            sim_runs.append(simulator(ROOT, events_file, args.repeat))
             if tree is not None:
                 today_runs.append(today(tree, args.tickets, args.repeat))
+                sim_today_runs.append(simulator(tree, events_file, args.repeat))
     compiled = best(compiled_runs)
     builds = {"pure-python": plain, "compiled": compiled}
     result: dict[str, object] = {
@@ -262,6 +288,23 @@ def main() -> int:
             f"today ({args.today}, plain, best of {len(today_runs)} rounds): core "
             f"{base['core_in_place_events_per_s']:,} in place; compiled now (best of {len(compiled_runs)}): "
             f"{result['compiled_over_today']}"
+        )
+    sim = best(sim_runs)
+    result["simulator"] = sim
+    print(
+        f"simulator (Simulator.feed + finish, compiled: {sim['simulator_compiled']}): "
+        f"{sim['simulator_events_per_s']:,} events/s"
+    )
+    if sim_today_runs:
+        sim_base = best(sim_today_runs)
+        result["simulator_today"] = sim_base
+        result["simulator_over_today"] = round(
+            int(sim["simulator_events_per_s"]) / int(sim_base["simulator_events_per_s"]),  # type: ignore[call-overload]
+            2,
+        )
+        print(
+            f"today's simulator: {sim_base['simulator_events_per_s']:,} events/s; now / today: "
+            f"{result['simulator_over_today']}"
         )
     if not args.no_wire:
         raw = raw_loop(int(compiled["events"]), args.tickets)  # type: ignore[call-overload]
