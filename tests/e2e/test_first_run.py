@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.workers import free_port_block
+from tests.integration.workers import dev_web_port
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -33,7 +33,7 @@ def _get(url: str) -> tuple[int, bytes]:
 
 
 def test_first_minute_shows_every_kind_of_output(tmp_path: Path) -> None:
-    port = free_port_block(4)  # dev serves --web-port and the three ports after it
+    port = dev_web_port()
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "ESCALATOR_BOOTSTRAP_SERVERS")}
     out_path = tmp_path / "dev.out"
     with out_path.open("wb") as out:

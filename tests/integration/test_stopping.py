@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from escalator.broker.embedded import EmbeddedBroker
-from tests.integration.workers import ROOT, Deployment, event_record, free_port_block, produce
+from tests.integration.workers import ROOT, Deployment, dev_web_port, event_record, produce
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.broker
@@ -59,13 +59,16 @@ def kill_left_over(pids: list[int]) -> None:
                 os.killpg(pid, signal.SIGKILL)  # each child leads its own process group
 
 
+def dev_command(tmp_path: Path, web_port: int) -> list[str]:
+    return [sys.executable, "-m", "escalator", "dev", "--run-dir", str(tmp_path / "run"), "--web-port", str(web_port)]
+
+
 @contextlib.contextmanager
 def dev(kafka: Any, tmp_path: Path, **streams: Any) -> Iterator[subprocess.Popen[bytes]]:
     """``escalator dev`` on the test broker, its children listed and stopped by PID at the end whatever happened."""
     env = {**os.environ, **kafka.env(), "ESCALATOR_APP_ID": f"dev{time.monotonic_ns() % 10**9}"}
-    port = free_port_block(4)  # dev serves --web-port and the three ports after it
     proc = subprocess.Popen(
-        [sys.executable, "-m", "escalator", "dev", "--run-dir", str(tmp_path / "run"), "--web-port", str(port)],
+        dev_command(tmp_path, dev_web_port()),
         cwd=ROOT,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -95,13 +98,13 @@ def wait_for_children(proc: subprocess.Popen[bytes], count: int) -> list[int]:
 def test_dev_names_a_taken_port_and_starts_nothing(kafka: Any, tmp_path: Path) -> None:
     """dev serves four consecutive ports; one taken (here the relay's SMTP sink, --web-port + 3) is one clear error
     before any process starts -- not a relay that dies a minute in and takes the demo down with it."""
-    first = free_port_block(4)
+    first = dev_web_port()
     env = {**os.environ, **kafka.env()}
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
         holder.bind(("127.0.0.1", first + 3))
         holder.listen()
         done = subprocess.run(
-            [sys.executable, "-m", "escalator", "dev", "--run-dir", str(tmp_path / "run"), "--web-port", str(first)],
+            dev_command(tmp_path, first),
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

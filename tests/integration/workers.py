@@ -36,29 +36,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def free_port_block(count: int) -> int:
-    """The first of ``count`` consecutive ports free on 127.0.0.1, below the kernel's ephemeral range: a block
-    picked inside it (``free_port() + 1``...) can be taken by any outgoing connection's local port before the
-    process that needs it binds it (``escalator dev`` serves four consecutive ports)."""
+def dev_web_port() -> int:
+    """A ``--web-port`` for ``escalator dev`` whose four ports (it and the three after it) are free on 127.0.0.1,
+    below the kernel's ephemeral range: a block picked inside it (``free_port() + 1``...) can be taken by any
+    outgoing connection's local port before the process that needs it binds it. Free as dev itself checks it
+    (:func:`escalator.commands.dev.busy_ports`)."""
+    from escalator.commands.dev import PORT_ROLES, busy_ports
+
     low = 32768
     with contextlib.suppress(OSError, ValueError):
         low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     rng = random.Random()
     for _ in range(200):
-        first = rng.randrange(max(1024, low - 12000), low - count)
-        probes = []
-        try:
-            for port in range(first, first + count):
-                probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                probes.append(probe)
-                probe.bind(("127.0.0.1", port))
+        first = rng.randrange(max(1024, low - 12000), low - len(PORT_ROLES))
+        if not busy_ports(first):
             return first
-        except OSError:
-            continue
-        finally:
-            for probe in probes:
-                probe.close()
-    raise RuntimeError(f"no {count} consecutive free ports below {low}")
+    raise RuntimeError(f"no {len(PORT_ROLES)} consecutive free ports below {low}")
 
 
 @dataclass
@@ -71,7 +64,6 @@ class Deployment:
     partitions: int = 4
     policy_file: Path = TEST_POLICY
     name: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:10]}")
-    _topics: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def env(self) -> dict[str, str]:
         return {
@@ -100,19 +92,11 @@ class Deployment:
 
     @property
     def topics(self) -> dict[str, str]:
-        """The deployment's topic names (a fresh copy of names built once: checks call this per record, and building
-        the Settings each time made a wait on 1,000 records cost a minute of the test's own CPU)."""
-        if self._topics is None:
-            self._topics = self._topic_names()
-        return dict(self._topics)
-
-    def _topic_names(self) -> dict[str, str]:
-        s = self.settings()
+        """The deployment's topic names, read from :meth:`env` (checks call this per record: building the Settings
+        each time made a wait on 1,000 records cost a minute of the test's own CPU)."""
+        env = self.env()
         return {
-            "input": s.topic_input,
-            "escalations": s.topic_escalations,
-            "notifications": s.topic_notifications,
-            "dlq": s.topic_dlq,
+            name: env[f"ESCALATOR_TOPIC_{name.upper()}"] for name in ("input", "escalations", "notifications", "dlq")
         }
 
     def create_topics(self) -> None:
