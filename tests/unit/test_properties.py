@@ -317,7 +317,7 @@ def _stale_clocks(s: TicketState, policy: Any) -> list[str]:
     stale = []
     for t, ps in sets:
         pol = effective_policy(t, ps)
-        for c in t.clocks.values():
+        for c in t.clocks:
             if c.planned() and (c.next_at_ms, c.next_key) != next_of(c, pol, is_paused(t, pol, c.metric)):
                 stale.append(f"{t.instance or 'ticket'}:{c.metric}")
     return stale

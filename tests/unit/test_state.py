@@ -52,7 +52,7 @@ def _every_field_set() -> TicketState:
         escalation_requested=True,
         policy_id="p-vip",
         policy_version="abc123",
-        clocks={"resolution": clock},
+        clocks=[clock],
         triggers_on=("legal",),
         trigger_fires={"legal": 2},
         seen=("src\x1fid-1", "src\x1fid-2"),
@@ -80,7 +80,7 @@ def _instance() -> TicketState:
         instance="ola@network",
         policy_id="net-ola",
         policy_version="abc123",
-        clocks={"resolution": clock},
+        clocks=[clock],
         watermark_ms=36,
         flags=("left",),
     )
@@ -104,8 +104,8 @@ def test_the_sample_sets_every_field_away_from_its_default() -> None:
 def test_clone_copies_every_field() -> None:
     s = _every_field_set()
     assert s.clone() == s
-    c = s.clocks["resolution"]
-    assert c.copy() == c
+    c = s.clock("resolution")
+    assert c is not None and c.copy() == c
 
 
 def test_both_stored_forms_keep_every_field() -> None:
@@ -118,7 +118,8 @@ def test_both_stored_forms_keep_every_field() -> None:
 
 
 def test_clock_stored_form_keeps_every_field() -> None:
-    c = _every_field_set().clocks["resolution"]
+    c = _every_field_set().clock("resolution")
+    assert c is not None
     assert Clock.from_list(orjson.loads(orjson.dumps(c.to_list()))) == c
     assert len(c.to_list()) == len(_fields(Clock))
 

@@ -32,7 +32,7 @@ _DEFAULT_PAUSE: Final = frozenset(DEFAULT_PAUSE_ON)
 
 
 def running(s: TicketState, metric: str) -> bool:
-    c = s.clocks.get(metric)
+    c = s.clock(metric)
     return c is not None and c.phase == RUNNING
 
 
@@ -68,22 +68,22 @@ def checkpoint_all(s: TicketState, at: int, pol: CompiledPolicy | None, status: 
     clocks = s.clocks
     per_metric = pol is not None and bool(pol.metric_pause)
     paused = paused_in(status, pol, "")
-    for c in clocks.values():
+    for c in clocks:
         if c.phase == RUNNING and at > c.mark_ms:
             checkpoint(c, at, pol, paused_in(status, pol, c.metric) if per_metric else paused)
 
 
 def start_cycle(s: TicketState, metric: str, at: int, pol: CompiledPolicy | None) -> None:
-    prev = s.clocks.get(metric)
+    prev = s.clock(metric)
     cycle = prev.cycle + 1 if prev is not None else 1
-    s.clocks[metric] = schedule(Clock(metric, cycle, RUNNING, at, 0, at), pol, is_paused(s, pol, metric))
+    s.put_clock(schedule(Clock(metric, cycle, RUNNING, at, 0, at), pol, is_paused(s, pol, metric)))
 
 
 def reschedule_all(s: TicketState, pol: CompiledPolicy | None) -> None:
     clocks = s.clocks
     per_metric = pol is not None and bool(pol.metric_pause)
     paused = paused_in(s.status, pol, "")
-    for c in clocks.values():
+    for c in clocks:
         if c.planned():
             c.next_at_ms, c.next_key = next_of(c, pol, paused_in(s.status, pol, c.metric) if per_metric else paused)
 
@@ -97,7 +97,7 @@ def reschedule_paused(s: TicketState, pol: CompiledPolicy | None, old_status: st
     long as it was not before ``at`` (thresholds before ``at`` fired before the event). The clocks the change
     pauses or resumes are re-planned."""
     status = s.status
-    for c in s.clocks.values():
+    for c in s.clocks:
         if not c.planned():
             continue
         paused = paused_in(status, pol, c.metric)
@@ -136,11 +136,12 @@ def next_of(c: Clock, pol: CompiledPolicy | None, paused: bool) -> tuple[int, st
         offset, key = th.offset_ms, th.key
         break
     if pol.ack_timeout_ms is not None:
-        for n, ack_elapsed in enumerate(c.acks, 1):
-            ack_key = f"ack{n}"
+        acks = c.acks
+        for i in range(len(acks)):  # (an index loop: ``enumerate`` is looked up among the builtins at each call)
+            ack_key = f"ack{i + 1}"
             if has_text(fired, ack_key):
                 continue
-            ack_offset = ack_elapsed + pol.ack_timeout_ms
+            ack_offset = acks[i] + pol.ack_timeout_ms
             if key is None or ack_offset < offset:
                 offset, key = ack_offset, ack_key
             break
@@ -168,7 +169,7 @@ def due_at(c: Clock, pol: CompiledPolicy | None, paused: bool) -> int | None:
 def next_at(s: TicketState) -> int | None:
     """The earliest cached next-threshold instant of the ticket's clocks."""
     best: int | None = None
-    for c in s.clocks.values():
+    for c in s.clocks:
         t = c.next_at_ms
         if t != NO_THRESHOLD and (best is None or t < best):
             best = t

@@ -281,18 +281,15 @@ def new_ticket(event: Event, policy: PolicySet) -> TicketState:
     return s
 
 
-def _first_clocks(status: str, at: int) -> dict[str, Clock]:
+def _first_clocks(status: str, at: int) -> list[Clock]:
     """The clocks a ticket (or an agreement instance) starts with: first response and resolution, running from
     ``at`` -- or already ended when it starts solved or closed."""
     if status in _DONE:
-        return {
-            "first_response": Clock("first_response", 1, STOPPED, at, 0, at, ended_ms=at),
-            "resolution": Clock("resolution", 1, ACHIEVED, at, 0, at, ended_ms=at),
-        }
-    return {
-        "first_response": Clock("first_response", 1, RUNNING, at, 0, at),
-        "resolution": Clock("resolution", 1, RUNNING, at, 0, at),
-    }
+        return [
+            Clock("first_response", 1, STOPPED, at, 0, at, ended_ms=at),
+            Clock("resolution", 1, ACHIEVED, at, 0, at, ended_ms=at),
+        ]
+    return [Clock("first_response", 1, RUNNING, at, 0, at), Clock("resolution", 1, RUNNING, at, 0, at)]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -467,7 +464,7 @@ def _set_status(s: TicketState, status: str, at: int, pol: CompiledPolicy | None
         _end(s, "first_response", STOPPED, at, pol, cmds)
         _end(s, "next_reply", STOPPED, at, pol, cmds)
         _end(s, "periodic_update", CANCELLED, at, pol, cmds)
-        for m in [m for m in s.clocks if m not in _BUILT_IN and m != FOLLOW_UP]:
+        for m in [c.metric for c in s.clocks if c.metric not in _BUILT_IN and c.metric != FOLLOW_UP]:
             _end(s, m, STOPPED, at, pol, cmds)  # a defined metric's clock stops with the ticket
         if status == "solved" and pol is not None and pol.follow_up is not None:
             start_cycle(s, FOLLOW_UP, at, pol)  # the feedback request, in ``after`` of open time
@@ -479,15 +476,16 @@ def _set_status(s: TicketState, status: str, at: int, pol: CompiledPolicy | None
         # same cycle with the open time it had, and the others stay as they ended.
         s.reopen_count += 1
         s.closed_ms = None
-        follow = s.clocks.get(FOLLOW_UP)
+        follow = s.clock(FOLLOW_UP)
         if follow is not None and follow.phase == RUNNING:  # a reopen cancels the pending feedback request
             follow.phase, follow.ended_ms, follow.next_at_ms, follow.next_key = CANCELLED, at, NO_THRESHOLD, None
-        for m, ended in list(s.clocks.items()):
+        for ended in list(s.clocks):
+            m = ended.metric
             mode = _reopen_mode(pol, m)
             if mode == "resume":
                 c = ended.copy()  # an ended clock may be shared with the state this one was cloned from
                 c.phase, c.ended_ms, c.mark_ms = RUNNING, None, at
-                s.clocks[m] = c
+                s.put_clock(c)
             elif mode == "restart":
                 start_cycle(s, m, at, pol)
     else:  # neither an end nor a reopen: only the clocks it pauses or resumes move
@@ -510,7 +508,7 @@ def _evaluate_clocks(s: TicketState, ps: PolicySet, at: int, cmds: list[Command]
         name = rule.name
         mark = "start:" + name
         starts = _holds(rule.start, s)
-        c = s.clocks.get(name)
+        c = s.clock(name)
         running = c is not None and c.phase == RUNNING
         if starts and not has_text(flags, mark) and not running and s.status not in _DONE:
             start_cycle(s, name, at, pol)
@@ -528,12 +526,12 @@ def _evaluate_clocks(s: TicketState, ps: PolicySet, at: int, cmds: list[Command]
 
 def _end(s: TicketState, metric: str, phase: str, at: int, pol: CompiledPolicy | None, cmds: list[Command]) -> None:
     """End the metric's running cycle (``phase``: achieved, stopped or cancelled) and report its outcome."""
-    c = s.clocks.get(metric)
+    c = s.clock(metric)
     if c is None or c.phase != RUNNING:
         return
+    # a running clock is the state's own (a clone copies it), so it is changed where it is
     c = checkpoint(c, at, pol, is_paused(s, pol, metric))
     c.phase, c.ended_ms, c.next_at_ms, c.next_key = phase, at, NO_THRESHOLD, None
-    s.clocks[metric] = c
     if s.escalations:
         reason = "clock_achieved" if phase == ACHIEVED else "clock_stopped"
         resolve(s, pol, at, cmds, reason, cause_is(f"clock:{metric}:{c.cycle}"))
@@ -560,7 +558,8 @@ def _end(s: TicketState, metric: str, phase: str, at: int, pol: CompiledPolicy |
 def _acknowledge(
     s: TicketState, data: EscalationAcknowledgedData, at: int, pol: CompiledPolicy | None, cmds: list[Command]
 ) -> None:
-    for m, clock in list(s.clocks.items()):
+    for clock in list(s.clocks):
+        m = clock.metric
         if clock.level == 0 or clock.phase != RUNNING:
             continue
         if len(clock.acks) >= MAX_ACKS:
@@ -574,7 +573,7 @@ def _acknowledge(
         paused = is_paused(s, pol, m)
         c = checkpoint(c, at, pol, paused)
         c.acks = c.acks + (c.elapsed_ms,)
-        s.clocks[m] = schedule(c, pol, paused)
+        schedule(c, pol, paused)  # (running: the state's own clock, changed where it is)
         if s.escalations:
             acknowledged(s, f"clock:{m}:{c.cycle}", data.by, at)
 
@@ -771,7 +770,7 @@ def _new_instance(s: TicketState, key: str, aps: PolicySet, at: int) -> TicketSt
 def _leave(inst: TicketState, at: int, aps: PolicySet, cmds: list[Command]) -> None:
     """The ticket left the instance's group: its running clocks end, achieved unless already breached."""
     pol = effective_policy(inst, aps)
-    for m in list(inst.clocks):
+    for m in [c.metric for c in inst.clocks]:
         _end(inst, m, ACHIEVED, at, pol, cmds)
     inst.flags = _add_flag(inst.flags, "left")
 
@@ -802,7 +801,7 @@ def _fire_due(s: TicketState, ps: PolicySet, limit: int, inclusive: bool, cmds: 
     while True:
         chosen: Clock | None = None
         best = 0
-        for c in s.clocks.values():
+        for c in s.clocks:
             t = c.next_at_ms
             if t == NO_THRESHOLD:
                 continue
@@ -840,7 +839,7 @@ def _fire(s: TicketState, c: Clock, pol: CompiledPolicy | None, ps: PolicySet, c
         cmds.append(Emit(NOTIFICATIONS, s.ticket_id, None, _ThresholdNote(s.facts(), c, th, at, due, pol, ps.version)))
     else:
         _escalate_ladder(s, c, th, at, due, pol, ps, cmds)
-    s.clocks[c.metric] = schedule(c, pol, paused)
+    schedule(c, pol, paused)  # (a clock with a threshold due is the state's own: changed where it is)
     s.watermark_ms = max(s.watermark_ms, at)
 
 

@@ -278,7 +278,7 @@ def requested(
     above the highest raised), bounded by what this requester may ask; functional to a team when one is named."""
     by = data.by
     assert by is not None
-    current = max((c.level for c in s.clocks.values()), default=0)
+    current = max((c.level for c in s.clocks), default=0)
     level = min(max(1, data.level if data.level is not None else current + 1), requests.max_level.get(by, 1))
     n = s.trigger_fires.get("@request", 0) + 1
     fires = dict(s.trigger_fires)

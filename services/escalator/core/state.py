@@ -269,14 +269,10 @@ def owned_agreements(s: TicketState) -> dict[str, TicketState]:
     return agreements
 
 
-def _owned_clocks(clocks: dict[str, Clock]) -> dict[str, Clock]:
-    """A clone's clocks: the dict copied whole (one copy of its table, cheaper than filling a new one), then each
-    clock the engine may change in place replaced by a copy of its own."""
-    out = dict(clocks)
-    for m, c in clocks.items():
-        if c.planned():
-            out[m] = c.copy()
-    return out
+def _owned_clocks(clocks: list[Clock]) -> list[Clock]:
+    """A clone's clocks: a list of its own, in which each clock the engine may change in place is a copy of its
+    own (the others are shared)."""
+    return [c.copy() if c.planned() else c for c in clocks]
 
 
 @dataclass(slots=True, init=False)
@@ -352,7 +348,9 @@ class TicketState:
     escalation_requested: bool = False
     policy_id: str | None = None
     policy_version: str = ""
-    clocks: dict[str, Clock] = field(default_factory=dict)
+    # one clock per metric (the metric's current cycle), in the order the metrics first started: a list, not a dict
+    # by metric -- a ticket has a handful, and a list is walked and searched for less than a dict costs
+    clocks: list[Clock] = field(default_factory=list)
     triggers_on: tuple[str, ...] = ()
     trigger_fires: dict[str, int] = field(default_factory=dict)
     seen: tuple[str, ...] = ()
@@ -400,7 +398,7 @@ class TicketState:
         escalation_requested: bool = False,
         policy_id: str | None = None,
         policy_version: str = "",
-        clocks: dict[str, Clock] | None = None,
+        clocks: list[Clock] | None = None,
         triggers_on: tuple[str, ...] = (),
         trigger_fires: dict[str, int] | None = None,
         seen: tuple[str, ...] = (),
@@ -436,7 +434,7 @@ class TicketState:
         self.escalation_requested = escalation_requested
         self.policy_id = policy_id
         self.policy_version = policy_version
-        self.clocks = clocks if clocks is not None else {}
+        self.clocks = clocks if clocks is not None else []
         self.triggers_on = triggers_on
         self.trigger_fires = trigger_fires if trigger_fires is not None else NO_FIRES
         self.seen = seen
@@ -456,7 +454,7 @@ class TicketState:
         """A copy the engine may change. The engine changes a running clock in place (one with a next threshold is
         running), so those are copied; an ended clock is changed only by a reopen, which copies it first, so ended
         clocks are shared, as are the containers the engine replaces instead of changing (fields, tags, escalation
-        records...). The clocks and agreements dicts are new: the engine adds to them."""
+        records...). The clocks list and agreements dict are new: the engine adds to them."""
         copy = TicketState(
             self.ticket_id,
             self.created_ms,
@@ -497,6 +495,23 @@ class TicketState:
         copy.next_hint = self.next_hint
         return copy
 
+    def clock(self, metric: str) -> Clock | None:
+        """The metric's clock (its current cycle), if it has one."""
+        for c in self.clocks:
+            if c.metric == metric:
+                return c
+        return None
+
+    def put_clock(self, clock: Clock) -> None:
+        """Make ``clock`` its metric's clock: in the place of the one it replaces, or after the others."""
+        clocks = self.clocks
+        metric = clock.metric
+        for i in range(len(clocks)):
+            if clocks[i].metric == metric:
+                clocks[i] = clock
+                return
+        clocks.append(clock)
+
     def snapshot(self) -> dict[str, Any]:
         """The ticket snapshot carried by escalations."""
         return self.facts().snapshot()
@@ -528,7 +543,7 @@ class TicketState:
         for name in STATE_FIELDS:
             value = getattr(self, name)
             if name == "clocks":
-                value = [c.to_list() for c in self.clocks.values()]
+                value = [c.to_list() for c in self.clocks]
             elif name == "agreements":
                 value = {k: a.to_dict() for k, a in self.agreements.items()}
             elif name == "escalations":
@@ -548,7 +563,7 @@ class TicketState:
                 continue
             value = d[name]
             if name == "clocks":
-                value = {c.metric: c for c in (Clock.from_list(v) for v in value)}
+                value = [Clock.from_list(v) for v in value]
             elif name == "agreements":
                 value = {k: TicketState.from_dict(v) for k, v in value.items()}
             elif name == "escalations":
@@ -588,7 +603,7 @@ class TicketState:
             self.escalation_requested,
             self.policy_id,
             self.policy_version,
-            [c.to_list() for c in self.clocks.values()],
+            [c.to_list() for c in self.clocks],
             list(self.triggers_on),
             self.trigger_fires,
             prefix,
@@ -617,7 +632,7 @@ class TicketState:
             self.instance,
             self.policy_id,
             self.policy_version,
-            [c.to_list() for c in self.clocks.values()],
+            [c.to_list() for c in self.clocks],
             self.watermark_ms,
             list(self.flags),
         ]
@@ -653,7 +668,7 @@ class TicketState:
             r[19],
             r[20],
             r[21],
-            {c.metric: c for c in clocks},
+            clocks,
             tuple(r[23]),
             r[24],
             tuple(prefix + k for k in r[26]) if prefix else tuple(r[26]),
@@ -666,7 +681,7 @@ class TicketState:
         if len(r) > 32:
             for v in r[32]:
                 inst = TicketState(s.ticket_id, s.created_ms, instance=v[0], policy_id=v[1], policy_version=v[2])
-                inst.clocks = {c.metric: c for c in (Clock.from_list(x) for x in v[3])}
+                inst.clocks = [Clock.from_list(x) for x in v[3]]
                 inst.watermark_ms, inst.flags = v[4], tuple(v[5])
                 if len(v) > 6:
                     inst.escalations = [EscalationRecord.from_list(x) for x in v[6]]

@@ -217,11 +217,11 @@ def advance_versioned(
 
 
 def _running(s: TicketState) -> bool:
-    for c in s.clocks.values():
+    for c in s.clocks:
         if c.phase == RUNNING:
             return True
     for inst in s.agreements.values():
-        for c in inst.clocks.values():
+        for c in inst.clocks:
             if c.phase == RUNNING:
                 return True
     return False

@@ -46,7 +46,7 @@ def upcoming(state: TicketState, policy: PolicySet, until_ms: int) -> list[dict[
             sync_instance(inst, s)
             sets.append(inst)
     for t in sets:
-        for c in t.clocks.values():
+        for c in t.clocks:
             if c.next_at_ms != NO_THRESHOLD and c.next_at_ms <= until_ms and c.next_key is not None:
                 rows.append((c.next_at_ms, c.metric, c.next_key, t.instance))
     return [
@@ -69,8 +69,8 @@ def upcoming(state: TicketState, policy: PolicySet, until_ms: int) -> list[dict[
 def _view(s: TicketState, policy: PolicySet, now_ms: int) -> dict[str, object]:
     pol = effective_policy(s, policy)
     clocks = []
-    for m in [*METRICS, *(k for k in s.clocks if k not in METRICS)]:  # the built-ins, then defined metrics
-        c = s.clocks.get(m)
+    for m in [*METRICS, *(c.metric for c in s.clocks if c.metric not in METRICS)]:  # built-ins, then defined
+        c = s.clock(m)
         if c is None:
             continue
         paused = is_paused(s, pol, m)

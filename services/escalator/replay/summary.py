@@ -423,7 +423,7 @@ class Summary:
             pol = by_id(s.policy_id)
             if pol is None:
                 continue
-            for c in s.clocks.values():
+            for c in s.clocks:
                 if c.phase != RUNNING or c.metric not in pol.targets:
                     continue
                 if c.metric == "resolution":
@@ -448,7 +448,7 @@ class Summary:
                 pol = None if aps is None else aps.by_id(inst.policy_id)
                 if pol is None:
                     continue
-                for c in inst.clocks.values():
+                for c in inst.clocks:
                     if c.phase == RUNNING and c.metric in pol.targets:
                         running = None if c.breached_at_ms is None else True
                         self._agreement_cycles[(tid, key, c.metric, c.cycle)] = running
