@@ -89,7 +89,19 @@ from .outputs import (
     ThresholdSkipped,
     notification,
 )
-from .plan import CompiledPolicy, Condition, Matcher, PolicySet, Threshold
+from .plan import (
+    READS_ALL,
+    READS_ATTRIBUTES,
+    READS_RATING,
+    READS_REOPENS,
+    READS_REQUESTED,
+    READS_UNANSWERED,
+    CompiledPolicy,
+    Condition,
+    Matcher,
+    PolicySet,
+    Threshold,
+)
 from .state import (
     ACHIEVED,
     CANCELLED,
@@ -182,7 +194,10 @@ def apply(
         _evaluate_clocks(s, policy, at, cmds)
     if policy.agreements:
         _agreements_event(s, event, at, policy, state is None, group_before, cmds)
-    _evaluate_triggers(s, policy, at, cmds)
+    if policy.triggers:
+        changed = READS_ALL if state is None or s.triggers_version != policy.version else _changes(event.kind)
+        _evaluate_triggers(s, policy, at, cmds, changed)
+        s.triggers_version = policy.version
     s.next_hint = _fire_all_due(s, policy, at, True, cmds)  # nothing below changes a clock
     s.watermark_ms = at
     s.last_event_ms = event.time_ms if event.time_ms > s.last_event_ms else s.last_event_ms
@@ -1053,11 +1068,31 @@ def _holds(c: Condition, s: TicketState) -> bool:
     return c.escalation_requested is None or s.escalation_requested == c.escalation_requested
 
 
-def _evaluate_triggers(s: TicketState, ps: PolicySet, at: int, cmds: list[Command]) -> None:
-    if not ps.triggers:
-        return
+def _changes(kind: int) -> int:
+    """What an event of the kind can change of what triggers read (``READS_*`` bits): what :func:`_mutate` changes
+    for it (nothing else an event does changes these). A ``ticket.created`` of a known ticket, and any other kind:
+    everything."""
+    if kind == KIND_COMMENTED:
+        return READS_UNANSWERED
+    if kind == KIND_STATUS_CHANGED:  # the status; a reopen; solved or closed clears an escalation request
+        return READS_ATTRIBUTES | READS_REOPENS | READS_REQUESTED
+    if kind == KIND_UPDATED:  # attributes, tags, fields, the group (and the reassignments), the assignee
+        return READS_ATTRIBUTES
+    if kind == KIND_RATED:
+        return READS_RATING
+    if kind in (KIND_ESCALATION_REQUESTED, KIND_ESCALATION_ACKNOWLEDGED):
+        return READS_REQUESTED
+    return READS_ALL
+
+
+def _evaluate_triggers(s: TicketState, ps: PolicySet, at: int, cmds: list[Command], changed: int) -> None:
+    """Test the triggers that read something in ``changed`` (``READS_*`` bits; each other one holds as it did when
+    last tested, which ``triggers_on`` records): a trigger fires when its condition becomes true, and re-arms when
+    it becomes false."""
     on = s.triggers_on
     for trig in ps.triggers:
+        if not trig.reads & changed:
+            continue
         holds = _holds(trig.when, s)
         active = has_text(on, trig.id)
         if holds and not active:

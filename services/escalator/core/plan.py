@@ -9,12 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Final
 
 from .calendar import Calendar
 from .durations import format_duration_ms
 
 __all__ = [
+    "READS_ALL",
+    "READS_ATTRIBUTES",
+    "READS_RATING",
+    "READS_REOPENS",
+    "READS_REQUESTED",
+    "READS_UNANSWERED",
     "Agreement",
     "CalendarChoice",
     "ClockRule",
@@ -30,6 +36,7 @@ __all__ = [
     "Threshold",
     "Trigger",
     "ZonedCalendar",
+    "condition_reads",
 ]
 
 Scalar = str | int | float | bool
@@ -163,6 +170,37 @@ class Condition:
     group_set: bool | None = None
 
 
+# What a trigger's condition reads, as bits of ``Trigger.reads``: the engine tests a trigger on an event only when
+# the event can change something it reads (or when it has not tested the policy's triggers on the ticket yet).
+READS_ATTRIBUTES: Final = 1  # the match (priority, group, status, tags, fields...), assignee/group set, reassignments
+READS_UNANSWERED: Final = 2  # the requester's unanswered messages
+READS_REOPENS: Final = 4
+READS_RATING: Final = 8
+READS_REQUESTED: Final = 16  # escalation requested
+READS_ALL: Final = 31
+
+
+def condition_reads(c: Condition) -> int:
+    """The ``READS_*`` bits of what the condition reads."""
+    reads = 0
+    if (
+        not c.matcher.empty
+        or c.reassignment_count_at_least is not None
+        or c.assignee_set is not None
+        or c.group_set is not None
+    ):
+        reads |= READS_ATTRIBUTES
+    if c.unanswered_at_least is not None:
+        reads |= READS_UNANSWERED
+    if c.reopen_count_at_least is not None:
+        reads |= READS_REOPENS
+    if c.rating_at_most is not None:
+        reads |= READS_RATING
+    if c.escalation_requested is not None:
+        reads |= READS_REQUESTED
+    return reads
+
+
 @dataclass(frozen=True, slots=True)
 class Trigger:
     id: str
@@ -172,6 +210,7 @@ class Trigger:
     notify: tuple[NotifyTarget, ...]
     reason: str  # trigger | requester_request
     requester_update: bool | None
+    reads: int = READS_ALL  # condition_reads(when), set where the policy is compiled (READS_ALL: tested always)
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,7 @@ from .plan import (
     Threshold,
     Trigger,
     ZonedCalendar,
+    condition_reads,
 )
 from .vocabulary import (
     DEFAULT_PAUSE_ON,
@@ -609,6 +610,20 @@ class Located:
 # Compiled, runtime form
 
 
+def _trigger(t: TriggerSpec) -> Trigger:
+    when = _condition(t.when)
+    return Trigger(
+        id=t.id,
+        when=when,
+        kind=t.escalate.kind,
+        level=t.escalate.level,
+        notify=tuple(_notify_target(n) for n in t.escalate.notify),
+        reason="requester_request" if t.when.escalation_requested else "trigger",
+        requester_update=t.requester_update,
+        reads=condition_reads(when),
+    )
+
+
 def _notify_target(spec: NotifyTargetSpec) -> NotifyTarget:
     for key in ("role", "team", "user", "group"):
         value = getattr(spec, key)
@@ -833,18 +848,7 @@ def compile_policy(spec: PolicyFileSpec, *, version: str, source: str) -> Policy
         if c.timezone == "requester"
     }
     compiled = _compile_policies(spec.policies, calendars, zoned, spec.metrics)
-    triggers = tuple(
-        Trigger(
-            id=t.id,
-            when=_condition(t.when),
-            kind=t.escalate.kind,
-            level=t.escalate.level,
-            notify=tuple(_notify_target(n) for n in t.escalate.notify),
-            reason="requester_request" if t.when.escalation_requested else "trigger",
-            requester_update=t.requester_update,
-        )
-        for t in spec.triggers
-    )
+    triggers = tuple(_trigger(t) for t in spec.triggers)
     incidents = tuple(
         IncidentRule(
             id=r.id,

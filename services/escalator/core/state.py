@@ -374,6 +374,11 @@ class TicketState:
     # (NO_THRESHOLD: none), so that next_deadline and the next apply need not walk the clocks again; NOT_NOTED after
     # anything else changed the clocks.
     next_hint: int = field(default=NOT_NOTED, compare=False, repr=False)
+    # Not part of the state either (a clone keeps it): the version of the policy file whose triggers the engine last
+    # tested on the ticket ("": none, e.g. a state read back from its stored form). While the version applying is
+    # that one, ``triggers_on`` holds exactly the triggers whose condition held then, so an event need only test
+    # the triggers that read something the event can change.
+    triggers_version: str = field(default="", compare=False, repr=False)
 
     def __init__(
         self,
@@ -449,6 +454,7 @@ class TicketState:
         self.trace = trace
         self.timeline = timeline
         self.next_hint = NOT_NOTED
+        self.triggers_version = ""
 
     def clone(self) -> TicketState:
         """A copy the engine may change. The engine changes a running clock in place (one with a next threshold is
@@ -493,6 +499,7 @@ class TicketState:
             self.timeline,
         )
         copy.next_hint = self.next_hint
+        copy.triggers_version = self.triggers_version
         return copy
 
     def clock(self, metric: str) -> Clock | None:
