@@ -35,12 +35,9 @@ from .clocks import (
     start_cycle,
 )
 from .envelopes import (
-    CreatedData,
     DeescalatedData,
     EscalationAcknowledgedData,
     EscalationRequestedData,
-    RatedData,
-    StatusChangedData,
     TicketChanges,
     UpdatedData,
 )
@@ -279,9 +276,9 @@ def new_ticket(event: Event, policy: PolicySet) -> TicketState:
     at = event.time_ms
     s = TicketState(ticket_id=event.ticket_id, created_ms=at, watermark_ms=at, last_event_ms=at)
     if event.kind == KIND_CREATED:
-        data = cast(CreatedData, event.data)
+        data = event.data_fields()
         _take_attributes(s, data)
-        s.status = data.status
+        s.status = data["status"]
     else:
         s.status = "open"
         s.flags = ("implicit",)
@@ -315,7 +312,7 @@ def _mutate(s: TicketState, event: Event, at: int, ps: PolicySet, cmds: list[Com
     data = event.data
     kind = event.kind  # the class of ``data`` (the casts below are for the type checker; they cost nothing)
     if kind == KIND_COMMENTED:
-        comment = data.__dict__  # two fields read: one hook call (see _take_attributes)
+        comment = event.data_fields()  # (read as a dict: see Event.data_fields)
         if not comment["public"]:
             return
         if comment["author"] == "agent":
@@ -332,21 +329,22 @@ def _mutate(s: TicketState, event: Event, at: int, ps: PolicySet, cmds: list[Com
                 start_cycle(s, "next_reply", at, effective_policy(s, ps))
         return
     if kind == KIND_RATED:  # (the policy is looked up only where it is used: most events are these few)
-        s.rating = cast(RatedData, data).score
+        s.rating = event.data_fields()["score"]
         return
     pol = effective_policy(s, ps)
     if kind == KIND_STATUS_CHANGED:
-        _set_status(s, cast(StatusChangedData, data).status, at, pol, cmds)
+        _set_status(s, event.data_fields()["status"], at, pol, cmds)
         return
     if kind == KIND_UPDATED:
         _update(s, cast(UpdatedData, data).changes, at, ps, pol)
         return
     if kind == KIND_CREATED:
-        created = cast(CreatedData, data)
+        created = event.data_fields()
         s.created_ms = min(s.created_ms, event.time_ms)
         _take_attributes(s, created)
-        if created.status != s.status and not has_text(s.flags, "duplicate_created"):
-            _set_status(s, created.status, at, pol, cmds)
+        status = created["status"]
+        if status != s.status and not has_text(s.flags, "duplicate_created"):
+            _set_status(s, status, at, pol, cmds)
         _reselect(s, ps, at, pol)
         return
     if kind == KIND_ESCALATION_ACKNOWLEDGED:
@@ -434,11 +432,11 @@ def _drop_oldest_ended(s: TicketState, cmds: list[Command]) -> None:
             return
 
 
-def _take_attributes(s: TicketState, data: CreatedData) -> None:
-    """The attributes a ``ticket.created`` sets (status is handled by the caller). Read from the validated models'
-    field dicts: each attribute read on a pydantic model goes through its ``__getattr__`` hook, a dict read does
-    not (tests/unit/test_envelopes_fields.py checks that the dicts hold exactly the models' fields)."""
-    d = data.__dict__
+def _take_attributes(s: TicketState, d: dict[str, Any]) -> None:
+    """The attributes a ``ticket.created`` sets (status is handled by the caller), from its data's fields (``d``,
+    Event.data_fields). Read from the validated models' field dicts: each attribute read on a pydantic model goes
+    through its ``__getattr__`` hook, a dict read does not (tests/unit/test_envelopes_fields.py checks that the
+    dicts hold exactly the models' fields)."""
     r = d["requester"].__dict__
     s.priority = d["priority"]
     s.requester_id = r["id"]

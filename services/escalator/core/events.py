@@ -97,6 +97,9 @@ class Event:
     data: EventData
     traceparent: str | None = None  # the CloudEvents distributed-tracing extension, when valid (W3C trace context)
     kind: int = field(default=KIND_OTHER, compare=False, repr=False)  # derived from ``data``: see KIND_OTHER
+    # ``data``'s fields by name: the model's own dict, once read (see data_fields); the decoder sets it when its
+    # memo of validated payloads holds it, so that events of the same small payload share one read
+    values: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def __init__(
         self,
@@ -116,6 +119,16 @@ class Event:
         self.data = data
         self.traceparent = traceparent
         self.kind = _kind_of(data)  # (``type`` is a parameter here)
+        self.values = None
+
+    def data_fields(self) -> dict[str, Any]:
+        """``data``'s fields by name (the validated model's own dict; tests/unit/test_envelopes_fields.py checks
+        that it holds exactly the model's fields): what the engine reads of the data. Each attribute read on a
+        pydantic model goes through its ``__getattr__`` hook, a few hundred instructions; a dict read does not."""
+        values = self.values
+        if values is None:
+            values = self.values = self.data.__dict__
+        return values
 
     @property
     def dedup_key(self) -> str:
@@ -307,10 +320,12 @@ def _fast_event(doc: dict[str, Any], etype: str) -> Event | None:
         return None
     try:
         time_ms = parse_rfc3339_ms(time_text)
-        data = _validated_data(etype, doc["data"])
+        payload = _validated_data(etype, doc["data"])
     except (ValueError, ValidationError):  # ValidationError is a ValueError; both named for clarity
         return None
-    return Event(event_id, source, etype, time_ms, subject, data, trace_context(doc.get("traceparent")))
+    event = Event(event_id, source, etype, time_ms, subject, payload.data, trace_context(doc.get("traceparent")))
+    event.values = payload.values
+    return event
 
 
 def _wire_event(value: bytes) -> Event | None:
@@ -344,12 +359,14 @@ def _wire_event(value: bytes) -> Event | None:
         return None
     try:
         time_ms = parse_rfc3339_ms(time_text)
-        data = _raw_data(etype, data_bytes)
+        payload = _raw_data(etype, data_bytes)
     except (ValueError, ValidationError):  # orjson's JSONDecodeError is a ValueError, as is pydantic's error
         return None
-    if data is None:
+    if payload is None:
         return None
-    return Event(event_id, source, etype, time_ms, subject, data, trace_context(traceparent))
+    event = Event(event_id, source, etype, time_ms, subject, payload.data, trace_context(traceparent))
+    event.values = payload.values
+    return event
 
 
 def _compact_size(
@@ -384,15 +401,26 @@ def _compact_size(
 #: Event types whose valid payload always holds an object (a ticket's requester, the changes): never a small flat
 #: payload, so never looked up in or added to the memo (hashing a ticket's unique payload would be wasted).
 _NEVER_FLAT: Final = frozenset({"ticket.created", "ticket.updated"})
-#: The fast route's validated ``data`` of small flat payloads, per event type (``None``: a type in _NEVER_FLAT), by
-#: their raw JSON: a payload seen before (``{"status":"open"}``...) is neither parsed nor validated again (the models
-#: are frozen; one serves all).
-_raw_validated: Final[dict[str, dict[bytes, EventData] | None]] = {
+
+
+class _Payload:
+    """A validated ``data`` model and its fields dict (``Event.values``; ``None``: not read yet), as the memos keep
+    them (a compiled class: a memo hit hands over the object it holds; a tuple would be unpacked and built again)."""
+
+    def __init__(self, data: EventData, values: dict[str, Any] | None) -> None:
+        self.data = data
+        self.values = values
+
+
+#: The fast route's validated ``data`` of small flat payloads, with their fields dicts, per event type (``None``: a
+#: type in _NEVER_FLAT), by their raw JSON: a payload seen before (``{"status":"open"}``...) is neither parsed nor
+#: validated again (the models are frozen; one serves all).
+_raw_validated: Final[dict[str, dict[bytes, _Payload] | None]] = {
     name: None if name in _NEVER_FLAT else {} for name in ENVELOPES
 }
 
 
-def _raw_data(etype: str, raw: bytes) -> EventData | None:
+def _raw_data(etype: str, raw: bytes) -> _Payload | None:
     memo = _raw_validated[etype]
     if memo is not None:
         hit = memo.get(raw)
@@ -405,32 +433,36 @@ def _raw_data(etype: str, raw: bytes) -> EventData | None:
     if memo is not None and _memo_key(etype, data) is not None:  # what the value-keyed memo below keeps
         if len(memo) >= _VALIDATED_LIMIT:
             memo.clear()
-        memo[raw] = validated
-    return validated
+        payload = _Payload(validated, validated.__dict__)
+        memo[raw] = payload
+        return payload
+    return _Payload(validated, None)
 
 
 #: Validated ``data`` models of small flat payloads (``{"status": "open"}``, ``{"author": "agent", "public": true}``
-#: ...), which make up most of a ticket's events. The models are frozen, so one instance serves every event whose
-#: payload has the same keys, value types and values; pydantic still validates each distinct payload once.
-_validated: Final[dict[tuple[object, ...], EventData]] = {}
+#: ...), which make up most of a ticket's events, with their fields dicts. The models are frozen, so one instance
+#: serves every event whose payload has the same keys, value types and values; pydantic still validates each
+#: distinct payload once.
+_validated: Final[dict[tuple[object, ...], _Payload]] = {}
 _VALIDATED_LIMIT: Final = 4096
 _MEMO_MAX_KEYS: Final = 4
 _MEMO_MAX_TEXT: Final = 64
 
 
-def _validated_data(etype: str, data: object) -> EventData:
+def _validated_data(etype: str, data: object) -> _Payload:
     key = _memo_key(etype, data)
     if key is None:
         validated: EventData = DATA_VALIDATORS[etype].validate_python(data)
-        return validated
+        return _Payload(validated, None)
     hit = _validated.get(key)
     if hit is not None:
         return hit
     validated = DATA_VALIDATORS[etype].validate_python(data)
     if len(_validated) >= _VALIDATED_LIMIT:
         _validated.clear()
-    _validated[key] = validated
-    return validated
+    payload = _Payload(validated, validated.__dict__)
+    _validated[key] = payload
+    return payload
 
 
 def _memo_key(etype: str, data: object) -> tuple[object, ...] | None:
