@@ -119,7 +119,13 @@ def test_long_durations_cost_days_not_minutes() -> None:
 
 
 calendars = st.sampled_from(
-    [AMS, AMS_ALL_DAY, UTC247, Calendar("ny", "America/New_York", [NINE_TO_FIVE] * 5 + [[], []])]
+    [
+        AMS,
+        AMS_ALL_DAY,
+        UTC247,
+        Calendar("ny", "America/New_York", [NINE_TO_FIVE] * 5 + [[], []]),
+        Calendar("ny-late", "America/New_York", [[(0, 60), (540, 1020), (1020 + 60, 1440)]] * 6 + [[]]),
+    ]
 )
 instants = st.integers(min_value=ms("2025-01-01T00:00:00Z"), max_value=ms("2028-01-01T00:00:00Z"))
 durations = st.integers(min_value=0, max_value=200 * H)
@@ -160,3 +166,69 @@ def test_a_plan_survives_a_checkpoint_before_it(cal: Calendar, mark: int, left: 
     due = cal.add_open_ms(mark, left)
     at = min(mark + step, due)
     assert cal.add_open_ms(at, left - cal.elapsed_ms(mark, at)) == due
+
+
+def _fresh(cal: Calendar) -> Calendar:
+    """The same calendar, remembering nothing yet (every answer from a walk over its days)."""
+    week = [list(day) for day in cal.week]
+    return Calendar(cal.name, cal.timezone, week, sorted(cal.holidays))
+
+
+# Instants clustered around a few days (so that questions fall inside the interval an earlier one found, and in the
+# gaps around it), at minute and millisecond grain.
+_near = st.builds(
+    lambda day, offset: ms("2026-11-20T00:00:00Z") + day * 86_400_000 + offset,
+    st.sampled_from([0, 1, 3, 4, 128, 129, 136, 310]),
+    st.one_of(
+        st.integers(min_value=-6 * H, max_value=30 * H).map(lambda x: x - x % M),
+        st.integers(0, 30 * H),
+        st.builds(lambda n, d: n * 30 * M + d, st.integers(-12, 60), st.sampled_from([-1, 0, 1])),
+    ),
+)
+# Spans and durations, some ending on an opening or closing time or a millisecond either side of one.
+_spans = st.one_of(
+    st.integers(min_value=0, max_value=30 * H),
+    st.builds(lambda n, d: max(0, n * 30 * M + d), st.integers(0, 60), st.sampled_from([-1, 0, 1])),
+)
+_questions = st.lists(
+    st.tuples(st.sampled_from(["elapsed", "add"]), _near, _spans),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(cal=calendars, questions=_questions)
+def test_what_a_calendar_remembers_never_changes_an_answer(
+    cal: Calendar, questions: list[tuple[str, int, int]]
+) -> None:
+    """A calendar answers from the interval its last walk ended in when a question falls inside it: any sequence of
+    questions to one calendar gets the answers a calendar that remembers nothing gives to each (the
+    ny-late calendar opens until midnight, so its days spill past their UTC dates)."""
+    shared = _fresh(cal)
+    for kind, a, x in questions:
+        if kind == "elapsed":
+            assert shared.elapsed_ms(a, a + x) == _fresh(cal).elapsed_ms(a, a + x), (kind, a, x)
+        else:
+            assert shared.add_open_ms(a, x) == _fresh(cal).add_open_ms(a, x), (kind, a, x)
+
+
+def test_questions_at_the_edges_of_the_remembered_interval() -> None:
+    """After a walk that ended in Monday's 09:00-17:00 (the interval before it closed on Friday at 17:00), the
+    questions a millisecond either side of those edges get the walk's answers."""
+    fri_close, mon_open, mon_close = (ms(f"2026-11-{d}+01:00") for d in ("20T17:00:00", "23T09:00:00", "23T17:00:00"))
+
+    def remembering() -> Calendar:
+        cal = _fresh(AMS)
+        assert cal.elapsed_ms(ms("2026-11-23T08:00:00+01:00"), ms("2026-11-23T10:00:00+01:00")) == H
+        assert (cal._gap_s, cal._open_s, cal._open_e) == (fri_close, mon_open, mon_close)  # the premise
+        return cal
+
+    assert remembering().add_open_ms(mon_close - H, H) == mon_close
+    assert remembering().add_open_ms(mon_close - H, H + 1) == ms("2026-11-24T09:00:00.001+01:00")
+    assert remembering().elapsed_ms(mon_close - H, mon_close) == H
+    assert remembering().elapsed_ms(mon_close - H, mon_close + 1) == H
+    assert remembering().elapsed_ms(fri_close - 1, mon_open + H) == H + 1
+    assert remembering().add_open_ms(fri_close - 1, H) == mon_open + H - 1
+    assert remembering().elapsed_ms(fri_close, mon_open + H) == H
+    assert remembering().add_open_ms(fri_close, H) == mon_open + H

@@ -33,6 +33,9 @@ _WINDOW_DAYS: Final = 2048  # 5.6 years from 1.4 years before the first day aske
 # Longest search for open time before giving up: policy validation guarantees at least one open minute a week,
 # holidays are finite, and targets are bounded, so this is only a guard against a corrupt calendar.
 _MAX_SEARCH_DAYS: Final = 366 * 30
+#: No instant (the remembered interval's bounds before any walk): far outside any instant, in the compiled core's
+#: unboxed integer range.
+_NO_INSTANT: Final = -(1 << 61)
 
 Interval = tuple[int, int]
 
@@ -65,7 +68,20 @@ def _minutes(text: str, *, allow_24: bool) -> int:
 class Calendar:
     """A business-hours calendar. Instances are immutable apart from an internal, deterministic memo."""
 
-    __slots__ = ("_always", "_day_cache", "_tz", "_window", "_window_base", "holidays", "name", "timezone", "week")
+    __slots__ = (
+        "_always",
+        "_day_cache",
+        "_gap_s",
+        "_open_e",
+        "_open_s",
+        "_tz",
+        "_window",
+        "_window_base",
+        "holidays",
+        "name",
+        "timezone",
+        "week",
+    )
 
     def __init__(
         self,
@@ -96,6 +112,15 @@ class Calendar:
         # which is what the dict costs on the hot path); days outside the window use the dict.
         self._window: list[tuple[Interval, ...] | None] = []
         self._window_base = 0
+        # The open interval the last walk of elapsed_ms ended in, [_open_s, _open_e), and the end of the open interval
+        # before it, _gap_s (no open time in [_gap_s, _open_s)): a question within [_gap_s, _open_e] is answered from
+        # them without a walk. Events come in time order, so most checkpoints of the tickets fall in the calendar's
+        # current interval, as do the nearest deadlines. (Deadlines further off are not remembered: they would
+        # displace the current interval.) A fact about the calendar, whichever ticket's question found it: the
+        # answers are the walk's, whatever was asked before (tests/unit/test_calendar.py checks).
+        self._gap_s = _NO_INSTANT
+        self._open_s = _NO_INSTANT
+        self._open_e = _NO_INSTANT
 
     @property
     def always_open(self) -> bool:
@@ -112,19 +137,30 @@ class Calendar:
             return 0
         if self._always:
             return end_ms - start_ms
+        if self._gap_s <= start_ms and end_ms <= self._open_e:  # within the remembered interval and the gap before
+            s = self._open_s
+            return end_ms - (s if s > start_ms else start_ms) if end_ms > s else 0
         total = 0
         ordinal = _EPOCH_ORDINAL + start_ms // _DAY_MS - 1  # _first_ordinal(start_ms), inlined (hot path)
         last = _EPOCH_ORDINAL + end_ms // _DAY_MS + 1  # _last_ordinal(end_ms)
+        first = ordinal
         base = (ordinal - _EPOCH_ORDINAL) * _DAY_MS
+        before = _NO_INSTANT  # the end of the interval before the current one (_NO_INSTANT: none seen yet)
         while ordinal <= last:
             for s_off, e_off in self._day_at(ordinal):
                 e = base + e_off
                 if e <= start_ms:
+                    before = e
                     continue
                 s = base + s_off
                 if s >= end_ms:
+                    self._remember(before, s, e, first)
                     return total
                 total += (e if e < end_ms else end_ms) - (s if s > start_ms else start_ms)
+                if e >= end_ms:  # (every later interval starts at or after ``e``)
+                    self._remember(before, s, e, first)
+                    return total
+                before = e
             ordinal += 1
             base += _DAY_MS
         return total
@@ -135,6 +171,11 @@ class Calendar:
             return start_ms
         if self._always:
             return start_ms + duration_ms
+        if self._gap_s <= start_ms < self._open_e:  # from within the remembered interval or the gap before it
+            s = self._open_s
+            begin = s if s > start_ms else start_ms
+            if begin + duration_ms <= self._open_e:
+                return begin + duration_ms
         remaining = duration_ms
         ordinal = _EPOCH_ORDINAL + start_ms // _DAY_MS - 1  # _first_ordinal(start_ms), inlined (hot path)
         base = (ordinal - _EPOCH_ORDINAL) * _DAY_MS
@@ -175,6 +216,24 @@ class Calendar:
         return out
 
     # -- internals -------------------------------------------------------------------------------------------
+    def _remember(self, before: int, s: int, e: int, first: int) -> None:
+        """Remember the open interval ``[s, e)`` and the end ``before`` of the one before it. A walk (from day
+        ``first``) that met no interval before this one did not see that one: it is the last of the days before
+        ``first`` (those end before the days of the walk begin), looked for up to two weeks back."""
+        if before == _NO_INSTANT:
+            ordinal = first - 1
+            base = (ordinal - _EPOCH_ORDINAL) * _DAY_MS
+            for _ in range(14):
+                day = self._day_at(ordinal)
+                if day:
+                    before = base + day[-1][1]
+                    break
+                ordinal -= 1
+                base -= _DAY_MS
+            else:
+                return
+        self._gap_s, self._open_s, self._open_e = before, s, e
+
     def _day_at(self, ordinal: int) -> tuple[Interval, ...]:
         """The day's open intervals as offsets from the UTC start of its ordinal day (small integers: the compiled
         loops read them without unboxing epoch milliseconds; a zone's local day may start a day before or after)."""
