@@ -153,11 +153,9 @@ class Calendar:
                     before = e
                     continue
                 s = base + s_off
-                if s >= end_ms:
-                    self._remember(before, s, e, first)
-                    return total
-                total += (e if e < end_ms else end_ms) - (s if s > start_ms else start_ms)
-                if e >= end_ms:  # (every later interval starts at or after ``e``)
+                if s < end_ms:
+                    total += (e if e < end_ms else end_ms) - (s if s > start_ms else start_ms)
+                if e >= end_ms:  # the interval ``end_ms`` falls in or before (every later one starts after ``e``)
                     self._remember(before, s, e, first)
                     return total
                 before = e

@@ -323,9 +323,7 @@ def _fast_event(doc: dict[str, Any], etype: str) -> Event | None:
         payload = _validated_data(etype, doc["data"])
     except (ValueError, ValidationError):  # ValidationError is a ValueError; both named for clarity
         return None
-    event = Event(event_id, source, etype, time_ms, subject, payload.data, trace_context(doc.get("traceparent")))
-    event.values = payload.values
-    return event
+    return _event(event_id, source, etype, time_ms, subject, payload, trace_context(doc.get("traceparent")))
 
 
 def _wire_event(value: bytes) -> Event | None:
@@ -364,7 +362,14 @@ def _wire_event(value: bytes) -> Event | None:
         return None
     if payload is None:
         return None
-    event = Event(event_id, source, etype, time_ms, subject, payload.data, trace_context(traceparent))
+    return _event(event_id, source, etype, time_ms, subject, payload, trace_context(traceparent))
+
+
+def _event(
+    event_id: str, source: str, etype: str, time_ms: int, subject: str, payload: _Payload, traceparent: str | None
+) -> Event:
+    """The fast routes' event: its data and, when the memo holds it, the data's fields dict."""
+    event = Event(event_id, source, etype, time_ms, subject, payload.data, traceparent)
     event.values = payload.values
     return event
 
